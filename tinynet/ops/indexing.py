@@ -1,0 +1,79 @@
+"""Indexing: ``x[index]`` (slices, integers, integer arrays, boolean masks) and its adjoint,
+``index_add`` (scatter-add into zeros), plus ``x[index] = value`` for tensors outside the graph.
+
+``GetItem`` and ``IndexAdd`` are each other's gradient, so indexing is differentiable to any order.
+Repeated integer indices accumulate: ``x[[0, 0]].sum()`` gives ``x.grad[0] == 2``.
+"""
+
+from __future__ import annotations
+
+from ..autograd import Function, is_grad_enabled
+from ..tensor import Tensor, unary_operand
+
+
+class GetItem(Function):
+    """x[index]  ->  grad_x = zeros like x, with g added at index (repeats accumulate)"""
+
+    @staticmethod
+    def forward(ctx, x, index=None):
+        ctx.shape = x.shape
+        ctx.index = index
+        return x[index]
+
+    @staticmethod
+    def backward(ctx, g):
+        return ctx.xp.index_add(ctx.shape, ctx.index, g)
+
+
+class IndexAdd(Function):
+    """zeros(shape) with values added at index  ->  grad_values = g[index]"""
+
+    @staticmethod
+    def forward(ctx, values, shape=None, index=None):
+        ctx.index = index
+        return ctx.xp.index_add(shape, index, values)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g[ctx.index]
+
+
+def _raw_index(index, device, op: str):
+    """Tensors inside an index become arrays of the same device (transfers stay explicit)."""
+    if isinstance(index, Tensor):
+        if index.device is not device:
+            raise RuntimeError(f"{op}: index tensor on {index.device}, indexed tensor on {device}")
+        if index.dtype.kind not in "biu":
+            raise IndexError(f"{op}: tensors used as indices must be integer or bool, got "
+                             f"{index.dtype}")
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(_raw_index(i, device, op) for i in index)
+    return index
+
+
+def getitem(x, index) -> Tensor:
+    x = unary_operand(x)
+    return GetItem.apply(x, index=_raw_index(index, x.device, "getitem"))
+
+
+def index_add(values, shape, index) -> Tensor:
+    """A tensor of zeros of ``shape`` with ``values`` added at ``index`` (differentiable)."""
+    values = unary_operand(values)
+    return IndexAdd.apply(values, shape=tuple(shape), index=_raw_index(index, values.device,
+                                                                       "index_add"))
+
+
+def setitem(x: Tensor, index, value) -> None:
+    """In-place ``x[index] = value``, allowed where no gradient can be affected: on tensors outside
+    the graph (no grad_fn, and not requiring grad unless inside ``no_grad``)."""
+    if x.grad_fn is not None or (x.requires_grad and is_grad_enabled()):
+        raise RuntimeError("setitem: in-place assignment into a tensor that is part of the autograd "
+                           "graph is not supported; build the result out of place (tn.where, "
+                           "tn.cat) or assign inside tn.no_grad() to a leaf")
+    index = _raw_index(index, x.device, "setitem")
+    if isinstance(value, Tensor):
+        if value.device is not x.device:
+            raise RuntimeError(f"setitem: value on {value.device}, tensor on {x.device}")
+        value = value.data
+    x.data[index] = value

@@ -1,0 +1,596 @@
+"""The ``Tensor``: a backend array, the device it lives on, and its place in the autograd graph.
+
+Every operator and method is written out in the class body and forwards to one function in
+``tinynet.ops`` (where the forward and backward formulas live). Creation helpers (``tn.zeros``, ...)
+are in ``creation.py``; the graph machinery in ``autograd.py``.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+from . import backend
+from .backend import Device
+
+_INT_KINDS = "biu"
+
+
+class Tensor:
+    """An n-dimensional array that records the ops applied to it, for reverse-mode autograd.
+
+    ``tn.tensor(data, dtype=None, device=None, requires_grad=False)`` is the usual way to make one.
+    ``.data`` is the raw backend array (``numpy.ndarray`` on CPU, ``cupy.ndarray`` on CUDA).
+
+    Example:
+        >>> x = tn.tensor([[1.0, 2.0]], requires_grad=True)
+        >>> (x * x).sum().backward()
+        >>> x.grad
+        tensor([[2., 4.]])
+    """
+
+    __slots__ = ("_data", "_device", "_requires_grad", "grad", "grad_fn", "_hooks", "name",
+                 "__weakref__")
+    __array_priority__ = 1000  # NumPy defers ``ndarray + Tensor`` to Tensor.__radd__
+
+    def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
+        from .creation import _to_array  # noqa: PLC0415 - creation imports this module
+
+        arr, dev = _to_array(data, dtype, device)
+        self._data = arr
+        self._device = dev
+        self._requires_grad = False
+        self.grad = None
+        self.grad_fn = None
+        self._hooks = None
+        self.name = None
+        if requires_grad:
+            self.requires_grad = True
+
+    @classmethod
+    def _make(cls, data, device: Device, requires_grad: bool = False, grad_fn=None) -> Tensor:
+        """Wrap an array already on ``device`` (the fast path every op uses)."""
+        t = object.__new__(cls)
+        t._data = data
+        t._device = device
+        t._requires_grad = requires_grad
+        t.grad = None
+        t.grad_fn = grad_fn
+        t._hooks = None
+        t.name = None
+        return t
+
+    # --- basic properties -------------------------------------------------------------------
+    @property
+    def data(self):
+        """The raw backend array. Assigning replaces it (same device) without touching the graph."""
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        if isinstance(value, Tensor):
+            value = value._data
+        if not isinstance(value, self._device.array_type):
+            raise TypeError(f"Tensor.data must be a {self._device.array_type.__name__} on "
+                            f"{self._device}, got {type(value).__name__}")
+        self._data = value
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool):
+        value = bool(value)
+        if value and self._data.dtype.kind not in "fc":
+            raise TypeError(f"only floating-point tensors can require gradients, this one is "
+                            f"{self._data.dtype}; convert it first, e.g. x.float()")
+        if not value and self.grad_fn is not None:
+            raise RuntimeError("requires_grad can only be turned off on leaf tensors; use "
+                               "detach() for a non-leaf")
+        self._requires_grad = value
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors made by the user (not by an op that records a graph)."""
+        return self.grad_fn is None
+
+    @property
+    def shape(self) -> tuple:
+        return self._data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    @property
+    def dtype(self):
+        return self._data.dtype
+
+    @property
+    def device(self) -> Device:
+        return self._device
+
+    @property
+    def is_cuda(self) -> bool:
+        return self._device.type == "cuda"
+
+    def size(self, dim: int | None = None):
+        """The shape (PyTorch's name), or the length of one dimension."""
+        return self._data.shape if dim is None else self._data.shape[dim]
+
+    def numel(self) -> int:
+        return self._data.size
+
+    def dim(self) -> int:
+        return self._data.ndim
+
+    def __len__(self) -> int:
+        if self._data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    # --- leaving the graph, leaving the device ------------------------------------------------
+    def detach(self) -> Tensor:
+        """A new tensor sharing this data, cut from the graph (``requires_grad=False``)."""
+        return Tensor._make(self._data, self._device)
+
+    def item(self):
+        """The value of a one-element tensor as a Python number (synchronises on the GPU)."""
+        if self._data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, this one has shape "
+                             f"{tuple(self.shape)}")
+        return self._data.item()
+
+    def tolist(self):
+        return self._data.tolist()
+
+    def numpy(self):
+        """The data as a NumPy array, sharing memory on CPU. A GPU tensor must be moved first."""
+        if self._device.type != "cpu":
+            raise TypeError(f"can't convert a {self._device} tensor to numpy: call .cpu() first to "
+                            "copy it to host memory (transfers are explicit)")
+        return self._data
+
+    def __array__(self, dtype=None, copy=None):
+        arr = self.numpy()
+        if dtype is not None and arr.dtype != dtype:
+            return arr.astype(dtype)
+        return arr.copy() if copy else arr
+
+    def __dlpack__(self, *args, **kwargs):
+        return self._data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self._data.__dlpack_device__()
+
+    def to(self, device=None, dtype=None) -> Tensor:
+        """Move to ``device`` and/or cast to ``dtype``; returns ``self`` when nothing changes.
+
+        ``t.to("cuda")``, ``t.to(tn.float64)``, ``t.to("cpu", tn.float32)``. Moving keeps the graph:
+        gradients flow back to the original device.
+        """
+        if dtype is None and device is not None and not isinstance(device, (str, Device)):
+            device, dtype = None, device  # t.to(tn.float64)
+        out = self
+        if dtype is not None:
+            out = _ops.cast(out, dtype)
+        if device is not None:
+            out = _ops.to_device(out, Device(device))
+        return out
+
+    def cpu(self) -> Tensor:
+        return self.to("cpu")
+
+    def cuda(self, index: int = 0) -> Tensor:
+        return self.to(Device("cuda", index))
+
+    def astype(self, dtype) -> Tensor:
+        return _ops.cast(self, dtype)
+
+    def float(self) -> Tensor:
+        return _ops.cast(self, backend.float32)
+
+    def double(self) -> Tensor:
+        return _ops.cast(self, backend.float64)
+
+    def long(self) -> Tensor:
+        return _ops.cast(self, backend.int64)
+
+    def int(self) -> Tensor:
+        return _ops.cast(self, backend.int32)
+
+    def bool(self) -> Tensor:
+        return _ops.cast(self, backend.bool_)
+
+    def clone(self) -> Tensor:
+        return _ops.clone(self)
+
+    # --- autograd entry points ----------------------------------------------------------------
+    def backward(self, gradient=None, retain_graph: bool | None = None,
+                 create_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into ``.grad`` of every leaf that requires grad.
+
+        ``gradient`` is required unless ``self`` has one element. The graph is freed afterwards unless
+        ``retain_graph=True``; ``create_graph=True`` makes the gradients differentiable.
+        """
+        _autograd.backward(self, gradient, retain_graph, create_graph)
+
+    def retain_grad(self) -> None:
+        """Keep this non-leaf tensor's gradient in ``.grad`` during backward."""
+        if self.grad_fn is None:
+            return  # leaves keep theirs anyway
+        import weakref  # noqa: PLC0415
+
+        self.grad_fn._retained = weakref.ref(self)
+
+    @property
+    def retains_grad(self) -> bool:
+        return self.grad_fn is not None and self.grad_fn._retained is not None
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` when this tensor's gradient is computed; a returned Tensor replaces it.
+
+        Returns a handle whose ``remove()`` unregisters the hook.
+        """
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self.grad_fn is not None:
+            if self.grad_fn._hooks is None:
+                self.grad_fn._hooks = []
+            hooks = self.grad_fn._hooks
+        else:
+            if self._hooks is None:
+                self._hooks = []
+            hooks = self._hooks
+        hooks.append(hook)
+        return _HookHandle(hooks, hook)
+
+    def zero_(self) -> Tensor:
+        """Fill with zeros in place (for ``.grad`` tensors and data preparation)."""
+        self._data[...] = 0
+        return self
+
+    # --- elementwise arithmetic (ops/elementwise.py) ------------------------------------------
+    def __add__(self, other):
+        return _ops.add(self, other)
+
+    def __radd__(self, other):
+        return _ops.add(other, self)
+
+    def __sub__(self, other):
+        return _ops.sub(self, other)
+
+    def __rsub__(self, other):
+        return _ops.sub(other, self)
+
+    def __mul__(self, other):
+        return _ops.mul(self, other)
+
+    def __rmul__(self, other):
+        return _ops.mul(other, self)
+
+    def __truediv__(self, other):
+        return _ops.div(self, other)
+
+    def __rtruediv__(self, other):
+        return _ops.div(other, self)
+
+    def __pow__(self, other):
+        return _ops.pow(self, other)
+
+    def __rpow__(self, other):
+        return _ops.pow(other, self)
+
+    def __neg__(self):
+        return _ops.neg(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return _ops.abs(self)
+
+    def __matmul__(self, other):
+        return _ops.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _ops.matmul(other, self)
+
+    # --- comparisons and logic: no gradient ---------------------------------------------------
+    def __eq__(self, other):
+        return _ops.eq(self, other)
+
+    def __ne__(self, other):
+        return _ops.ne(self, other)
+
+    def __lt__(self, other):
+        return _ops.lt(self, other)
+
+    def __le__(self, other):
+        return _ops.le(self, other)
+
+    def __gt__(self, other):
+        return _ops.gt(self, other)
+
+    def __ge__(self, other):
+        return _ops.ge(self, other)
+
+    def __and__(self, other):
+        return _ops.logical_and(self, other)
+
+    def __or__(self, other):
+        return _ops.logical_or(self, other)
+
+    def __invert__(self):
+        return _ops.logical_not(self)
+
+    __hash__ = object.__hash__  # identity, so tensors can key dicts despite elementwise ==
+
+    def __bool__(self) -> bool:
+        if self._data.size != 1:
+            raise RuntimeError(f"the truth value of a tensor with {self._data.size} elements is "
+                               "ambiguous; use .any() or .all()")
+        return bool(self._data)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def any(self) -> Tensor:
+        return Tensor._make(self._device.xp.asarray(self._data.any()), self._device)
+
+    def all(self) -> Tensor:
+        return Tensor._make(self._device.xp.asarray(self._data.all()), self._device)
+
+    # --- elementwise functions ----------------------------------------------------------------
+    def exp(self):
+        return _ops.exp(self)
+
+    def log(self):
+        return _ops.log(self)
+
+    def sqrt(self):
+        return _ops.sqrt(self)
+
+    def abs(self):
+        return _ops.abs(self)
+
+    def sin(self):
+        return _ops.sin(self)
+
+    def cos(self):
+        return _ops.cos(self)
+
+    def tanh(self):
+        return _ops.tanh(self)
+
+    def sigmoid(self):
+        return _ops.sigmoid(self)
+
+    def relu(self):
+        return _ops.relu(self)
+
+    def leaky_relu(self, negative_slope: float = 0.01):
+        return _ops.leaky_relu(self, negative_slope)
+
+    def gelu(self, approximate: str = "none"):
+        return _ops.gelu(self, approximate)
+
+    def softplus(self, beta: float = 1.0, threshold: float = 20.0):
+        return _ops.softplus(self, beta, threshold)
+
+    def erf(self):
+        return _ops.erf(self)
+
+    def clip(self, min=None, max=None):  # noqa: A002 - NumPy/PyTorch names
+        return _ops.clip(self, min, max)
+
+    clamp = clip
+
+    def maximum(self, other):
+        return _ops.maximum(self, other)
+
+    def minimum(self, other):
+        return _ops.minimum(self, other)
+
+    # --- reductions (ops/reduce.py) -----------------------------------------------------------
+    def sum(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
+        return _ops.sum(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def mean(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
+        return _ops.mean(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def var(self, axis=None, keepdims: bool = False, correction: int = 1, *, dim=None,
+            keepdim=None):
+        return _ops.var(self, axis, keepdims, correction, dim=dim, keepdim=keepdim)
+
+    def std(self, axis=None, keepdims: bool = False, correction: int = 1, *, dim=None,
+            keepdim=None):
+        return _ops.std(self, axis, keepdims, correction, dim=dim, keepdim=keepdim)
+
+    def max(self, axis=None, keepdims: bool = False):
+        return _ops.max(self, axis, keepdims)
+
+    def min(self, axis=None, keepdims: bool = False):
+        return _ops.min(self, axis, keepdims)
+
+    def logsumexp(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
+        return _ops.logsumexp(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def argmax(self, axis=None, keepdims: bool = False):
+        return _ops.argmax(self, axis, keepdims)
+
+    def argmin(self, axis=None, keepdims: bool = False):
+        return _ops.argmin(self, axis, keepdims)
+
+    def softmax(self, axis=-1, *, dim=None):
+        return _ops.softmax(self, axis, dim=dim)
+
+    def log_softmax(self, axis=-1, *, dim=None):
+        return _ops.log_softmax(self, axis, dim=dim)
+
+    # --- shape (ops/shape.py, ops/indexing.py) ------------------------------------------------
+    def reshape(self, *shape):
+        return _ops.reshape(self, shape[0] if len(shape) == 1 else shape)
+
+    view = reshape
+
+    def permute(self, *axes):
+        return _ops.permute(self, axes[0] if len(axes) == 1 else axes)
+
+    def transpose(self, dim0: int = -2, dim1: int = -1):
+        """Swap two dimensions (PyTorch's meaning; NumPy's full permutation is ``permute``)."""
+        return _ops.swapaxes(self, dim0, dim1)
+
+    def swapaxes(self, axis0: int, axis1: int):
+        return _ops.swapaxes(self, axis0, axis1)
+
+    @property
+    def T(self):
+        """All dimensions reversed (a matrix's transpose)."""
+        return _ops.permute(self, tuple(range(self.ndim - 1, -1, -1)))
+
+    @property
+    def mT(self):
+        """The last two dimensions swapped (a batch of matrices, each transposed)."""
+        return _ops.swapaxes(self, -2, -1)
+
+    def expand(self, *sizes):
+        return _ops.expand(self, *sizes)
+
+    def broadcast_to(self, shape):
+        return _ops.broadcast_to(self, shape)
+
+    def squeeze(self, axis=None, *, dim=None):
+        return _ops.squeeze(self, axis, dim=dim)
+
+    def unsqueeze(self, axis, *, dim=None):
+        return _ops.unsqueeze(self, axis if dim is None else dim)
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1):
+        return _ops.flatten(self, start_dim, end_dim)
+
+    def split(self, split_size_or_sections, axis: int = 0, *, dim=None):
+        return _ops.split(self, split_size_or_sections, axis, dim=dim)
+
+    def __getitem__(self, index):
+        return _ops.getitem(self, index)
+
+    def __setitem__(self, index, value):
+        _ops.setitem(self, index, value)
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
+    # --- display --------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        host = self._data if self._device.type == "cpu" else self._data.get()
+        body = backend.host_namespace().array2string(
+            host, separator=", ", prefix="tensor(", precision=4)
+        extras = []
+        if self._device.type != "cpu":
+            extras.append(f"device='{self._device}'")
+        if self._data.dtype != backend.get_default_dtype() and self._data.dtype.kind == "f":
+            extras.append(f"dtype={self._data.dtype}")
+        if self.grad_fn is not None:
+            extras.append(f"grad_fn=<{self.grad_fn.name}Backward>")
+        elif self._requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + ", ".join([body] + extras) + ")"
+
+
+class _HookHandle:
+    def __init__(self, hooks: list, hook):
+        self._hooks = hooks
+        self._hook = hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+def is_tensor(obj) -> bool:
+    return isinstance(obj, Tensor)
+
+
+def _scalar(value):
+    """Python scalars stay Python scalars (they adopt the tensor's dtype); NumPy scalars become
+    Python ones so that ``float32_tensor * np.float64(2)`` stays float32, as in PyTorch."""
+    if isinstance(value, (bool, int, float)):
+        return value if type(value) in (bool, int, float) else value.item()
+    if isinstance(value, numbers.Number) and hasattr(value, "item"):
+        return value.item()
+    return None
+
+
+def result_dtype(a, b):
+    """PyTorch's promotion: a float beats an integer; otherwise the wider type wins."""
+    if a == b:
+        return a
+    fa, fb = a.kind in "fc", b.kind in "fc"
+    if fa != fb:
+        return a if fa else b
+    return backend.host_namespace().result_type(a, b)
+
+
+def lift(x, like: Tensor):
+    """Make ``x`` something an op can take next to ``like``: a Tensor, or a Python scalar.
+
+    Arrays are wrapped (they must already be on ``like``'s device: transfers are explicit).
+    """
+    if isinstance(x, Tensor):
+        return x
+    s = _scalar(x)
+    if s is not None:
+        return s
+    if isinstance(x, (list, tuple)):
+        return Tensor(x, device=like._device)
+    dev = backend.device_of(x)
+    if dev is not like._device:
+        raise RuntimeError(f"an array on {dev} was combined with a tensor on {like._device}; move "
+                           f"it explicitly with tn.tensor(array, device='{like._device}')")
+    return Tensor._make(x, dev)
+
+
+def unary_operand(x) -> Tensor:
+    """A Tensor argument as is; anything else (list, number, array) becomes a new tensor."""
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def binary_operands(a, b):
+    """The two operands of a binary op, lifted and promoted to a common dtype."""
+    if isinstance(a, Tensor):
+        b = lift(b, a)
+    elif isinstance(b, Tensor):
+        a = lift(a, b)
+    else:
+        a = Tensor(a)
+        b = lift(b, a)
+    return promote(a, b)
+
+
+def promote(a, b):
+    """Bring two operands (Tensor or Python scalar, at least one Tensor) to a common dtype."""
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        da, db = a._data.dtype, b._data.dtype
+        if da != db:
+            dt = result_dtype(da, db)
+            a = a if da == dt else _ops.cast(a, dt)
+            b = b if db == dt else _ops.cast(b, dt)
+        return a, b
+    t, s, t_first = (a, b, True) if isinstance(a, Tensor) else (b, a, False)
+    if isinstance(s, float) and t._data.dtype.kind in _INT_KINDS:
+        t = _ops.cast(t, backend.get_default_dtype())  # int tensor * 0.5 -> float32, as PyTorch
+    return (t, s) if t_first else (s, t)
+
+
+from . import autograd as _autograd  # noqa: E402  (autograd and ops need Tensor defined first)
+from . import ops as _ops  # noqa: E402
