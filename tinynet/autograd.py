@@ -212,12 +212,14 @@ class Function:
             raise TypeError(f"{cls.__name__}: needs at least one Tensor input")
         record = record and _grad_mode.enabled and cls.differentiable
         ctx = Node(cls, device)
+        ctx.n_args = len(args)
         ctx.needs_input_grad = tuple(needs) if record else (False,) * len(needs)
         out = cls.forward(ctx, *arrays, **kwargs)
         if cls.moves_device:
             device = ctx.out_device
+        raw_out = out
         if type(out) is not device.array_type:
-            out = device.xp.asarray(out)  # NumPy reductions return scalars; keep arrays
+            out = device.xp.asarray(out)  # NumPy returns scalars for 0-d results; keep arrays
         if not record:
             return Tensor._make(out, device)
         if out.dtype.kind not in "fc":
@@ -231,7 +233,7 @@ class Function:
         ctx.metas = tuple((a._data.shape, a._data.dtype) if isinstance(a, Tensor) else None
                           for a in args[:n])
         if ctx._to_save:
-            ctx._saved = tuple(_saved_source(s, args, arrays, out) for s in ctx._to_save)
+            ctx._saved = tuple(_saved_source(s, args, arrays, raw_out, out) for s in ctx._to_save)
             ctx._to_save = ()
         else:
             ctx._saved = ()
@@ -241,10 +243,10 @@ class Function:
         return result
 
 
-def _saved_source(value, args, arrays, out):
+def _saved_source(value, args, arrays, raw_out, out):
     """Find where a saved array came from (an input Tensor or the output) by identity."""
-    if value is out:
-        return (value, _OUTPUT)
+    if value is out or value is raw_out:
+        return (out, _OUTPUT)
     for a, arr in zip(args, arrays):
         if arr is value and isinstance(a, Tensor):
             return (value, a)
@@ -383,9 +385,9 @@ def _call_backward(v: Node, g, tensor_xp):
         out = v.fn.backward(v, g)
     if not isinstance(out, tuple):
         out = (out,)
-    if len(out) < len(v.parents) or any(g is not None for g in out[len(v.parents):]):
-        raise RuntimeError(f"{v.name}.backward returned {len(out)} gradient(s) for "
-                           f"{len(v.parents)} input(s) (trailing non-tensor inputs get None)")
+    if not len(v.parents) <= len(out) <= v.n_args:
+        raise RuntimeError(f"{v.name}.backward returned {len(out)} gradient(s) for {v.n_args} "
+                           f"input(s); return one per input (None for non-tensor inputs)")
     return out
 
 

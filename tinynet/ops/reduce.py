@@ -7,6 +7,7 @@ Ties in ``max``/``min``: every element equal to the extreme shares the gradient 
 
 from __future__ import annotations
 
+import builtins
 import math
 
 from ..autograd import Function
@@ -20,7 +21,7 @@ def normalize_axes(axis, ndim: int):
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     out = []
     for a in axes:
-        if not -max(ndim, 1) <= a < max(ndim, 1):
+        if not -builtins.max(ndim, 1) <= a < builtins.max(ndim, 1):
             raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimension(s)")
         out.append(a % ndim if ndim else 0)
     if len(set(out)) != len(out):
