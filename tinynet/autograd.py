@@ -214,7 +214,10 @@ class Function:
         ctx = Node(cls, device)
         ctx.n_args = len(args)
         ctx.needs_input_grad = tuple(needs) if record else (False,) * len(needs)
-        out = cls.forward(ctx, *arrays, **kwargs)
+        try:
+            out = cls.forward(ctx, *arrays, **kwargs)
+        except (ValueError, TypeError, IndexError) as exc:
+            raise type(exc)(f"{cls.__name__}: {exc} (input shapes: {_shapes(args)})") from exc
         if cls.moves_device:
             device = ctx.out_device
         raw_out = out
@@ -251,6 +254,11 @@ def _saved_source(value, args, arrays, raw_out, out):
         if arr is value and isinstance(a, Tensor):
             return (value, a)
     return (value, None)
+
+
+def _shapes(args) -> str:
+    return ", ".join(f"{tuple(a.shape)} {a.dtype}" if isinstance(a, Tensor) else repr(a)
+                     for a in args)
 
 
 def _device_mismatch(op, args):

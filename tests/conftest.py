@@ -1,0 +1,62 @@
+"""Test set-up: the device every op test runs on, and the hypothesis profiles.
+
+Devices: ``cpu`` (NumPy), ``standin`` (NumPy behind CuPy's rules: proves the GPU code path has no
+stray host-NumPy call), and ``cuda`` (CuPy; skipped with a reason when CuPy or a GPU is missing).
+``pytest --device cuda`` runs the device-parametrised tests on one device only.
+
+Hypothesis profiles: ``ci`` (derandomized, bounded, no deadline; used by .ci/run through
+HYPOTHESIS_PROFILE=ci) and ``dev`` (the default locally: more examples, random).
+"""
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+import tinynet as tn
+
+settings.register_profile(
+    "ci", derandomize=True, max_examples=25, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile(
+    "dev", max_examples=100, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+ALL_DEVICES = ("cpu", "standin", "cuda")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--device", action="append", choices=ALL_DEVICES, default=None,
+                     help="run device-parametrised tests on this device only (repeatable)")
+
+
+def pytest_generate_tests(metafunc):
+    if "device" in metafunc.fixturenames:
+        chosen = metafunc.config.getoption("--device") or list(ALL_DEVICES)
+        params = [pytest.param(d, marks=[pytest.mark.gpu] if d == "cuda" else [], id=d)
+                  for d in chosen]
+        metafunc.parametrize("device", params, indirect=True)
+
+
+@pytest.fixture
+def device(request):
+    """The device name a test runs on; cuda is skipped with the reason when unusable."""
+    name = request.param
+    if name == "cuda" and not tn.cuda.is_available():
+        try:
+            import cupy  # noqa: F401
+            reason = "CuPy is installed but sees no CUDA device"
+        except ImportError:
+            reason = 'CuPy is not installed (pip install "tinynet[gpu]")'
+        pytest.skip(f"cuda: {reason}")
+    return name
+
+
+@pytest.fixture(autouse=True)
+def _restore_defaults():
+    """Tests that change the default device/dtype cannot leak into others."""
+    dev, dtype = tn.get_default_device(), tn.get_default_dtype()
+    yield
+    tn.set_default_device(dev)
+    tn.set_default_dtype(dtype)
