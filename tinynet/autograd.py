@@ -5,9 +5,9 @@ How it fits together:
 * ``Function.apply`` runs an op's ``forward`` on raw backend arrays and, when grad mode is on and an
   input requires grad, records a :class:`Node`: the op's ``ctx``, holding what ``backward`` needs.
 * ``Tensor.backward`` / :func:`grad` call :func:`run_backward`, which walks the nodes in reverse
-  topological order with an explicit work list (no recursion: a 100,000-op chain is fine), calls each
-  op's ``backward``, undoes broadcasting once (:func:`sum_to`), checks every gradient's shape and
-  dtype against its input, and accumulates into leaves.
+  topological order with an explicit work list (no recursion: a 100,000-op chain is fine), calls
+  each op's ``backward``, undoes broadcasting once (:func:`sum_to`), checks every gradient's shape
+  and dtype against its input, and accumulates into leaves.
 * Higher order: every ``backward`` is written once against ``ctx.xp``. In a first-order backward,
   ``ctx.xp`` is the device's array namespace and ``ctx.saved_tensors`` are raw arrays, so training
   pays nothing for higher-order support. Under ``create_graph=True`` the same formula runs with
@@ -103,9 +103,10 @@ class Node:
     """One recorded application of an op. It is the ``ctx`` that ``forward`` and ``backward`` share.
 
     Attributes an op may use: ``ctx.xp`` (array namespace), ``ctx.needs_input_grad`` (one bool per
-    positional input), ``ctx.save_for_backward(*arrays)`` / ``ctx.saved_tensors``, and any attribute
-    it sets itself (``ctx.axis = ...``). The engine uses ``fn``, ``parents`` (one entry per positional
-    input: the parent Node, the leaf Tensor, or None) and ``metas`` (input shape and dtype).
+    positional input), ``ctx.save_for_backward(*arrays)`` / ``ctx.saved_tensors``, and any
+    attribute it sets itself (``ctx.axis = ...``). The engine uses ``fn``, ``parents`` (one entry
+    per positional input: the parent Node, the leaf Tensor, or None) and ``metas`` (input shape and
+    dtype).
     """
 
     def __init__(self, fn, device):
@@ -139,8 +140,8 @@ class Node:
     def saved_tensors(self) -> tuple:
         if self._freed:
             raise RuntimeError(
-                f"{self.name}: trying to backward through the graph a second time (or to read saved "
-                "values after they were freed). The graph is freed by backward(); pass "
+                f"{self.name}: trying to backward through the graph a second time (or to read "
+                "saved values after they were freed). The graph is freed by backward(); pass "
                 "retain_graph=True to the first backward() to keep it.")
         if not self._tensor_mode:
             return tuple(array for array, _ in self._saved)
@@ -161,10 +162,11 @@ class Node:
 class Function:
     """Base class of every op: a static ``forward`` and ``backward`` side by side.
 
-    ``forward(ctx, *inputs, **params)`` receives raw backend arrays (NumPy or CuPy) for Tensor inputs
-    and returns one array. ``backward(ctx, grad_out)`` returns one gradient per positional input
-    (``None`` for inputs without one). Write array math through ``ctx.xp`` and the same ``backward``
-    works on the GPU and under ``create_graph=True``.
+    ``forward(ctx, *inputs, **params)`` receives raw backend arrays (NumPy or CuPy) for Tensor
+    inputs and returns one array. ``backward(ctx, grad_out)`` returns one gradient per positional
+    input (``None`` for inputs without one; trailing non-tensor inputs may be left out). Write
+    array math through ``ctx.xp`` and the same ``backward`` works on the GPU and under
+    ``create_graph=True``.
 
     Example:
         >>> class Cube(tn.Function):
@@ -228,7 +230,7 @@ class Function:
         if out.dtype.kind not in "fc":
             raise TypeError(f"{cls.__name__}: returned dtype {out.dtype}, which cannot carry a "
                             "gradient; mark the Function differentiable = False")
-        # Positional inputs up to the last Tensor get an edge; trailing parameters (axis, ...) don't.
+        # Positional inputs up to the last Tensor get an edge; trailing parameters (axis...) don't.
         n = max(i for i, a in enumerate(args) if isinstance(a, Tensor)) + 1
         ctx.parents = tuple(
             (a.grad_fn if a.grad_fn is not None else a) if need else None
@@ -280,6 +282,9 @@ def sum_to(grad, shape: tuple, op: str = "?"):
     if lead < 0:
         raise RuntimeError(f"{op}.backward: gradient of shape {tuple(grad.shape)} has fewer "
                            f"dimensions than its input {shape}")
+    if any(s != 1 and s != gs for s, gs in zip(shape, grad.shape[lead:])):
+        raise RuntimeError(f"{op}.backward: gradient of shape {tuple(grad.shape)} cannot be summed "
+                           f"to its input's shape {shape}")
     axes = tuple(range(lead)) + tuple(
         i + lead for i, s in enumerate(shape) if s == 1 and grad.shape[i + lead] != 1)
     if axes:
@@ -304,9 +309,10 @@ def _call_hooks(hooks, grad, create_graph, device):
     for hook in hooks:
         new = hook(g)
         if new is not None:
-            if not isinstance(new, Tensor) or new.shape != g.shape:
+            if not isinstance(new, Tensor) or new.shape != g.shape or new.dtype != g.dtype \
+                    or new.device is not g.device:
                 raise RuntimeError(f"a gradient hook must return None or a Tensor of shape "
-                                   f"{tuple(g.shape)}, got {new!r}")
+                                   f"{tuple(g.shape)}, dtype {g.dtype} on {g.device}; got {new!r}")
             g = new
     return g if create_graph else g._data
 
@@ -339,6 +345,7 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, capt
                 else:
                     deps[p] = 1
                     stack.append(p)
+    needed = None if capture is None else _needed_for(capture, deps)
 
     # 2. Seed the roots' gradients.
     grads: dict = {}
@@ -354,6 +361,8 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, capt
         while ready:
             v = ready.pop()
             g = grads.pop(v, None)
+            if needed is not None and v not in needed:
+                g = None  # tn.grad: nothing asked for lies below v; don't run its hooks or backward
             if type(v) is not Node:  # a leaf tensor
                 if g is not None:
                     _deliver_to_leaf(v, g, create_graph, capture)
@@ -362,11 +371,13 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, capt
             if g is not None:
                 if v._hooks:
                     g = _call_hooks(v._hooks, g, create_graph, v.device)
-                if v._retained is not None:
-                    _retain(v, g, create_graph)
-                if capture is not None and v in capture:
+                if capture is None:
+                    if v._retained is not None:
+                        _retain(v, g, create_graph)
+                elif v in capture:
                     capture[v] = g
-                grads_in = _call_backward(v, g, tensor_xp)
+                if needed is None or needed[v]:
+                    grads_in = _call_backward(v, g, tensor_xp)
             for i, p in enumerate(v.parents):
                 if p is None:
                     continue
@@ -378,6 +389,25 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, capt
                     ready.append(p)
             if not retain_graph:
                 v._release()
+
+
+def _needed_for(capture: dict, deps: dict) -> dict:
+    """For ``tn.grad``: the vertices that are requested inputs or lie above one. Maps each to
+    whether its backward must run (True when a requested input lies strictly below it)."""
+    consumers: dict = {}
+    for v in deps:
+        if type(v) is Node:
+            for p in v.parents:
+                if p is not None:
+                    consumers.setdefault(p, []).append(v)
+    needed = {k: False for k in capture if k in deps}
+    stack = list(needed)
+    while stack:
+        for c in consumers.get(stack.pop(), ()):
+            if c not in needed:
+                stack.append(c)
+            needed[c] = True
+    return needed
 
 
 def _call_backward(v: Node, g, tensor_xp):
@@ -393,7 +423,10 @@ def _call_backward(v: Node, g, tensor_xp):
         out = v.fn.backward(v, g)
     if not isinstance(out, tuple):
         out = (out,)
-    if not len(v.parents) <= len(out) <= v.n_args:
+    # One gradient per positional input; trailing parameters may be left out, and extra Nones are
+    # accepted so that one backward serves both apply(x, 2.0) and apply(x, scale=2.0).
+    extra = out[v.n_args:]
+    if len(out) < len(v.parents) or any(e is not None for e in extra):
         raise RuntimeError(f"{v.name}.backward returned {len(out)} gradient(s) for {v.n_args} "
                            f"input(s); return one per input (None for non-tensor inputs)")
     return out
@@ -445,8 +478,9 @@ def _root_grads(outputs, grad_outputs, create_graph):
         if g is None:
             if out._data.size != 1:
                 raise RuntimeError(
-                    f"grad can be implicitly created only for scalar outputs; got an output of shape "
-                    f"{tuple(out.shape)}: pass a gradient of that shape (e.g. backward(tn.ones_like(y)))")
+                    f"grad can be implicitly created only for scalar outputs; got an output of "
+                    f"shape {tuple(out.shape)}: pass a gradient of that shape (e.g. "
+                    f"backward(tn.ones_like(y)))")
             arr = out.device.xp.ones(out._data.shape, dtype=out._data.dtype)
         else:
             if isinstance(g, Tensor):
@@ -459,8 +493,8 @@ def _root_grads(outputs, grad_outputs, create_graph):
             else:
                 arr = out.device.xp.asarray(g, dtype=out._data.dtype)
             if arr.shape != out._data.shape:
-                raise RuntimeError(f"backward: gradient shape {tuple(arr.shape)} does not match the "
-                                   f"output shape {tuple(out.shape)}")
+                raise RuntimeError(f"backward: gradient shape {tuple(arr.shape)} does not match "
+                                   f"the output shape {tuple(out.shape)}")
             arr = arr.astype(out._data.dtype, copy=False)
         grads.append(Tensor._make(arr, out._device) if create_graph else arr)
     return grads

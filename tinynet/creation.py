@@ -34,25 +34,31 @@ def _to_array(data, dtype, device):
         except TypeError:  # lists, scalars, anything NumPy understands: host data
             src = Device("cpu")
             arr = _host_from_python(data, dtype)
-    if device is not None:
-        dst = Device(device)
-    else:  # host data goes to the default device; device data stays where it is
-        dst = backend.get_default_device() if src.type == "cpu" else src
+    dst = _target(src, device)
     if dtype is not None:
         dtype = backend.as_dtype(dtype)
         if arr.dtype != dtype:
             _check_lossless(arr, dtype, src)
             arr = arr.astype(dtype)
     arr = backend.to_device(arr, src, dst)
-    if isinstance(data, Tensor) and arr is data._data:
-        arr = arr.copy()  # tn.tensor(t) is a copy, never an alias of t's memory
+    if arr is data or (isinstance(data, Tensor) and arr is data._data):
+        arr = arr.copy()  # tn.tensor(a) is a copy, never an alias of the caller's memory (PyTorch)
     return arr, dst
+
+
+def _target(src: Device, device) -> Device:
+    """Where new data goes: ``device`` if given; else host data to the default device, device data
+    stays where it is."""
+    if device is not None:
+        return Device(device)
+    return backend.get_default_device() if src.type == "cpu" else src
 
 
 def _host_from_python(data, dtype):
     arr = backend.host_array(data)
-    if dtype is None and arr.dtype.kind == "f":
-        arr = arr.astype(backend.get_default_dtype())  # Python floats -> float32 by default
+    if dtype is None and arr.dtype.kind == "f" and not hasattr(data, "dtype"):
+        # Python floats -> float32 by default; a NumPy scalar keeps its dtype, like an array
+        arr = arr.astype(backend.get_default_dtype())
     if arr.dtype.kind not in "biufc":
         raise TypeError(f"tn.tensor: cannot make a tensor from {type(data).__name__} "
                         f"(NumPy reads it as dtype {arr.dtype})")
@@ -69,8 +75,8 @@ def _check_lossless(arr, dtype, src):
 
 
 def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """Make a tensor from data (lists, scalars, NumPy/CuPy arrays, another tensor: always a copy or a
-    transfer, never shared with a Tensor argument).
+    """Make a tensor from data: lists, scalars, NumPy/CuPy arrays, another tensor. Always a copy or
+    a transfer, never sharing the argument's memory (:func:`as_tensor` and :func:`from_numpy` do).
 
     Python floats become float32 (the default dtype); NumPy arrays keep their dtype, as in PyTorch.
 
@@ -81,10 +87,19 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
-    """Like :func:`tensor`, but returns ``data`` itself when it is already a matching Tensor."""
+    """Like :func:`tensor`, but without a copy where none is needed: a matching Tensor is returned
+    itself, and a NumPy/CuPy array already of the right dtype and device is shared, not copied."""
     if isinstance(data, Tensor) and (dtype is None or data.dtype == backend.as_dtype(dtype)) \
             and (device is None or data.device == Device(device)):
         return data
+    if not isinstance(data, Tensor) and hasattr(data, "dtype") and hasattr(data, "shape"):
+        try:
+            src = backend.device_of(data)
+        except TypeError:
+            src = None
+        if src is not None and _target(src, device) is src \
+                and (dtype is None or data.dtype == backend.as_dtype(dtype)):
+            return Tensor._make(data, src)
     return Tensor(data, dtype=dtype, device=device)
 
 

@@ -127,14 +127,12 @@ def _analytic_rows(fn, inputs, checked):
     for o, size in zip(outputs, sizes):
         for k in range(size):
             if o.requires_grad:
-                seeds = []
-                for other in live:
-                    onehot = host.zeros(other.shape, dtype=other.dtype)
-                    if other is o:
-                        onehot[_unravel(k, other.shape)] = 1
-                    seeds.append(Tensor(onehot, device=other.device))
-                grads = grad(live, [inputs[i] for i in checked], seeds, retain_graph=True,
-                             allow_unused=True)
+                # Seed this one output alone: fn may return the same Tensor twice (``a + b``'s
+                # first derivative is ``(v, v)``), and seeding by identity would count it twice.
+                onehot = host.zeros(o.shape, dtype=o.dtype)
+                onehot[_unravel(k, o.shape)] = 1
+                grads = grad([o], [inputs[i] for i in checked], [Tensor(onehot, device=o.device)],
+                             retain_graph=True, allow_unused=True)
                 for i, g in zip(checked, grads):
                     if g is not None:
                         _check_grad_meta(i, inputs[i], g)

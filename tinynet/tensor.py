@@ -250,8 +250,9 @@ class Tensor:
         return _HookHandle(hooks, hook)
 
     def zero_(self) -> Tensor:
-        """Fill with zeros in place (for ``.grad`` tensors and data preparation)."""
-        self._data[...] = 0
+        """Fill with zeros in place (for ``.grad`` tensors and data preparation). Refused, like
+        ``t[...] = 0``, on tensors in the graph: a leaf requiring grad only under ``no_grad``."""
+        _ops.setitem(self, Ellipsis, 0)
         return self
 
     # --- elementwise arithmetic (ops/elementwise.py) ------------------------------------------

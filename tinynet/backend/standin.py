@@ -88,6 +88,10 @@ class StandinArray:
 
     def __getattr__(self, name):
         # Methods (sum, reshape, astype, ...) run on the wrapped array with arguments unwrapped.
+        # Special names are not forwarded: NumPy would read ``__array_interface__`` and
+        # ``__array_struct__`` to make a host view of the data behind ``__array__``'s back.
+        if name.startswith("__"):
+            raise AttributeError(f"standin arrays have no attribute {name!r}")
         attr = getattr(self._a, name)
         if callable(attr):
             return _wrap_callable(attr, f"ndarray.{name}")
@@ -99,11 +103,13 @@ class StandinArray:
     def __setitem__(self, index, value):
         self._a[_unwrap(index, "indexing")] = _unwrap(value, "item assignment")
 
+    # DLPack has no "stand-in" device type. Exporting the wrapped array as CPU memory would hand
+    # host consumers (np.from_dlpack, torch CPU) a zero-copy view that a CUDA array never gives.
     def __dlpack__(self, *args, **kwargs):
-        return self._a.__dlpack__(*args, **kwargs)
+        raise BufferError(f"DLPack export of a device ('standin') array: {_NO_HOST}")
 
     def __dlpack_device__(self):
-        return self._a.__dlpack_device__()
+        raise BufferError(f"DLPack export of a device ('standin') array: {_NO_HOST}")
 
 
 def _binary(op, name):

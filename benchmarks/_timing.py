@@ -1,0 +1,199 @@
+"""Shared timing and environment helpers for the scripts in ``benchmarks/``.
+
+Every benchmark here follows the same recipe (nanoGPT's ``bench.py`` style): warm up first, then
+time many repeats with ``time.perf_counter`` and report the median with its spread. Each result is
+one JSON record that carries the machine and library versions it came from (:func:`environment`).
+
+Thread counts must be fixed *before* NumPy (OpenBLAS) and PyTorch are imported, so scripts that
+pin threads set the environment variables of :data:`THREAD_ENV_VARS` and run their measurements
+in a child process (see ``op_overhead.py``). :func:`blas_threads` reads back what OpenBLAS really
+uses, so a record never claims a thread count it did not run with.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import datetime
+import gc
+import os
+import platform
+import re
+import socket
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                   "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+# glibc returns every freed block above 128 KiB to the OS by default and maps a fresh one on the
+# next allocation; on VMs where a page fault costs microseconds this turns a 4 MB temporary into
+# milliseconds of faults, and which framework pays depends on allocation order. A high mmap/trim
+# threshold keeps freed memory for reuse, the steady state of a training loop.
+STEADY_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+
+
+def child_env(threads: int, steady_malloc: bool = True) -> dict:
+    """A copy of ``os.environ`` with every BLAS/OpenMP thread variable set to ``threads`` and, if
+    asked, glibc's allocator told to keep freed memory (:data:`STEADY_MALLOC_ENV`)."""
+    env = dict(os.environ)
+    for name in THREAD_ENV_VARS:
+        env[name] = str(threads)
+    if steady_malloc:
+        env.update(STEADY_MALLOC_ENV)
+    return env
+
+
+# --- timing ---------------------------------------------------------------------------------------
+
+
+def time_calls(fn: Callable[[], object], repeats: int, warmup: int) -> list[float]:
+    """Seconds per call of ``fn``: ``warmup`` untimed calls, then ``repeats`` timed ones.
+
+    The garbage collector stays on (a framework that makes many objects pays for it in real use
+    too), but a full collection runs before timing starts so that leftovers of earlier
+    measurements are not charged to this one.
+    """
+    for _ in range(warmup):
+        fn()
+    gc.collect()
+    samples = []
+    clock = time.perf_counter
+    for _ in range(repeats):
+        start = clock()
+        fn()
+        samples.append(clock() - start)
+    return samples
+
+
+def time_difference(fn: Callable[[int], object], n_short: int, n_long: int, repeats: int,
+                    warmup: int) -> tuple[list[float], list[float]]:
+    """Per-step seconds of ``fn(n)``, isolated from its fixed cost by differencing two lengths.
+
+    ``fn(n)`` does ``n`` steps plus some fixed work (setup, a final reduction, launching backward).
+    Each repeat times ``fn(n_short)`` and ``fn(n_long)`` back to back (so slow drifts of the
+    machine hit both alike) and yields ``(t_long - t_short) / (n_long - n_short)``.
+
+    Returns:
+        (per-step samples, fixed-cost samples ``t_short - n_short * per_step``), in seconds.
+    """
+    for _ in range(warmup):
+        fn(n_short)
+        fn(n_long)
+    gc.collect()
+    steps, fixed = [], []
+    clock = time.perf_counter
+    for _ in range(repeats):
+        start = clock()
+        fn(n_short)
+        mid = clock()
+        fn(n_long)
+        end = clock()
+        t_short, t_long = mid - start, end - mid
+        step = (t_long - t_short) / (n_long - n_short)
+        steps.append(step)
+        fixed.append(t_short - n_short * step)
+    return steps, fixed
+
+
+def summarize(samples: list[float], scale: float = 1.0) -> dict:
+    """Median, quartiles, min and max of ``samples`` (multiplied by ``scale``, e.g. 1e6 for us)."""
+    values = sorted(s * scale for s in samples)
+    if len(values) >= 2:
+        q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    else:
+        q1 = q3 = values[0]
+    return {"median": statistics.median(values), "q1": q1, "q3": q3, "min": values[0],
+            "max": values[-1], "repeats": len(values)}
+
+
+# --- the machine and the libraries ----------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_slug() -> str:
+    """A file-name-safe name for this kind of machine: the CPU model and its logical CPU count."""
+    slug = re.sub(r"[^a-z0-9]+", "-", cpu_model().lower()).strip("-") or "cpu"
+    return f"{slug}-{os.cpu_count()}cpu"
+
+
+def blas_threads() -> dict | None:
+    """The thread count OpenBLAS (the one NumPy loaded) reports, read through its C API.
+
+    Uses threadpoolctl when it is installed; otherwise looks for a loaded OpenBLAS in
+    /proc/self/maps and calls its ``*openblas_get_num_threads*`` function. Returns None when
+    neither works (another BLAS, another OS).
+    """
+    try:
+        import threadpoolctl  # noqa: PLC0415 - optional
+
+        return {"source": "threadpoolctl", "pools": threadpoolctl.threadpool_info()}
+    except ImportError:
+        pass
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        if not path.startswith("/"):
+            continue
+        lib = ctypes.CDLL(path)
+        for prefix in ("scipy_openblas_", "openblas_", ""):
+            for suffix in ("64_", ""):
+                name = f"{prefix}get_num_threads{suffix}" if prefix else "openblas_get_num_threads"
+                func = getattr(lib, name, None)
+                if func is not None:
+                    func.restype = ctypes.c_int
+                    return {"source": "ctypes", "library": path, "threads": func()}
+    return None
+
+
+def environment(torch_module=None) -> dict:
+    """Versions, machine and thread settings, for the JSON record of every measurement."""
+    import numpy as np  # noqa: PLC0415 - imported late so callers can set thread variables first
+
+    blas = {}
+    try:
+        config = np.show_config(mode="dicts")
+        info = config["Build Dependencies"]["blas"]
+        blas = {k: info.get(k) for k in ("name", "version", "openblas configuration")}
+    except Exception:  # noqa: BLE001 - older NumPy: no dict mode; the record just lacks it
+        pass
+    env = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "hostname": socket.gethostname(),
+        "cpu": cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "blas": blas,
+        "blas_runtime": blas_threads(),
+        "thread_env": {k: os.environ.get(k) for k in THREAD_ENV_VARS},
+        "malloc_env": {k: os.environ.get(k) for k in STEADY_MALLOC_ENV},
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+    try:
+        import tinynet  # noqa: PLC0415
+
+        env["tinynet"] = getattr(tinynet, "__version__", "unknown")
+    except ImportError:
+        env["tinynet"] = None
+    if torch_module is not None:
+        env["torch"] = torch_module.__version__
+        env["torch_threads"] = torch_module.get_num_threads()
+    return env

@@ -1,0 +1,126 @@
+"""Every example runs, as a user would run it, and prints what it promises (so examples never rot).
+
+Each example is started in a fresh interpreter with the command its first line gives; the tests
+read its output and check the numbers in it.
+"""
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import tinynet as tn
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "examples").glob("[0-9][0-9]_*.py"))
+
+
+def run_example(name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    # The timeout only stops a hung example; it is far above any normal run time.
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / name), *args], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        pytest.fail(f"{name} {' '.join(args)} exited with {result.returncode}:\n{result.stderr}")
+    return result
+
+
+def test_examples_are_numbered_and_say_how_to_run_them():
+    assert [p.name[:2] for p in EXAMPLES] == [f"{i:02d}" for i in range(1, len(EXAMPLES) + 1)]
+    assert len(EXAMPLES) >= 3
+    for path in EXAMPLES:
+        first = path.read_text().splitlines()[0]
+        assert first.startswith(f"# Run: python examples/{path.name}"), (path.name, first)
+
+
+def test_01_autograd_basics():
+    out = run_example("01_autograd_basics.py").stdout
+    checks = re.findall(r"matches by hand: (True|False)", out)
+    assert checks == ["True"] * 6, out
+    assert "inside no_grad, z.requires_grad = False" in out
+    assert "outside,       (x * 2).requires_grad = True" in out
+    assert re.search(r"^gradcheck\(.*\)\s*: True$", out, re.M)
+    assert re.search(r"^gradgradcheck\(.*\)\s*: True$", out, re.M)
+    assert "y = 19.0" in out  # sum(w x^2 + 3 w) at the example's values, by hand
+
+
+def test_02_custom_op():
+    out = run_example("02_custom_op.py").stdout
+    assert "same as composing x * x.sigmoid(): True" in out
+    assert re.search(r"gradcheck\(silu\)\s*: True", out)
+    assert re.search(r"gradgradcheck\(silu\)\s*: True", out)
+    assert "inside a bigger expression: True" in out
+    assert re.search(r"gradcheck\(buggy\)\s*: False", out)  # the broken backward is caught
+    assert re.search(r"GradcheckError: gradcheck failed for input 0", out)
+    assert "gradcheck True but gradgradcheck False" in out
+    assert "device standin gradient equal to the CPU one: True" in out
+
+
+def _mlp_report(out: str) -> dict:
+    losses = [float(v) for v in re.findall(r"^epoch\s+\d+\s+loss (\S+)", out, re.M)]
+    train = re.search(r"^final train accuracy (\S+)", out, re.M)
+    held_out = re.search(r"^final held-out accuracy (\S+)", out, re.M)
+    assert train and held_out, out
+    return {"losses": losses, "train": float(train.group(1)), "held_out": float(held_out.group(1))}
+
+
+def test_03_train_mlp_reaches_95_percent_on_held_out_points():
+    out = run_example("03_train_mlp.py").stdout
+    report = _mlp_report(out)
+    assert len(report["losses"]) == 60  # one line per epoch
+    assert report["losses"][0] > 0.5  # starts near ln 3, a guess among three classes
+    assert report["losses"][-1] < 0.2 * report["losses"][0]
+    assert report["train"] >= 0.95
+    assert report["held_out"] >= 0.95, out
+
+
+def _without_timing(out: str) -> str:
+    return "\n".join(line for line in out.splitlines()
+                     if not line.startswith(("device ", "trained ")))
+
+
+def test_03_train_mlp_is_deterministic_and_device_independent():
+    short = ("--epochs", "3")
+    cpu = run_example("03_train_mlp.py", *short).stdout
+    assert len(_mlp_report(cpu)["losses"]) == 3
+    assert _without_timing(run_example("03_train_mlp.py", *short).stdout) == _without_timing(cpu)
+    standin = run_example("03_train_mlp.py", *short, "--device", "standin").stdout
+    assert "device standin" in standin
+    assert _without_timing(standin) == _without_timing(cpu)  # same seed, same numbers
+    other_seed = run_example("03_train_mlp.py", *short, "--seed", "1").stdout
+    assert _without_timing(other_seed) != _without_timing(cpu)
+
+
+@pytest.mark.skipif(tn.cuda.is_available(), reason="a GPU is usable here")
+def test_03_train_mlp_on_cuda_without_a_gpu_says_what_to_install():
+    result = run_example("03_train_mlp.py", "--epochs", "1", "--device", "cuda", check=False)
+    assert result.returncode != 0
+    if importlib.util.find_spec("cupy") is None:
+        assert "tinynet[gpu]" in result.stderr, result.stderr
+    else:
+        assert "CUDA" in result.stderr, result.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# docs/devices.md: every ```python block runs (and its asserts hold)
+# --------------------------------------------------------------------------------------------
+
+DEVICES_DOC = ROOT / "docs" / "devices.md"
+
+
+def _devices_doc_snippets() -> list:
+    """Each ```python block, padded with blank lines so tracebacks give its line in the file."""
+    text = DEVICES_DOC.read_text()
+    return [pytest.param("\n" * text.count("\n", 0, m.start(1)) + m.group(1), id=f"block{i}")
+            for i, m in enumerate(re.finditer(r"```python\n(.*?)```", text, flags=re.DOTALL))]
+
+
+def test_docs_devices_has_snippets():
+    assert len(_devices_doc_snippets()) >= 6
+
+
+@pytest.mark.parametrize("snippet", _devices_doc_snippets())
+def test_docs_devices_snippet_runs(snippet):
+    exec(compile(snippet, str(DEVICES_DOC), "exec"), {"__name__": "docs_devices"})  # noqa: S102

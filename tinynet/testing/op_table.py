@@ -1,0 +1,437 @@
+"""The op table: one entry per differentiable op and composite function of tinynet's public API.
+
+Each :class:`OpCase` says how to call tinynet, how to compute the same thing independently with
+NumPy in float64, which values each input may take (and why, where it is restricted), which shapes
+to draw, and whether second derivatives apply. ``tests/test_ops.py`` runs every entry through the
+same generic checks (forward against NumPy in float64 and float32, full-Jacobian gradcheck,
+gradgradcheck, gradient shape/dtype/device, broadcasting) on every device;
+``tests/test_op_table.py`` fails when an op of ``tinynet.ops`` has no entry here.
+
+Adding an op: add its entry below, next to its kind. Restrict a domain only with a reason written
+in ``why`` (minitorch and Chainer do the same: stay off kinks on purpose, and say so).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import tinynet as tn
+
+from .strategies import DOMAINS, Domain, broadcastable_shapes, shapes
+
+ShapeStrategy = Callable[[int], st.SearchStrategy]  # max_side -> strategy of a tuple of shapes
+
+
+@dataclass(frozen=True)
+class OpCase:
+    """One entry of the op table.
+
+    Attributes:
+        name: the case's name; ``id`` adds the params (``sum[axis=-1,keepdims=True]``).
+        fn: the tinynet call, ``fn(*tensors, **params)``; may return a tuple of Tensors.
+        ref: the NumPy float64 forward, ``ref(*arrays, **params)``, written independently.
+        inputs: one :class:`Domain` per tensor input.
+        shapes: ``max_side -> strategy`` of a tuple of input shapes.
+        api: the ``tinynet.ops`` function this case exercises.
+        why: the reason for any domain restriction.
+        smooth: twice differentiable on the sampled domain, so gradgradcheck applies.
+        broadcast: the inputs are mutually broadcastable (the gradient must sum back).
+        differentiable: False for ops with no gradient (comparisons, argmax): forward only, and
+            the output must not require grad.
+        params: keyword arguments passed to both ``fn`` and ``ref``.
+        gradcheck: overrides of gradcheck's ``eps``/``atol``/``rtol``.
+        f32_tol: ``(rtol, atol)`` of the float32 forward against the float64 reference.
+    """
+
+    name: str
+    fn: Callable
+    ref: Callable
+    inputs: tuple[Domain, ...]
+    shapes: ShapeStrategy
+    api: str
+    why: str = ""
+    smooth: bool = True
+    broadcast: bool = False
+    differentiable: bool = True
+    params: Mapping = field(default_factory=dict)
+    gradcheck: Mapping = field(default_factory=dict)
+    f32_tol: tuple[float, float] = (1e-4, 1e-5)
+
+    @property
+    def id(self) -> str:
+        if not self.params:
+            return self.name
+        return f"{self.name}[{','.join(f'{k}={v}' for k, v in self.params.items())}]"
+
+    @property
+    def n_inputs(self) -> int:
+        return len(self.inputs)
+
+    def call(self, *tensors):
+        return self.fn(*tensors, **self.params)
+
+    def reference(self, *arrays):
+        return self.ref(*arrays, **self.params)
+
+
+# --- domains ------------------------------------------------------------------------------------
+
+REAL, POSITIVE, NONZERO, DISTINCT = (DOMAINS[k] for k in ("real", "positive", "nonzero",
+                                                          "distinct"))
+OFF_ZERO = REAL.replace(avoid=(0.0,), margin=0.05)
+# maximum/minimum/clip-by-tensor: inputs on interleaved grids never tie (a == b is the kink).
+GRID = [Domain(-2.0, 2.0, grid=1 / 8, phase=p) for p in (0.0, 0.25, 0.5)]
+# comparisons: a coarse grid, so that == and <= meet equal values often.
+COARSE = Domain(-1.0, 1.0, grid=0.5)
+
+# --- shape strategies ---------------------------------------------------------------------------
+
+
+def _at_least(shape: tuple, sizes: Mapping[int, int]) -> tuple:
+    out = list(shape)
+    for axis, size in sizes.items():
+        out[axis] = max(out[axis], size)
+    return tuple(out)
+
+
+def same(n: int = 1, min_dims: int = 0, max_dims: int = 3, sizes: Mapping[int, int] = None,
+         side: int | None = None) -> ShapeStrategy:
+    """``n`` inputs of one shape; ``sizes`` forces minimum sizes on some axes; ``side`` caps the
+    side length (e.g. 2 for squeeze, so that size-1 axes are common)."""
+    def make(max_side):
+        s = shapes(min_dims, max_dims, max_side=min(max_side, side or max_side))
+        if sizes:
+            s = s.map(lambda shape: _at_least(shape, sizes))
+        return s.map(lambda shape: (shape,) * n)
+    return make
+
+
+def bcast(n: int = 2) -> ShapeStrategy:
+    return lambda max_side: broadcastable_shapes(n, max_side=max_side)
+
+
+def along(n: int, axis: int, min_dims: int = 1) -> ShapeStrategy:
+    """``n`` shapes equal except along ``axis`` (for cat)."""
+    def make(max_side):
+        def build(drawn):
+            base, sizes = drawn
+            return tuple(base[:axis % len(base)] + (k,) + base[axis % len(base) + 1:]
+                         for k in sizes)
+        sizes = st.lists(st.integers(1, max_side), min_size=n, max_size=n)
+        return st.tuples(shapes(min_dims, 3, max_side=max_side), sizes).map(build)
+    return make
+
+
+def prefixed(prefix: tuple, max_dims: int = 2) -> ShapeStrategy:
+    """One shape starting with ``prefix`` (index_add's values, squeeze's leading 1)."""
+    return lambda max_side: shapes(0, max_dims, max_side=max_side).map(lambda s: (prefix + s,))
+
+
+def matrices(kind: str) -> ShapeStrategy:
+    """matmul operand shapes: "1d@1d", "2d@2d", "1d@2d", "2d@1d", or "batched" (broadcast batch
+    dimensions, sides of at most 2 so that a batch stays a few dozen elements)."""
+    def make(max_side):
+        if kind == "batched":
+            return hnp.mutually_broadcastable_shapes(
+                signature="(n,k),(k,m)->(n,m)", min_dims=1, max_dims=2,
+                max_side=min(max_side, 2)).map(lambda r: r.input_shapes)
+        dims = st.tuples(*[st.integers(1, max_side)] * 3)
+        form = {"1d@1d": lambda n, k, m: ((k,), (k,)), "2d@2d": lambda n, k, m: ((n, k), (k, m)),
+                "1d@2d": lambda n, k, m: ((k,), (k, m)), "2d@1d": lambda n, k, m: ((n, k), (k,))}
+        return dims.map(lambda d: form[kind](*d))
+    return make
+
+
+# --- NumPy references and index helpers ---------------------------------------------------------
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _gelu(a, approximate="none"):
+    if approximate == "tanh":
+        return 0.5 * a * (1 + np.tanh(math.sqrt(2 / math.pi) * (a + 0.044715 * a**3)))
+    return 0.5 * a * (1 + _erf(a / math.sqrt(2)))
+
+
+def _softplus(a, beta=1.0, threshold=20.0):
+    return np.where(beta * a > threshold, a, np.logaddexp(0.0, beta * a) / beta)
+
+
+def _logsumexp(a, axis=None, keepdims=False):
+    m = np.max(a, axis=axis, keepdims=True)
+    out = np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+def _softmax(a, axis=-1):
+    e = np.exp(a - np.max(a, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _pattern(shape) -> np.ndarray:
+    """A fixed boolean pattern (every third element False): a mask that ignores the values."""
+    return np.arange(math.prod(shape)).reshape(shape) % 3 != 1
+
+
+def _mask(x: tn.Tensor, shape=None) -> tn.Tensor:
+    return tn.tensor(_pattern(x.shape if shape is None else shape), device=x.device)
+
+
+def _repeats(n: int) -> list[int]:
+    """Integer indices into an axis of length n, with repeats (gradients must accumulate)."""
+    return [0, n - 1, 0]
+
+
+def _idx(x: tn.Tensor, values) -> tn.Tensor:
+    return tn.tensor(values, device=x.device)
+
+
+def _index_add_ref(a):
+    out = np.zeros((2,) + a.shape[1:])
+    np.add.at(out, [0, 1, 0], a)
+    return out
+
+
+def _setitem(x):
+    y = x.detach().clone()
+    y[_mask(x)] = 0.5
+    return y
+
+
+def _setitem_ref(a):
+    out = a.copy()
+    out[_pattern(a.shape)] = 0.5
+    return out
+
+
+def _roundtrip_cast(x):
+    other = tn.float32 if x.dtype == tn.float64 else tn.float64
+    return tn.cast(tn.cast(x, other), x.dtype)
+
+
+def _roundtrip_device(x):
+    other = "standin" if x.device == "cpu" else "cpu"
+    return tn.ops.to_device(tn.ops.to_device(x, other), x.device)
+
+
+def _sections(x_len: int) -> list[int]:
+    return [1, x_len - 1]
+
+
+def _split_points(n: int, step: int) -> list[int]:
+    return list(range(step, n, step))
+
+
+# --- the table ----------------------------------------------------------------------------------
+
+
+def _unary(name, fn, ref, domain=REAL, why="", api=None, shape=None, **kw) -> OpCase:
+    return OpCase(name, fn, ref, (domain,), shape or same(), api or name, why, **kw)
+
+
+def _binary(name, fn, ref, domains=(REAL, REAL), why="", api=None, **kw) -> OpCase:
+    return OpCase(name, fn, ref, tuple(domains), bcast(2), api or name, why, broadcast=True, **kw)
+
+
+KINK = "kink at 0: keep |x| >= 0.05 so central differences never straddle it"
+TIES = "the gradient jumps where values tie; ties are tested on their own (tie semantics)"
+
+OP_TABLE: tuple[OpCase, ...] = (
+    # --- arithmetic (broadcasting) ---
+    _binary("add", tn.add, np.add),
+    _binary("sub", tn.sub, np.subtract),
+    _binary("mul", tn.mul, np.multiply),
+    _binary("div", tn.div, np.divide, (REAL, NONZERO),
+            why="a / b has a pole at b = 0: keep |b| >= 0.25"),
+    _binary("pow", tn.pow, np.power, (POSITIVE, REAL),
+            why="a ** b for real b needs a > 0, and d/db = out * log(a) needs log a"),
+    _binary("add_operator", lambda a, b: a + b, np.add, api="add"),
+    _unary("pow_scalar_exponent", lambda x: x**2.5, lambda a: a**2.5, POSITIVE, api="pow",
+           why="a ** 2.5 is real only for a >= 0, and its second derivative blows up at 0"),
+    _unary("pow_int_exponent", lambda x: tn.pow(x, 3), lambda a: a**3, api="pow"),
+    _unary("pow_scalar_base", lambda x: 2.0**x, lambda a: 2.0**a, api="pow"),
+    _unary("rsub_scalar", lambda x: 1.5 - x, lambda a: 1.5 - a, api="sub"),
+    _unary("rdiv_scalar", lambda x: 2.0 / x, lambda a: 2.0 / a, NONZERO, api="div",
+           why="2 / x has a pole at x = 0"),
+    _unary("neg", tn.neg, np.negative),
+    # --- math functions ---
+    _unary("exp", tn.exp, np.exp),
+    _unary("log", tn.log, np.log, POSITIVE, why="log needs x > 0; its derivative 1/x blows up at 0"),
+    _unary("sqrt", tn.sqrt, np.sqrt, POSITIVE,
+           why="d sqrt(x) = 1 / (2 sqrt(x)) is infinite at 0"),
+    _unary("abs", tn.abs, np.abs, OFF_ZERO, why=KINK),
+    _unary("sin", tn.sin, np.sin),
+    _unary("cos", tn.cos, np.cos),
+    _unary("tanh", tn.tanh, np.tanh),
+    _unary("erf", tn.erf, _erf),
+    # --- activations ---
+    _unary("sigmoid", tn.sigmoid, lambda a: 1 / (1 + np.exp(-a))),
+    _unary("relu", tn.relu, lambda a: np.maximum(a, 0), OFF_ZERO, why=KINK),
+    _unary("leaky_relu", tn.leaky_relu, lambda a, negative_slope: np.where(a > 0, a,
+                                                                             negative_slope * a),
+           OFF_ZERO, why=KINK, params={"negative_slope": 0.1}),
+    _unary("gelu", tn.gelu, _gelu, params={"approximate": "none"}),
+    _unary("gelu", tn.gelu, _gelu, params={"approximate": "tanh"}),
+    _unary("softplus", tn.softplus, _softplus),
+    _unary("softplus", tn.softplus, _softplus, REAL.replace(avoid=(0.5,), margin=0.05),
+           params={"beta": 2.0, "threshold": 1.0},
+           why="at beta * x = threshold softplus switches to x, with a jump: keep off x = 0.5"),
+    _unary("clip", tn.clip, np.clip, REAL.replace(avoid=(-0.5, 0.75), margin=0.05),
+           params={"min": -0.5, "max": 0.75}, why="kinks at both bounds"),
+    _unary("clamp", tn.clamp, lambda a, min: np.maximum(a, min),
+           REAL.replace(avoid=(0.3,), margin=0.05), params={"min": 0.3}, api="clip",
+           why="kink at the bound"),
+    OpCase("clip_tensor_bounds", tn.clip, np.clip, tuple(GRID), bcast(3), "clip", TIES,
+           broadcast=True),
+    _binary("maximum", tn.maximum, np.maximum, GRID[:2], why=TIES),
+    _binary("minimum", tn.minimum, np.minimum, GRID[:2], why=TIES),
+    _binary("where", lambda a, b: tn.where(_mask(a, np.broadcast_shapes(a.shape, b.shape)), a, b),
+            lambda a, b: np.where(_pattern(np.broadcast_shapes(a.shape, b.shape)), a, b)),
+    _unary("where_scalar", lambda x: tn.where(_mask(x), x, 0.0),
+           lambda a: np.where(_pattern(a.shape), a, 0.0), api="where"),
+    # --- reductions ---
+    _unary("sum", tn.sum, np.sum),
+    _unary("sum", tn.sum, np.sum, shape=same(min_dims=1), params={"axis": 0}),
+    _unary("sum", tn.sum, np.sum, shape=same(min_dims=2), params={"axis": (0, -1),
+                                                                   "keepdims": True}),
+    _unary("sum_dim_keepdim", lambda x: tn.sum(x, dim=-1, keepdim=True),
+           lambda a: np.sum(a, axis=-1, keepdims=True), shape=same(min_dims=1), api="sum"),
+    _unary("mean", tn.mean, np.mean),
+    _unary("mean", tn.mean, np.mean, shape=same(min_dims=1), params={"axis": -1,
+                                                                      "keepdims": True}),
+    _unary("var", tn.var, lambda a: np.var(a, ddof=1), shape=same(min_dims=1, sizes={0: 2})),
+    _unary("var", tn.var, lambda a, axis, correction: np.var(a, axis=axis, ddof=correction),
+           shape=same(min_dims=1), params={"axis": -1, "correction": 0}),
+    _unary("std", tn.std, lambda a: np.std(a, ddof=1), DISTINCT,
+           shape=same(min_dims=1, sizes={0: 2}),
+           why="d std = (x - mean) / (n-1) std is infinite at zero variance: values distinct"),
+    _unary("std", tn.std, lambda a, axis, keepdims: np.std(a, axis=axis, ddof=1,
+                                                           keepdims=keepdims), DISTINCT,
+           shape=same(min_dims=1, sizes={0: 2}), params={"axis": 0, "keepdims": True},
+           why="d std is infinite at zero variance: values distinct"),
+    _unary("max", tn.max, np.max, DISTINCT, why=TIES),
+    _unary("max", tn.max, np.max, DISTINCT, why=TIES, shape=same(min_dims=1),
+           params={"axis": -1}),
+    _unary("max", tn.max, np.max, DISTINCT, why=TIES, shape=same(min_dims=2),
+           params={"axis": 0, "keepdims": True}),
+    _unary("min", tn.min, np.min, DISTINCT, why=TIES),
+    _unary("min", tn.min, np.min, DISTINCT, why=TIES, shape=same(min_dims=1),
+           params={"axis": -1, "keepdims": True}),
+    _unary("logsumexp", tn.logsumexp, _logsumexp),
+    _unary("logsumexp", tn.logsumexp, _logsumexp, shape=same(min_dims=1), params={"axis": -1}),
+    _unary("logsumexp", tn.logsumexp, _logsumexp, shape=same(min_dims=2),
+           params={"axis": (0, -1), "keepdims": True}),
+    _unary("softmax", tn.softmax, _softmax, shape=same(min_dims=1), params={"axis": -1}),
+    _unary("softmax", tn.softmax, _softmax, shape=same(min_dims=2), params={"axis": 0}),
+    _unary("softmax", tn.softmax, _softmax, params={"axis": None}),
+    _unary("log_softmax", tn.log_softmax, lambda a, axis: a - _logsumexp(a, axis, True),
+           shape=same(min_dims=1), params={"axis": -1}),
+    _unary("log_softmax", tn.log_softmax, lambda a, axis: a - _logsumexp(a, axis, True),
+           shape=same(min_dims=2), params={"axis": 0}),
+    # --- shape ---
+    _unary("reshape_flat", lambda x: tn.reshape(x, -1), lambda a: a.reshape(-1), api="reshape"),
+    _unary("reshape_reversed", lambda x: x.reshape(x.shape[::-1]),
+           lambda a: a.reshape(a.shape[::-1]), api="reshape"),
+    _unary("permute", lambda x: x.permute(1, 2, 0), lambda a: np.transpose(a, (1, 2, 0)),
+           shape=same(min_dims=3)),
+    _unary("transpose", tn.transpose, np.transpose),
+    _unary("T", lambda x: x.T, lambda a: a.T, api="permute"),
+    _unary("transpose_method", lambda x: x.transpose(0, -1), lambda a: np.swapaxes(a, 0, -1),
+           shape=same(min_dims=1), api="swapaxes"),
+    _unary("swapaxes", lambda x: tn.swapaxes(x, 0, -1), lambda a: np.swapaxes(a, 0, -1),
+           shape=same(min_dims=1)),
+    _unary("mT", lambda x: x.mT, lambda a: np.swapaxes(a, -1, -2), shape=same(min_dims=2),
+           api="swapaxes"),
+    _unary("expand", lambda x: x.expand(2, *[3 if s == 1 else -1 for s in x.shape]),
+           lambda a: np.broadcast_to(a, (2,) + tuple(3 if s == 1 else s for s in a.shape))),
+    _unary("broadcast_to", lambda x: tn.broadcast_to(x, (2,) + x.shape),
+           lambda a: np.broadcast_to(a, (2,) + a.shape)),
+    _unary("squeeze", tn.squeeze, np.squeeze, shape=same(side=2)),
+    _unary("squeeze", tn.squeeze, np.squeeze, shape=prefixed((1,)), params={"axis": 0}),
+    _unary("unsqueeze", tn.unsqueeze, np.expand_dims, params={"axis": 0}),
+    _unary("unsqueeze", tn.unsqueeze, np.expand_dims, params={"axis": -1}),
+    _unary("flatten", tn.flatten, lambda a: a.reshape(-1)),
+    _unary("flatten", tn.flatten, lambda a, start_dim: a.reshape(a.shape[0], -1),
+           shape=same(min_dims=3), params={"start_dim": 1}),
+    _unary("getitem_int", lambda x: x[-1], lambda a: a[-1], shape=same(min_dims=1),
+           api="getitem"),
+    _unary("getitem_slices", lambda x: x[::-1, 1:], lambda a: a[::-1, 1:],
+           shape=same(min_dims=2), api="getitem"),
+    _unary("getitem_newaxis_ellipsis_step", lambda x: x[None, ..., ::2],
+           lambda a: a[None, ..., ::2], shape=same(min_dims=1), api="getitem"),
+    _unary("getitem_int_array_repeats", lambda x: x[_idx(x, _repeats(x.shape[0]))],
+           lambda a: a[_repeats(a.shape[0])], shape=same(min_dims=1), api="getitem"),
+    _unary("getitem_int_arrays_and_slice",
+           lambda x: x[_idx(x, _repeats(x.shape[0])), :, _idx(x, [0, -1, -1])],
+           lambda a: a[_repeats(a.shape[0]), :, [0, -1, -1]], shape=same(min_dims=3),
+           api="getitem"),
+    _unary("getitem_bool_mask", lambda x: x[_mask(x)], lambda a: a[_pattern(a.shape)],
+           api="getitem"),
+    OpCase("cat", lambda *xs, axis: tn.cat(xs, axis=axis),
+           lambda *arrays, axis: np.concatenate(arrays, axis=axis), (REAL, REAL), along(2, 0),
+           "cat", params={"axis": 0}),
+    OpCase("cat", lambda *xs, axis: tn.cat(xs, axis=axis),
+           lambda *arrays, axis: np.concatenate(arrays, axis=axis), (REAL,) * 3, along(3, -1),
+           "cat", params={"axis": -1}),
+    OpCase("stack", lambda *xs, axis: tn.stack(xs, axis=axis),
+           lambda *arrays, axis: np.stack(arrays, axis=axis), (REAL, REAL), same(2), "stack",
+           params={"axis": 0}),
+    OpCase("stack", lambda *xs, axis: tn.stack(xs, axis=axis),
+           lambda *arrays, axis: np.stack(arrays, axis=axis), (REAL,) * 3, same(3), "stack",
+           params={"axis": -1}),
+    _unary("split_size", lambda x: tn.split(x, 2, axis=-1),
+           lambda a: tuple(np.split(a, _split_points(a.shape[-1], 2), axis=-1)),
+           shape=same(min_dims=1), api="split"),
+    _unary("split_sections", lambda x: x.split(_sections(x.shape[0])),
+           lambda a: tuple(np.split(a, [1], axis=0)), shape=same(min_dims=1, sizes={0: 2}),
+           api="split"),
+    _unary("pad", lambda x: tn.pad(x, (1, 2)),
+           lambda a: np.pad(a, [(0, 0)] * (a.ndim - 1) + [(1, 2)]), shape=same(min_dims=1)),
+    _unary("pad_two_axes_value", lambda x: tn.pad(x, (0, 1, 2, 0), value=0.5),
+           lambda a: np.pad(a, [(0, 0)] * (a.ndim - 2) + [(2, 0), (0, 1)], constant_values=0.5),
+           shape=same(min_dims=2), api="pad"),
+    # --- indexing ---
+    _unary("index_add", lambda v: tn.index_add(v, (2,) + v.shape[1:], _idx(v, [0, 1, 0])),
+           _index_add_ref, shape=prefixed((3,))),
+    # --- linear algebra ---
+    *(OpCase(f"matmul_{kind}", tn.matmul, np.matmul, (REAL, REAL), matrices(kind), "matmul")
+      for kind in ("1d@1d", "2d@2d", "1d@2d", "2d@1d", "batched")),
+    OpCase("matmul_operator", lambda a, b: a @ b, np.matmul, (REAL, REAL), matrices("batched"),
+           "matmul"),
+    # --- conversions ---
+    _unary("cast_roundtrip", _roundtrip_cast, lambda a: a.astype(np.float32).astype(np.float64),
+           api="cast", gradcheck={"eps": 1e-2},
+           why="float32 rounding (~1e-7) swamps a 1e-6 step; the map is linear, so eps=1e-2 "
+               "has no truncation error"),
+    _unary("clone", tn.clone, np.copy),
+    _unary("to_device_roundtrip", _roundtrip_device, np.copy, api="to_device"),
+    # --- no gradient: forward only, and the output must not require grad ---
+    *(_binary(op, getattr(tn, op), ref, (COARSE, COARSE), differentiable=False)
+      for op, ref in (("eq", np.equal), ("ne", np.not_equal), ("lt", np.less),
+                      ("le", np.less_equal), ("gt", np.greater), ("ge", np.greater_equal))),
+    _binary("logical_and", lambda a, b: tn.logical_and(a > 0, b < 0),
+            lambda a, b: np.logical_and(a > 0, b < 0), (COARSE, COARSE), differentiable=False),
+    _binary("logical_or", lambda a, b: (a > 0) | (b <= 0),
+            lambda a, b: np.logical_or(a > 0, b <= 0), (COARSE, COARSE), differentiable=False),
+    _unary("logical_not", lambda x: tn.logical_not(x >= 0), lambda a: ~(a >= 0), COARSE,
+           differentiable=False),
+    _unary("argmax", tn.argmax, np.argmax, COARSE, differentiable=False),
+    _unary("argmax", tn.argmax, lambda a, axis, keepdims: np.argmax(a, axis, keepdims=keepdims),
+           COARSE, shape=same(min_dims=1), params={"axis": -1, "keepdims": True},
+           differentiable=False),
+    _unary("argmin", lambda x, axis: x.argmin(axis), np.argmin, COARSE, shape=same(min_dims=1),
+           params={"axis": 0}, differentiable=False),
+    _unary("setitem", _setitem, _setitem_ref, differentiable=False),
+)
+
+_ids = [case.id for case in OP_TABLE]
+if len(set(_ids)) != len(_ids):
+    raise RuntimeError(f"op table: duplicate ids {sorted({i for i in _ids if _ids.count(i) > 1})}")
+
+__all__ = ["OP_TABLE", "OpCase"]
