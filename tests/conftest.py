@@ -5,7 +5,9 @@ stray host-NumPy call), and ``cuda`` (CuPy; skipped with a reason when CuPy or a
 ``pytest --device cuda`` runs the device-parametrised tests on one device only.
 
 Hypothesis profiles: ``ci`` (derandomized, bounded, no deadline; used by .ci/run through
-HYPOTHESIS_PROFILE=ci) and ``dev`` (the default locally: more examples, random).
+HYPOTHESIS_PROFILE=ci) and ``dev`` (the default locally: more examples, random). The
+function-scoped-fixture health check is off: the ``device`` fixture only names a device, so sharing it
+across the examples of one test is what we want.
 """
 
 import os
@@ -17,10 +19,11 @@ import tinynet as tn
 
 settings.register_profile(
     "ci", derandomize=True, max_examples=25, deadline=None, print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                           HealthCheck.function_scoped_fixture])
 settings.register_profile(
     "dev", max_examples=100, deadline=None, print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow])
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 ALL_DEVICES = ("cpu", "standin", "cuda")
