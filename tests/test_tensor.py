@@ -432,3 +432,45 @@ def test_bool_of_a_many_element_tensor_raises(device):
     assert bool(tn.tensor([1.0], device=device))
     with pytest.raises(RuntimeError, match="ambiguous"):
         bool(tn.tensor([1.0, 2.0], device=device))
+
+
+# --- in-place arithmetic -------------------------------------------------------------------------
+
+
+def test_inplace_update_under_no_grad_writes_into_the_same_tensor(device):
+    p = tn.tensor([1.0, 2.0, 3.0], device=device, requires_grad=True)
+    alias = p
+    data_before = p.data
+    with tn.no_grad():
+        p -= 0.5 * tn.tensor([2.0, 2.0, 2.0], device=device)
+        p *= 2
+    assert p is alias and p.data is data_before
+    np.testing.assert_allclose(p.cpu().numpy(), [0.0, 2.0, 4.0])
+    assert p.requires_grad and p.grad_fn is None
+
+
+def test_inplace_on_leaf_requiring_grad_outside_no_grad_raises():
+    p = tn.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="in-place"):
+        p += 1
+
+
+def test_inplace_float_into_integer_tensor_raises_instead_of_truncating():
+    i = tn.tensor([1, 2])
+    with pytest.raises(TypeError, match="in-place add"):
+        i += 0.5
+    np.testing.assert_array_equal(i.numpy(), [1, 2])
+
+
+def test_inplace_on_graph_tensor_is_recorded_out_of_place():
+    x = tn.tensor([1.0, -2.0, 3.0], dtype=tn.float64, requires_grad=True)
+
+    def f(x):
+        y = x * x
+        y += x  # rebinds y to x*x + x; the gradient must include both terms
+        y *= 3
+        return y
+
+    assert tn.gradcheck(f, (x,))
+    f(x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 3 * (2 * x.numpy() + 1))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 import weakref
 
-from .tensor import Tensor
+from .tensor import Tensor, _plain
 
 # --------------------------------------------------------------------------------------------
 # Grad mode
@@ -219,7 +219,7 @@ class Function:
         try:
             out = cls.forward(ctx, *arrays, **kwargs)
         except (ValueError, TypeError, IndexError) as exc:
-            raise type(exc)(f"{cls.__name__}: {exc} (input shapes: {_shapes(args)})") from exc
+            raise _plain(exc)(f"{cls.__name__}: {exc} (input shapes: {_shapes(args)})") from exc
         if cls.moves_device:
             device = ctx.out_device
         raw_out = out

@@ -255,6 +255,19 @@ class Tensor:
         _ops.setitem(self, Ellipsis, 0)
         return self
 
+    # --- in-place arithmetic: x += y ------------------------------------------------------------
+    def __iadd__(self, other):
+        return _inplace(self, other, "add", _ops.add)
+
+    def __isub__(self, other):
+        return _inplace(self, other, "subtract", _ops.sub)
+
+    def __imul__(self, other):
+        return _inplace(self, other, "multiply", _ops.mul)
+
+    def __itruediv__(self, other):
+        return _inplace(self, other, "true_divide", _ops.div)
+
     # --- elementwise arithmetic (ops/elementwise.py) ------------------------------------------
     def __add__(self, other):
         return _ops.add(self, other)
@@ -506,6 +519,36 @@ class Tensor:
         elif self._requires_grad:
             extras.append("requires_grad=True")
         return "tensor(" + ", ".join([body] + extras) + ")"
+
+
+def _inplace(t: Tensor, other, ufunc: str, op) -> Tensor:
+    """``t op= other``. Outside the graph (parameter updates under ``no_grad``, ``.grad`` tensors,
+    data) it writes into ``t``'s array, as PyTorch does. On a tensor inside the graph the result is
+    recorded out of place and ``t`` is rebound (an alias of the old tensor does not see the change).
+    A leaf that requires grad may only be updated in place under ``no_grad``."""
+    if t.grad_fn is not None:
+        return op(t, other)
+    if t._requires_grad and _autograd.is_grad_enabled():
+        raise RuntimeError("a leaf tensor that requires grad is being used in an in-place operation; "
+                           "update it inside tn.no_grad()")
+    other = lift(other, t)
+    if isinstance(other, Tensor):
+        if other._device is not t._device:
+            raise RuntimeError(f"in-place {ufunc}: tensor on {t._device}, operand on {other._device}")
+        other = other._data
+    try:  # same_kind casting: float data into an integer tensor raises instead of truncating
+        getattr(t._device.xp, ufunc)(t._data, other, out=t._data)
+    except (TypeError, ValueError) as exc:
+        raise _plain(exc)(f"in-place {ufunc} on a tensor of shape {tuple(t.shape)} and dtype "
+                        f"{t.dtype}: {exc}") from exc
+    return t
+
+
+def _plain(exc: Exception) -> type:
+    """The builtin exception class to re-raise ``exc`` as with more context (NumPy's subclasses,
+    like its casting errors, take constructor arguments of their own)."""
+    return next(c for c in (ValueError, IndexError, TypeError, RuntimeError)
+                if isinstance(exc, c))
 
 
 class _HookHandle:
