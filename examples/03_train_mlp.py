@@ -110,8 +110,9 @@ def main(argv=None) -> dict:
 
             with tn.no_grad():  # the update is not part of the model: record no graph for it
                 for p, v in zip(params, velocities):
-                    v[...] = args.momentum * v + p.grad  # v <- mu * v + dL/dp
-                    p[...] = p - args.lr * v  # p <- p - lr * v, written into p's memory
+                    v *= args.momentum  # v <- mu * v + dL/dp, in place
+                    v += p.grad
+                    p -= args.lr * v  # p <- p - lr * v, written into p's memory
                     p.grad = None  # zero the gradient: the next backward starts afresh
             total_loss += loss.item() * len(yb)
 
