@@ -11,7 +11,7 @@ from hypothesis import given
 import tinynet as tn
 from tinynet.testing import Domain, check_gradients, shapes, tensors
 
-# --- the example from docs/testing.md, verbatim --------------------------------------------------
+# --- the example from docs/testing.md ------------------------------------------------------------
 
 
 class SoftSign(tn.Function):
@@ -85,7 +85,7 @@ def test_check_gradients_passes_a_second_input_and_names_it_when_wrong():
 
         @staticmethod
         def backward(ctx, grad_out):
-            a, b = ctx.saved_tensors
+            _, b = ctx.saved_tensors
             return grad_out * b, grad_out * b  # grad_b should be grad_out * a
 
     a = tn.tensor([[1.0, 2.0]], dtype=tn.float64, requires_grad=True)

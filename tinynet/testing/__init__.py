@@ -17,10 +17,10 @@ Example (a property test for a user-defined op):
     ...     check_gradients(lambda x: x ** 3, x, second_order=True)
 """
 
-try:
-    import hypothesis  # noqa: F401 - fail early, with the fix in the message
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError('tinynet.testing needs hypothesis: pip install "tinynet[test]"') from exc
+from importlib.util import find_spec
+
+if find_spec("hypothesis") is None:  # fail early, with the fix in the message
+    raise ImportError('tinynet.testing needs hypothesis: pip install "tinynet[test]"')
 
 from .checks import check_gradients
 from .op_table import OP_TABLE, OpCase
@@ -30,6 +30,6 @@ from .strategies import (
 )
 
 __all__ = [
-    "DOMAINS", "Domain", "FLOAT_DTYPES", "OP_TABLE", "OpCase", "arrays", "as_domain",
+    "DOMAINS", "FLOAT_DTYPES", "OP_TABLE", "Domain", "OpCase", "arrays", "as_domain",
     "broadcastable_shapes", "check_gradients", "dtypes", "elements", "shapes", "tensors",
 ]

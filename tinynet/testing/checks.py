@@ -40,7 +40,7 @@ def check_gradients(fn: Callable[..., tn.Tensor | tuple], *tensors: tn.Tensor, e
     name = _describe(fn)
     shapes = ", ".join(f"{tuple(t.shape)} {t.dtype}" if isinstance(t, tn.Tensor) else repr(t)
                        for t in tensors)
-    kwargs = dict(eps=eps, atol=atol, rtol=rtol, fast_mode=fast_mode)
+    kwargs = {"eps": eps, "atol": atol, "rtol": rtol, "fast_mode": fast_mode}
     for order, check in ((1, tn.gradcheck), (2, tn.gradgradcheck)):
         if order == 2 and not second_order:
             break

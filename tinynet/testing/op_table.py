@@ -100,7 +100,7 @@ def _at_least(shape: tuple, sizes: Mapping[int, int]) -> tuple:
     return tuple(out)
 
 
-def same(n: int = 1, min_dims: int = 0, max_dims: int = 3, sizes: Mapping[int, int] = None,
+def same(n: int = 1, min_dims: int = 0, max_dims: int = 3, sizes: Mapping[int, int] | None = None,
          side: int | None = None) -> ShapeStrategy:
     """``n`` inputs of one shape; ``sizes`` forces minimum sizes on some axes; ``side`` caps the
     side length (e.g. 2 for squeeze, so that size-1 axes are common)."""
@@ -262,7 +262,8 @@ OP_TABLE: tuple[OpCase, ...] = (
     _unary("neg", tn.neg, np.negative),
     # --- math functions ---
     _unary("exp", tn.exp, np.exp),
-    _unary("log", tn.log, np.log, POSITIVE, why="log needs x > 0; its derivative 1/x blows up at 0"),
+    _unary("log", tn.log, np.log, POSITIVE,
+           why="log needs x > 0; its derivative 1/x blows up at 0"),
     _unary("sqrt", tn.sqrt, np.sqrt, POSITIVE,
            why="d sqrt(x) = 1 / (2 sqrt(x)) is infinite at 0"),
     _unary("abs", tn.abs, np.abs, OFF_ZERO, why=KINK),

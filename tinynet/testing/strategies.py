@@ -1,8 +1,8 @@
 """Hypothesis strategies for tinynet: shapes, dtypes, value domains, host arrays and Tensors.
 
 Built on ``hypothesis.extra.numpy`` (``array_shapes``, ``mutually_broadcastable_shapes``,
-``arrays``). Shapes are small on purpose: a full-Jacobian gradient check costs two forward passes per
-input element, so the defaults stay at a few dozen elements per tensor.
+``arrays``). Shapes are small on purpose: a full-Jacobian gradient check costs two forward passes
+per input element, so the defaults stay at a few dozen elements per tensor.
 
 A :class:`Domain` says which values an input may take: an interval, points to stay away from (the
 kink of ``relu``, the pole of ``1/x``) and, for ops whose gradient jumps at ties (``max``,
@@ -61,11 +61,11 @@ class Domain:
             raise ValueError("Domain: unique=True needs a grid (distinct grid points cannot tie)")
 
     def replace(self, **changes) -> Domain:
-        """A copy with some fields changed: ``DOMAINS["real"].replace(avoid=(0.0,), margin=0.1)``."""
+        """A copy with fields changed: ``DOMAINS["real"].replace(avoid=(0.0,), margin=0.1)``."""
         return dataclasses.replace(self, **changes)
 
     def allows(self, value: float) -> bool:
-        """Whether ``value`` lies in the interval and at least ``margin`` from every avoided point."""
+        """Whether ``value`` is in the interval and at least ``margin`` from each avoided point."""
         return self.lo <= value <= self.hi and all(abs(value - p) >= self.margin
                                                    for p in self.avoid)
 
@@ -141,7 +141,8 @@ def shapes(min_dims: int = 0, max_dims: int = 3, min_side: int = 1,
 def broadcastable_shapes(num_shapes: int = 2, min_dims: int = 0, max_dims: int = 3,
                          min_side: int = 1,
                          max_side: int = 4) -> st.SearchStrategy[tuple[tuple[int, ...], ...]]:
-    """Tuples of ``num_shapes`` mutually broadcastable shapes (``hnp.mutually_broadcastable_shapes``)."""
+    """Tuples of ``num_shapes`` mutually broadcastable shapes
+    (``hnp.mutually_broadcastable_shapes``)."""
     return hnp.mutually_broadcastable_shapes(
         num_shapes=num_shapes, min_dims=min_dims, max_dims=max_dims, min_side=min_side,
         max_side=max_side).map(lambda result: result.input_shapes)
@@ -201,15 +202,17 @@ def arrays(draw, shape, dtype=np.float64, domain: str | Domain = "real", *,
     shape = draw(shape) if isinstance(shape, st.SearchStrategy) else tuple(shape)
     dom = as_domain(domain, margin, avoid)
     elems = elements(dom, dtype)
-    base_shape, view = shape, (lambda a: a)
+    layout = "contiguous"
     if non_contiguous and len(shape) >= 1:
-        if len(shape) >= 2 and draw(st.booleans()):
-            base_shape, view = shape[::-1], (lambda a: a.T)  # a transposed view
-        else:
-            base_shape = shape[:-1] + (2 * shape[-1],)
-            view = lambda a: a[..., ::2]  # noqa: E731 - every other column
+        layout = "transposed" if len(shape) >= 2 and draw(st.booleans()) else "strided"
+    base_shape = {"contiguous": shape, "transposed": shape[::-1],
+                  "strided": shape[:-1] + (2 * shape[-1],) if shape else shape}[layout]
     base = draw(hnp.arrays(np.dtype(dtype), base_shape, elements=elems, unique=dom.unique))
-    return view(base)
+    if layout == "transposed":
+        return base.T
+    if layout == "strided":
+        return base[..., ::2]  # every other element of the last axis
+    return base
 
 
 @st.composite
@@ -239,5 +242,5 @@ def tensors(draw, shape=None, dtype=np.float64, domain: str | Domain = "real", d
     return tn.tensor(host, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-__all__ = ["DOMAINS", "Domain", "FLOAT_DTYPES", "arrays", "as_domain", "broadcastable_shapes",
+__all__ = ["DOMAINS", "FLOAT_DTYPES", "Domain", "arrays", "as_domain", "broadcastable_shapes",
            "dtypes", "elements", "shapes", "tensors"]
