@@ -20,7 +20,6 @@ Read ``ops/elementwise.py`` next for what an op looks like.
 from __future__ import annotations
 
 import threading
-import weakref
 
 from .tensor import Tensor, _plain
 
@@ -109,20 +108,23 @@ class Node:
     dtype).
     """
 
+    # Defaults live on the class, so recording an op sets only what differs (this is the hot path).
+    parents = ()
+    metas = ()
+    needs_input_grad = ()
+    n_args = 0
+    _to_save = ()
+    _saved = ()  # the saved arrays, as forward gave them (what a first-order backward reads)
+    _sources = ()  # for each: the input Tensor it is, _OUTPUT, or None (a constant)
+    _tensor_mode = False
+    _freed = False
+    _hooks = None
+    _retained = None  # weakref to the output tensor after retain_grad()
+
     def __init__(self, fn, device):
         self.fn = fn
         self.device = device
         self.xp = device.xp
-        self.parents = ()
-        self.metas = ()
-        self.needs_input_grad = ()
-        self._to_save = ()
-        self._saved = None  # tuple of (array, source): source is a Tensor, _OUTPUT or None
-        self._tensor_mode = False
-        self._freed = False
-        self._hooks = None
-        self._retained = None  # weakref to the output tensor after retain_grad()
-        self._output = None  # weakref to the output tensor (for create_graph)
 
     @property
     def name(self) -> str:
@@ -144,18 +146,16 @@ class Node:
                 "saved values after they were freed). The graph is freed by backward(); pass "
                 "retain_graph=True to the first backward() to keep it.")
         if not self._tensor_mode:
-            return tuple(array for array, _ in self._saved)
+            return self._saved
         out = []
-        for array, source in self._saved:
-            if source is _OUTPUT:
-                source = self._output() if self._output is not None else None
-                if source is None:  # the output tensor was dropped: rebuild it on this node
-                    source = Tensor._make(array, self.device, True, self)
+        for array, source in zip(self._saved, self._sources):
+            if source is _OUTPUT:  # the output again, as a tensor on this node: d(out) flows here
+                source = Tensor._make(self.device.xp.asarray(array), self.device, True, self)
             out.append(array if source is None else source)
         return tuple(out)
 
     def _release(self) -> None:
-        self._saved = None
+        self._saved = self._sources = None
         self._freed = True
 
 
@@ -194,6 +194,7 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs) -> Tensor:
+        # 1. Unwrap inputs, check they share a device, decide whether to record.
         device = None
         arrays = []
         needs = []
@@ -205,8 +206,8 @@ class Function:
                 elif a._device is not device:
                     raise _device_mismatch(cls.__name__, args)
                 arrays.append(a._data)
-                needs.append(a.requires_grad)
-                record = record or a.requires_grad
+                needs.append(a._requires_grad)
+                record = record or a._requires_grad
             else:
                 arrays.append(a)
                 needs.append(False)
@@ -216,6 +217,8 @@ class Function:
         ctx = Node(cls, device)
         ctx.n_args = len(args)
         ctx.needs_input_grad = tuple(needs) if record else (False,) * len(needs)
+
+        # 2. Forward on raw arrays.
         try:
             out = cls.forward(ctx, *arrays, **kwargs)
         except (ValueError, TypeError, IndexError) as exc:
@@ -230,32 +233,38 @@ class Function:
         if out.dtype.kind not in "fc":
             raise TypeError(f"{cls.__name__}: returned dtype {out.dtype}, which cannot carry a "
                             "gradient; mark the Function differentiable = False")
-        # Positional inputs up to the last Tensor get an edge; trailing parameters (axis...) don't.
-        n = max(i for i, a in enumerate(args) if isinstance(a, Tensor)) + 1
-        ctx.parents = tuple(
-            (a.grad_fn if a.grad_fn is not None else a) if need else None
-            for a, need in zip(args[:n], needs))
-        ctx.metas = tuple((a._data.shape, a._data.dtype) if isinstance(a, Tensor) else None
-                          for a in args[:n])
+
+        # 3. Record: an edge to each input's node (or leaf), up to the last Tensor argument
+        #    (trailing parameters such as axis get none), and what backward saved.
+        parents = []
+        metas = []
+        for a, need in zip(args, needs):
+            if isinstance(a, Tensor):
+                parents.append((a.grad_fn or a) if need else None)
+                metas.append((a._data.shape, a._data.dtype))
+            else:
+                parents.append(None)
+                metas.append(None)
+        while parents[-1] is None and metas[-1] is None:
+            parents.pop()
+            metas.pop()
+        ctx.parents = tuple(parents)
+        ctx.metas = tuple(metas)
         if ctx._to_save:
-            ctx._saved = tuple(_saved_source(s, args, arrays, raw_out, out) for s in ctx._to_save)
+            ctx._saved = ctx._to_save
+            ctx._sources = tuple(_saved_source(v, args, arrays, raw_out, out) for v in ctx._saved)
             ctx._to_save = ()
-        else:
-            ctx._saved = ()
-        result = Tensor._make(out, device, True, ctx)
-        if ctx._saved and any(source is _OUTPUT for _, source in ctx._saved):
-            ctx._output = weakref.ref(result)
-        return result
+        return Tensor._make(out, device, True, ctx)
 
 
 def _saved_source(value, args, arrays, raw_out, out):
-    """Find where a saved array came from (an input Tensor or the output) by identity."""
+    """Where a saved array came from, found by identity: an input Tensor, the output, or neither."""
     if value is out or value is raw_out:
-        return (out, _OUTPUT)
+        return _OUTPUT
     for a, arr in zip(args, arrays):
         if arr is value and isinstance(a, Tensor):
-            return (value, a)
-    return (value, None)
+            return a
+    return None
 
 
 def _shapes(args) -> str:
@@ -378,12 +387,17 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, capt
                     capture[v] = g
                 if needed is None or needed[v]:
                     grads_in = _call_backward(v, g, tensor_xp)
+            metas = v.metas
             for i, p in enumerate(v.parents):
                 if p is None:
                     continue
-                if grads_in is not None and grads_in[i] is not None:
-                    gi = _check_grad(v, i, grads_in[i])
-                    grads[p] = grads[p] + gi if p in grads else gi
+                if grads_in is not None:
+                    gi = grads_in[i]
+                    if gi is not None:
+                        shape, dtype = metas[i]
+                        if gi.shape != shape or gi.dtype != dtype:
+                            gi = _check_grad(v, i, gi)
+                        grads[p] = grads[p] + gi if p in grads else gi
                 deps[p] -= 1
                 if deps[p] == 0:
                     ready.append(p)
@@ -423,6 +437,8 @@ def _call_backward(v: Node, g, tensor_xp):
         out = v.fn.backward(v, g)
     if not isinstance(out, tuple):
         out = (out,)
+    if len(out) == len(v.parents):
+        return out
     # One gradient per positional input; trailing parameters may be left out, and extra Nones are
     # accepted so that one backward serves both apply(x, 2.0) and apply(x, scale=2.0).
     extra = out[v.n_args:]

@@ -611,6 +611,16 @@ def unary_operand(x) -> Tensor:
 
 def binary_operands(a, b):
     """The two operands of a binary op, lifted and promoted to a common dtype."""
+    # Fast paths for the common cases: same-dtype tensors, a float tensor and a Python number.
+    if isinstance(a, Tensor):
+        tb = type(b)
+        if tb is float or tb is int:
+            if a._data.dtype.kind in "fc":
+                return a, b
+        elif isinstance(b, Tensor) and a._data.dtype == b._data.dtype:
+            return a, b
+    elif isinstance(b, Tensor) and type(a) in (float, int) and b._data.dtype.kind in "fc":
+        return a, b
     if isinstance(a, Tensor):
         b = lift(b, a)
     elif isinstance(b, Tensor):
