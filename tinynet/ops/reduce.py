@@ -18,6 +18,8 @@ def normalize_axes(axis, ndim: int):
     """``None`` -> None (all axes); an int or a sequence -> a sorted tuple of non-negative axes."""
     if axis is None:
         return None
+    if type(axis) is int and -ndim <= axis < ndim:  # the common case, checked cheaply
+        return (axis % ndim,)
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     out = []
     for a in axes:
