@@ -20,6 +20,7 @@ import platform
 import re
 import socket
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -162,6 +163,19 @@ def blas_threads() -> dict | None:
     return None
 
 
+def git_revision() -> dict | None:
+    """The commit the measured code came from, and whether tinynet/ had uncommitted changes."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--", "tinynet"], cwd=root,
+                                 capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return {"commit": commit, "tinynet_modified": bool(changed)}
+
+
 def environment(torch_module=None) -> dict:
     """Versions, machine and thread settings, for the JSON record of every measurement."""
     import numpy as np  # noqa: PLC0415 - imported late so callers can set thread variables first
@@ -193,6 +207,7 @@ def environment(torch_module=None) -> dict:
         env["tinynet"] = getattr(tinynet, "__version__", "unknown")
     except ImportError:
         env["tinynet"] = None
+    env["git"] = git_revision()
     if torch_module is not None:
         env["torch"] = torch_module.__version__
         env["torch_threads"] = torch_module.get_num_threads()

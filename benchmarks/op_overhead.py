@@ -1,12 +1,13 @@
 """What tinynet's autograd costs, measured next to raw NumPy and PyTorch eager in one run.
 
-    python benchmarks/op_overhead.py                 # full run, a few minutes on 2 cores
+    python benchmarks/op_overhead.py                 # full run, under a minute on 2 cores
     python benchmarks/op_overhead.py --quick         # smoke run, under 30 s
     python benchmarks/op_overhead.py --json out.json --threads 2
     python benchmarks/op_overhead.py --profile tanh  # cProfile of tinynet's chain of one op
+    python benchmarks/op_overhead.py --check         # the three columns' gradients agree?
 
-Three sections, each run in its own child process so that BLAS and torch thread counts are set
-before NumPy and torch are imported:
+Three sections, each run in a child process started with the BLAS/OpenMP thread variables set
+(they only take effect if set before NumPy and torch load):
 
 1. ``tiny``: microseconds of forward + backward per op on (4,) and (16, 16) float32 tensors, one
    thread. Each op is timed as a chain of n applications followed by ``.sum().backward()``; two
@@ -32,7 +33,10 @@ import sys
 import tempfile
 from dataclasses import dataclass
 
+import numpy as np
+
 import _timing
+import tinynet as tn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHAPES = ((4,), (16, 16))
@@ -43,12 +47,10 @@ def _settings(quick: bool) -> dict:
     if quick:
         return {"chain": (4, 36), "tiny_repeats": 15, "tiny_warmup": 2, "matmul_n": 1024,
                 "elementwise_n": 1 << 20, "matmul_repeats": 3, "elementwise_repeats": 15,
-                "large_warmup": 1,
-                "mlp_batches": (64,), "mlp_repeats": 30, "mlp_warmup": 5}
+                "large_warmup": 1, "mlp_batches": (64,), "mlp_repeats": 30, "mlp_warmup": 5}
     return {"chain": (10, 110), "tiny_repeats": 100, "tiny_warmup": 5, "matmul_n": 2048,
             "elementwise_n": 1 << 22, "matmul_repeats": 7, "elementwise_repeats": 50,
-            "large_warmup": 2,
-            "mlp_batches": (64, 1024), "mlp_repeats": 200, "mlp_warmup": 20}
+            "large_warmup": 2, "mlp_batches": (64, 1024), "mlp_repeats": 200, "mlp_warmup": 20}
 
 
 # --- section 1: tiny ops --------------------------------------------------------------------------
@@ -76,8 +78,6 @@ def _near_one(shape, rng):
 
 
 def _orthogonal(n, rng):
-    import numpy as np  # noqa: PLC0415 - children import NumPy after pinning threads
-
     return np.linalg.qr(rng.standard_normal((n, n)))[0].astype("float32")
 
 
@@ -96,8 +96,6 @@ def _np_mul(g, y, p, grads):
 
 
 def _np_matmul(g, y, p, grads):
-    import numpy as np  # noqa: PLC0415
-
     grads["W"] += np.outer(y, g) if y.ndim == 1 else y.T @ g
     return g @ p["W"].T
 
@@ -113,8 +111,6 @@ def _np_reduce_forward(y, p, mean):
 
 
 def _np_reduce_backward(g, saved, p, grads, mean):
-    import numpy as np  # noqa: PLC0415
-
     s, shape = saved
     grads["c"] += g * s
     gs = (g * p["c"]).sum(-1, keepdims=True)
@@ -124,8 +120,6 @@ def _np_reduce_backward(g, saved, p, grads, mean):
 
 
 def _np_slice_backward(g, saved, p, grads):
-    import numpy as np  # noqa: PLC0415
-
     s, shape = saved
     grads["c"] += g * s
     grad_y = np.zeros(shape, dtype=g.dtype)
@@ -134,45 +128,33 @@ def _np_slice_backward(g, saved, p, grads):
 
 
 def _np_take_backward(g, shape, p, grads):
-    import numpy as np  # noqa: PLC0415
-
     grad_y = np.zeros(shape, dtype=g.dtype)
     np.add.at(grad_y, p["perm"], g)  # the generic adjoint of an integer index: repeats add up
     return grad_y
 
 
 def _np_log_softmax(y, p):
-    import numpy as np  # noqa: PLC0415
-
     s = y - y.max(-1, keepdims=True)
     out = s - np.log(np.exp(s).sum(-1, keepdims=True))
     return out, out
 
 
 def _np_exp_neg(y, p):
-    import numpy as np  # noqa: PLC0415
-
     out = np.exp(-y)
     return out, out
 
 
 def _np_tanh(y, p):
-    import numpy as np  # noqa: PLC0415
-
     out = np.tanh(y)
     return out, out
 
 
 def _np_relu(y, p):
-    import numpy as np  # noqa: PLC0415
-
     out = np.maximum(y, 0)
     return out, out
 
 
 def _np_relu_backward(g, out, p, grads):
-    import numpy as np  # noqa: PLC0415
-
     return np.where(out > 0, g, 0)
 
 
@@ -223,22 +205,14 @@ CASES = [
          note="y[perm], perm an int64 permutation of axis 0"),
     Case("log_softmax", lambda s, r: {}, lambda y, p: y.log_softmax(-1),
          lambda y, p: y.log_softmax(-1), _np_log_softmax,
-         lambda g, out, p, gr: g - _exp(out) * g.sum(-1, keepdims=True),
+         lambda g, out, p, gr: g - np.exp(out) * g.sum(-1, keepdims=True),
          note="log_softmax(y, -1)"),
 ]
 CASE_BY_NAME = {c.name: c for c in CASES}
 
 
-def _exp(a):
-    import numpy as np  # noqa: PLC0415
-
-    return np.exp(a)
-
-
 def tinynet_chain(case: Case, x0, params):
     """fn(n): n steps of ``case`` on a fresh graph from leaf x, then ``.sum().backward()``."""
-    import tinynet as tn  # noqa: PLC0415
-
     x = tn.tensor(x0, requires_grad=True)
     p = {k: tn.tensor(v, requires_grad=True) if getattr(v, "dtype", None) == "float32" else v
          for k, v in params.items()}
@@ -252,6 +226,7 @@ def tinynet_chain(case: Case, x0, params):
         for _ in range(n):
             y = step(y, p)
         y.sum().backward()
+        return leaves
 
     return run
 
@@ -276,6 +251,7 @@ def torch_chain(case: Case, x0, params, torch):
         for _ in range(n):
             y = step(y, p)
         y.sum().backward()
+        return leaves
 
     return run
 
@@ -283,8 +259,6 @@ def torch_chain(case: Case, x0, params, torch):
 def numpy_chain(case: Case, x0, params):
     """The same chain with hand-written NumPy forward and backward (the floor for any NumPy
     engine): a tape of saved values, then the backward formulas in reverse order."""
-    import numpy as np  # noqa: PLC0415
-
     floats = {k: v for k, v in params.items() if getattr(v, "dtype", None) == "float32"}
     forward, backward = case.np_forward, case.np_backward
 
@@ -305,8 +279,6 @@ def numpy_chain(case: Case, x0, params):
 
 
 def run_tiny(cfg: dict, torch, torch_reason: str | None) -> list[dict]:
-    import numpy as np  # noqa: PLC0415
-
     n_short, n_long = cfg["chain"]
     records = []
     impls = ["tinynet", "numpy"] + (["torch"] if torch is not None else [])
@@ -358,10 +330,6 @@ def _subtract_partners(records: list[dict]) -> None:
 
 
 def run_large(cfg: dict, torch, torch_reason: str | None) -> list[dict]:
-    import numpy as np  # noqa: PLC0415
-
-    import tinynet as tn  # noqa: PLC0415
-
     rng = np.random.default_rng(0)
     n, m = cfg["matmul_n"], cfg["elementwise_n"]
     a0 = rng.standard_normal((n, n)).astype("float32")
@@ -429,10 +397,6 @@ def run_large(cfg: dict, torch, torch_reason: str | None) -> list[dict]:
 
 
 def run_mlp(cfg: dict, torch, torch_reason: str | None) -> list[dict]:
-    import numpy as np  # noqa: PLC0415
-
-    import tinynet as tn  # noqa: PLC0415
-
     records = []
     for batch in cfg["mlp_batches"]:
         rng = np.random.default_rng(0)
@@ -548,73 +512,110 @@ def add_ratios(records: list[dict]) -> None:
         rec["ratio_to_torch"] = _ratio(mine, _median(index, (section, case, shape, "torch")))
 
 
-def report(records: list[dict]) -> str:
-    index = {(r["section"], r["case"], tuple(r.get("shape", ())), r["impl"]): r for r in records}
-    lines = []
-    env = records[0]["env"]
-    lines.append(f"Machine: {env['cpu']} ({env['logical_cpus']} logical CPUs), Python "
-                 f"{env['python']}, NumPy {env['numpy']} ({env['blas'].get('name')} "
-                 f"{env['blas'].get('version')}), torch {env.get('torch', 'absent')}, "
-                 f"{env['date']}")
-    tiny_threads = next((r["env"]["threads"] for r in records if r["section"] == "tiny"), 1)
-    lines += ["", f"Per-op forward + backward, microseconds (median; {tiny_threads} thread)", "",
-              "| op | shape | tinynet | NumPy (hand-written) | PyTorch | tinynet/PyTorch "
-              "| tinynet/NumPy |", "|---|---|---:|---:|---:|---:|---:|"]
-    fixed = "fixed: x.sum().backward()"
+def _header(env: dict) -> str:
+    git = env.get("git") or {}
+    revision = git.get("commit", "unknown")[:10]
+    if git.get("tinynet_modified"):
+        revision += " + local changes"
+    blas = env["blas"]
+    return (f"Machine: {env['cpu']} ({env['logical_cpus']} logical CPUs), Python {env['python']}, "
+            f"NumPy {env['numpy']} ({blas.get('name')} {blas.get('version')}), torch "
+            f"{env.get('torch', 'absent')}; tinynet {revision}; {env['date']}")
+
+
+def _tiny_table(index: dict, threads: int) -> list[str]:
+    lines = ["", f"Per-op forward + backward, microseconds (median; threads: {threads})", "",
+             "| op | shape | tinynet | NumPy (hand-written) | PyTorch | tinynet/PyTorch "
+             "| tinynet/NumPy |", "|---|---|---:|---:|---:|---:|---:|"]
     for shape in SHAPES:
-        for name in [c.name for c in CASES] + [fixed]:
+        for name in [c.name for c in CASES] + ["fixed: x.sum().backward()"]:
             t, n, q = (_median(index, ("tiny", name, shape, impl))
                        for impl in ("tinynet", "numpy", "torch"))
-            if t is None:
-                continue
-            lines.append(f"| {name} | {shape} | {_fmt(t, 2)} | {_fmt(n, 2)} | {_fmt(q, 2)} | "
-                         f"{_fmt(_ratio(t, q), 2)} | {_fmt(_ratio(t, n), 2)} |")
-    for section, title in (("large", "Large tensors, forward + backward, milliseconds"),
-                           ("mlp", "MLP training step (forward, log_softmax + NLL, backward), "
-                                   "milliseconds")):
-        cases = list(dict.fromkeys(r["case"] for r in records if r["section"] == section))
-        if not cases:
+            if t is not None:
+                lines.append(f"| {name} | {shape} | {_fmt(t, 2)} | {_fmt(n, 2)} | {_fmt(q, 2)} "
+                             f"| {_fmt(_ratio(t, q), 2)} | {_fmt(_ratio(t, n), 2)} |")
+    return lines
+
+
+def _timed_table(index: dict, section: str, title: str, cases: list, threads: int) -> list[str]:
+    """Milliseconds with IQR; the MLP table adds the create_graph column and its ratio."""
+    impls = ["tinynet", "numpy", "torch"]
+    higher = section == "mlp"
+    if higher:
+        impls.insert(1, "tinynet create_graph")
+    names = {"numpy": "NumPy", "torch": "PyTorch"}
+    head = "| workload | " + " | ".join(names.get(i, i) for i in impls)
+    head += " | tinynet/NumPy | tinynet/PyTorch |" + (" create_graph/first-order |" * higher)
+    lines = ["", f"{title} (median [IQR]; threads: {threads})", "", head,
+             "|---|" + "---:|" * (len(impls) + 2 + higher)]
+    for case in cases:
+        medians, cells = {}, []
+        for impl in impls:
+            rec = index.get((section, case, (), impl))
+            if rec and "stats" in rec:
+                s = rec["stats"]
+                medians[impl] = s["median"]
+                cells.append(f"{s['median']:.2f} [{s['q1']:.2f}, {s['q3']:.2f}]")
+            else:
+                cells.append("-")
+        t = medians.get("tinynet")
+        cells += [_fmt(_ratio(t, medians.get(other)), 2) for other in ("numpy", "torch")]
+        if higher:
+            cells.append(_fmt(_ratio(medians.get("tinynet create_graph"), t), 2))
+        lines.append(f"| {case} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def report(records: list[dict]) -> str:
+    """The Markdown tables printed at the end of a run."""
+    index = {(r["section"], r["case"], tuple(r.get("shape", ())), r["impl"]): r for r in records}
+    lines = [_header(records[0]["env"])]
+    titles = {"tiny": None, "large": "Large tensors, forward + backward, milliseconds",
+              "mlp": "MLP training step (forward, log_softmax + NLL, backward), milliseconds"}
+    for section, title in titles.items():
+        mine = [r for r in records if r["section"] == section]
+        if not mine:
             continue
-        threads = next(r["env"]["threads"] for r in records if r["section"] == section)
-        extra = section == "mlp"
-        lines += ["", f"{title} (median [IQR]; {threads} threads)", "",
-                  "| workload | tinynet | " + ("tinynet create_graph | " if extra else "")
-                  + "NumPy | PyTorch | tinynet/NumPy | tinynet/PyTorch |"
-                  + (" create_graph/first-order |" if extra else ""),
-                  "|---|---:|" + ("---:|" if extra else "") + "---:|---:|---:|---:|"
-                  + ("---:|" if extra else "")]
-        for case in cases:
-            cells = {}
-            for impl in ("tinynet", "tinynet create_graph", "numpy", "torch"):
-                rec = index.get((section, case, (), impl))
-                if rec and "stats" in rec:
-                    s = rec["stats"]
-                    cells[impl] = (s["median"], f"{s['median']:.2f} [{s['q1']:.2f}, "
-                                                f"{s['q3']:.2f}]")
-            t = cells.get("tinynet", (None, "-"))
-            n = cells.get("numpy", (None, "-"))
-            q = cells.get("torch", (None, "-"))
-            row = f"| {case} | {t[1]} | "
-            if extra:
-                row += cells.get("tinynet create_graph", (None, "-"))[1] + " | "
-            row += f"{n[1]} | {q[1]} | {_fmt(_ratio(t[0], n[0]), 2)} | "
-            row += f"{_fmt(_ratio(t[0], q[0]), 2)} |"
-            if extra:
-                cg = cells.get("tinynet create_graph", (None, "-"))[0]
-                row += f" {_fmt(_ratio(cg, t[0]), 2)} |"
-            lines.append(row)
-    skipped = {r["skipped"] for r in records if "skipped" in r}
-    for reason in skipped:
+        threads = mine[0]["env"]["threads"]
+        if title is None:
+            lines += _tiny_table(index, threads)
+        else:
+            cases = list(dict.fromkeys(r["case"] for r in mine))
+            lines += _timed_table(index, section, title, cases, threads)
+    for reason in sorted({r["skipped"] for r in records if "skipped" in r}):
         lines += ["", f"PyTorch column skipped: {reason}"]
     return "\n".join(lines)
+
+
+def check_cases() -> None:
+    """Print how far tinynet's and PyTorch's gradients are from the hand-written NumPy ones, per
+    case, for a chain of 5 steps: the three columns of the tiny table must compute the same."""
+    try:
+        import torch  # noqa: PLC0415
+    except ImportError:
+        torch = None
+    for shape in SHAPES:
+        for case in CASES:
+            rng = np.random.default_rng(1)
+            x0 = rng.standard_normal(shape).astype("float32")
+            params = case.params(shape, rng)
+            grad_x, grads = numpy_chain(case, x0, params)(5)
+            diffs = []
+            runners = [tinynet_chain(case, x0, params)]
+            if torch is not None:
+                runners.append(torch_chain(case, x0, params, torch))
+            for run in runners:
+                leaves = run(5)
+                got = [np.asarray(t.grad) for t in leaves]
+                want = [grad_x] + list(grads.values())
+                diffs += [float(np.abs(g - w).max()) for g, w in zip(got, want)]
+            print(f"{case.name:12s} {str(shape):9s} max |grad - NumPy grad| = {max(diffs):.1e}")
 
 
 def profile(op: str, shape: tuple, quick: bool) -> None:
     """Print where tinynet spends a chain of ``op`` (cProfile, sorted by own time)."""
     import cProfile  # noqa: PLC0415
     import pstats  # noqa: PLC0415
-
-    import numpy as np  # noqa: PLC0415
 
     rng = np.random.default_rng(0)
     case = CASE_BY_NAME[op]
@@ -640,12 +641,17 @@ def main(argv=None) -> None:
                         help="leave glibc's allocator thresholds alone (see _timing.py)")
     parser.add_argument("--sections", default="tiny,large,mlp", help="comma-separated subset")
     parser.add_argument("--profile", metavar="OP", help="cProfile tinynet's chain of OP and exit")
+    parser.add_argument("--check", action="store_true",
+                        help="print how far each column's gradients are from NumPy's, and exit")
     parser.add_argument("--section", help=argparse.SUPPRESS)  # internal: run one section here
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.profile:
         profile(args.profile, (16, 16), args.quick)
+        return
+    if args.check:
+        check_cases()
         return
     if args.section:
         run_section(args.section, args.quick, args.threads, args.out)
@@ -673,8 +679,8 @@ def main(argv=None) -> None:
     path = args.json or os.path.join(HERE, "results",
                                      f"op_overhead-{_timing.machine_slug()}.json")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(records, f, indent=1)
+    with open(path, "w") as f:  # one record per line: greppable, and diffs stay readable
+        f.write("[\n" + ",\n".join(json.dumps(r) for r in records) + "\n]\n")
     print(f"\n{len(records)} records written to {os.path.relpath(path)}", file=sys.stderr)
 
 

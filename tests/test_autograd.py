@@ -636,7 +636,7 @@ def test_deep_chain_graph_is_collected_after_del(device, run_backward):
     for i in range(DEPTH):
         y = y.sin() if i % 2 else y * 1.0001  # Sin saves its input: the graph holds arrays
         if i == DEPTH // 2:
-            middle = weakref.ref(y)
+            middle = weakref.ref(y.grad_fn)  # a node deep inside the graph, kept alive by it
     if run_backward:
         y.backward(retain_graph=True)
     assert middle() is not None

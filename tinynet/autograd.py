@@ -95,9 +95,6 @@ class enable_grad(no_grad):
 # The graph node (an op's ctx) and Function
 # --------------------------------------------------------------------------------------------
 
-_OUTPUT = object()  # marks "the op's own output" among saved values
-
-
 class Node:
     """One recorded application of an op. It is the ``ctx`` that ``forward`` and ``backward`` share.
 
@@ -115,7 +112,8 @@ class Node:
     n_args = 0
     _to_save = ()
     _saved = ()  # the saved arrays, as forward gave them (what a first-order backward reads)
-    _sources = ()  # for each: the input Tensor it is, _OUTPUT, or None (a constant)
+    _arg_ids = ()  # id() of each forward argument and of the output, to recognise saved arrays
+    _out_ids = ()
     _tensor_mode = False
     _freed = False
     _hooks = None
@@ -147,15 +145,31 @@ class Node:
                 "retain_graph=True to the first backward() to keep it.")
         if not self._tensor_mode:
             return self._saved
-        out = []
-        for array, source in zip(self._saved, self._sources):
-            if source is _OUTPUT:  # the output again, as a tensor on this node: d(out) flows here
-                source = Tensor._make(self.device.xp.asarray(array), self.device, True, self)
-            out.append(array if source is None else source)
-        return tuple(out)
+        return tuple(self._as_tensor(array) for array in self._saved)
+
+    def _as_tensor(self, array):
+        """Under create_graph: a saved array as the Tensor it was, so gradients flow through it.
+
+        Found by identity (ids recorded at forward time; the arrays are alive, so ids are unique):
+        the op's output becomes a tensor on this node; an input that requires grad becomes a tensor
+        on its parent (the leaf itself, or a tensor whose grad_fn is the parent node); anything
+        else (a mask, an index, an input without grad) is a constant of the derivative.
+        """
+        key = id(array)
+        if key in self._out_ids:
+            return Tensor._make(self.device.xp.asarray(array), self.device, True, self)
+        for i, arg_id in enumerate(self._arg_ids[:len(self.parents)]):
+            if arg_id == key:
+                parent = self.parents[i]
+                if parent is None:
+                    return array
+                if type(parent) is Node:
+                    return Tensor._make(array, self.device, True, parent)
+                return parent
+        return array
 
     def _release(self) -> None:
-        self._saved = self._sources = None
+        self._saved = None
         self._freed = True
 
 
@@ -252,19 +266,10 @@ class Function:
         ctx.metas = tuple(metas)
         if ctx._to_save:
             ctx._saved = ctx._to_save
-            ctx._sources = tuple(_saved_source(v, args, arrays, raw_out, out) for v in ctx._saved)
             ctx._to_save = ()
+            ctx._arg_ids = tuple(map(id, arrays))
+            ctx._out_ids = (id(raw_out), id(out))
         return Tensor._make(out, device, True, ctx)
-
-
-def _saved_source(value, args, arrays, raw_out, out):
-    """Where a saved array came from, found by identity: an input Tensor, the output, or neither."""
-    if value is out or value is raw_out:
-        return _OUTPUT
-    for a, arr in zip(args, arrays):
-        if arr is value and isinstance(a, Tensor):
-            return a
-    return None
 
 
 def _shapes(args) -> str:
@@ -285,25 +290,24 @@ def _device_mismatch(op, args):
 
 def sum_to(grad, shape: tuple, op: str = "?"):
     """Undo broadcasting: sum ``grad`` down to ``shape``. Works on arrays and on Tensors."""
-    if grad.shape == shape:
+    gshape = grad.shape
+    if gshape == shape:
         return grad
-    lead = grad.ndim - len(shape)
-    if lead < 0:
-        raise RuntimeError(f"{op}.backward: gradient of shape {tuple(grad.shape)} has fewer "
-                           f"dimensions than its input {shape}")
-    if any(s != 1 and s != gs for s, gs in zip(shape, grad.shape[lead:])):
-        raise RuntimeError(f"{op}.backward: gradient of shape {tuple(grad.shape)} cannot be summed "
+    lead = len(gshape) - len(shape)
+    axes = list(range(lead))
+    ok = lead >= 0
+    for i, s in enumerate(shape if ok else ()):
+        gs = gshape[i + lead]
+        if s == 1:
+            if gs != 1:
+                axes.append(i + lead)
+        elif s != gs:
+            ok = False
+    if not ok:
+        raise RuntimeError(f"{op}.backward: gradient of shape {tuple(gshape)} cannot be summed "
                            f"to its input's shape {shape}")
-    axes = tuple(range(lead)) + tuple(
-        i + lead for i, s in enumerate(shape) if s == 1 and grad.shape[i + lead] != 1)
-    if axes:
-        grad = grad.sum(axis=axes, keepdims=True)
-    if lead:
-        grad = grad.reshape(shape)
-    if grad.shape != shape:
-        raise RuntimeError(f"{op}.backward: gradient of shape {tuple(grad.shape)} cannot be summed "
-                           f"to its input's shape {shape}")
-    return grad
+    grad = grad.sum(axis=tuple(axes), keepdims=True)
+    return grad.reshape(shape) if lead else grad
 
 
 def _tensor_namespace():

@@ -1,4 +1,4 @@
-"""Reductions: ``sum``, ``max``, ``min`` (primitives), ``mean``, ``var``, ``std`` (composed), and
+"""Reductions: ``sum``, ``mean``, ``max``, ``min`` (primitives), ``var``, ``std`` (composed), and
 ``argmax``/``argmin`` (no gradient). ``logsumexp`` lives in ``stable.py``.
 
 Ties in ``max``/``min``: every element equal to the extreme shares the gradient equally
@@ -61,6 +61,22 @@ class Sum(Function):
     @staticmethod
     def backward(ctx, g):
         return ctx.xp.broadcast_to(g.reshape(ctx.kd_shape), ctx.shape)
+
+
+class Mean(Function):
+    """sum(x, axes) / n  ->  grad_x = broadcast g / n back over the reduced axes"""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        ctx.shape = x.shape
+        ctx.kd_shape = keepdims_shape(x.shape, axis)
+        n = _count(x.shape, axis)
+        ctx.scale = 1.0 / n if n else math.nan  # a Python float keeps x's dtype
+        return x.sum(axis=axis, keepdims=keepdims) * ctx.scale
+
+    @staticmethod
+    def backward(ctx, g):
+        return ctx.xp.broadcast_to(g.reshape(ctx.kd_shape) * ctx.scale, ctx.shape)
 
 
 class Max(Function):
@@ -138,14 +154,11 @@ def sum(x, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tens
 
 
 def mean(x, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
-    """sum / n, composed from ``sum`` and a scalar product."""
     x = unary_operand(x)
     axis, keepdims = _pick(axis, keepdims, dim, keepdim)
-    axes = normalize_axes(axis, x.ndim)
     if x.dtype.kind in "biu":
         raise TypeError(f"mean: needs a floating tensor, got {x.dtype}; convert with .float()")
-    n = _count(x.shape, axes)
-    return Sum.apply(x, axes, bool(keepdims)) * (1.0 / n if n else math.nan)
+    return Mean.apply(x, normalize_axes(axis, x.ndim), bool(keepdims))
 
 
 def var(x, axis=None, keepdims: bool = False, correction: int = 1, *, dim=None,
