@@ -208,10 +208,13 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs) -> Tensor:
-        # 1. Unwrap inputs, check they share a device, decide whether to record.
+        # 1. Unwrap inputs, check they share a device, and note the would-be graph edges: each
+        #    input's node (or the leaf itself) when it requires grad, with its shape and dtype.
         device = None
         arrays = []
         needs = []
+        parents = []
+        metas = []
         record = False
         for a in args:
             if isinstance(a, Tensor):
@@ -219,12 +222,21 @@ class Function:
                     device = a._device
                 elif a._device is not device:
                     raise _device_mismatch(cls.__name__, args)
-                arrays.append(a._data)
-                needs.append(a._requires_grad)
-                record = record or a._requires_grad
+                data = a._data
+                arrays.append(data)
+                metas.append((data.shape, data.dtype))
+                if a._requires_grad:
+                    record = True
+                    needs.append(True)
+                    parents.append(a.grad_fn or a)
+                else:
+                    needs.append(False)
+                    parents.append(None)
             else:
                 arrays.append(a)
                 needs.append(False)
+                parents.append(None)
+                metas.append(None)
         if device is None:
             raise TypeError(f"{cls.__name__}: needs at least one Tensor input")
         record = record and _grad_mode.enabled and cls.differentiable
@@ -240,7 +252,7 @@ class Function:
         if cls.moves_device:
             device = ctx.out_device
         raw_out = out
-        if type(out) is not device.array_type:
+        if type(out) is not (device._array_type or device.array_type):
             out = device.xp.asarray(out)  # NumPy returns scalars for 0-d results; keep arrays
         if not record:
             return Tensor._make(out, device)
@@ -248,18 +260,9 @@ class Function:
             raise TypeError(f"{cls.__name__}: returned dtype {out.dtype}, which cannot carry a "
                             "gradient; mark the Function differentiable = False")
 
-        # 3. Record: an edge to each input's node (or leaf), up to the last Tensor argument
-        #    (trailing parameters such as axis get none), and what backward saved.
-        parents = []
-        metas = []
-        for a, need in zip(args, needs):
-            if isinstance(a, Tensor):
-                parents.append((a.grad_fn or a) if need else None)
-                metas.append((a._data.shape, a._data.dtype))
-            else:
-                parents.append(None)
-                metas.append(None)
-        while parents[-1] is None and metas[-1] is None:
+        # 3. Record. Trailing parameters (axis, ...) get no edge; the saved arrays are kept as
+        #    forward gave them, with ids to find their tensors again under create_graph.
+        while metas[-1] is None:
             parents.pop()
             metas.pop()
         ctx.parents = tuple(parents)
