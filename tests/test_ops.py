@@ -234,3 +234,17 @@ def test_maximum_minimum_ties_split_the_gradient_in_half(op, device, data):
     tie = a == b
     np.testing.assert_allclose(host(xa.grad), np.where(tie, g / 2, np.where(a_wins, g, 0.0)))
     np.testing.assert_allclose(host(xb.grad), np.where(tie, g / 2, np.where(a_wins, 0.0, g)))
+
+
+def test_minus_infinity_logits_follow_pytorch(device):
+    """A masked logit (-inf) gets probability 0; a slice that is all -inf has no distribution:
+    softmax/log_softmax give NaN there, logsumexp gives -inf (PyTorch's behaviour)."""
+    inf = float("inf")
+    x = tn.tensor([[-inf, 0.0, 0.0], [-inf, -inf, -inf]], device=device)
+    p = x.softmax(axis=1).cpu().numpy()
+    np.testing.assert_allclose(p[0], [0.0, 0.5, 0.5])
+    assert np.isnan(p[1]).all()
+    lp = x.log_softmax(axis=1).cpu().numpy()
+    np.testing.assert_allclose(lp[0], [-inf, np.log(0.5), np.log(0.5)])
+    assert np.isnan(lp[1]).all()
+    np.testing.assert_allclose(x.logsumexp(axis=1).cpu().numpy(), [np.log(2.0), -inf])

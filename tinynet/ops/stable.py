@@ -12,10 +12,10 @@ from ..tensor import Tensor, unary_operand
 from .reduce import _pick, keepdims_shape, normalize_axes
 
 
-def _shifted(xp, x, axis):
-    """x - max(x) along axis; rows that are all -inf shift by 0 instead of producing NaN."""
-    m = x.max(axis=axis, keepdims=True)
-    return x - xp.where(xp.isfinite(m), m, 0), m
+def _shifted(x, axis):
+    """x - max(x) along axis: every exponent is <= 0, so nothing overflows. A slice that is all
+    -inf gives NaN, as in PyTorch (logsumexp, below, returns -inf for it instead)."""
+    return x - x.max(axis=axis, keepdims=True)
 
 
 class LogSumExp(Function):
@@ -47,7 +47,7 @@ class Softmax(Function):
     def forward(ctx, x, axis=-1):
         xp = ctx.xp
         ctx.axis = axis
-        e = xp.exp(_shifted(xp, x, axis)[0])
+        e = xp.exp(_shifted(x, axis))
         out = e / e.sum(axis=axis, keepdims=True)
         ctx.save_for_backward(out)
         return out
@@ -65,7 +65,7 @@ class LogSoftmax(Function):
     def forward(ctx, x, axis=-1):
         xp = ctx.xp
         ctx.axis = axis
-        shifted = _shifted(xp, x, axis)[0]
+        shifted = _shifted(x, axis)
         out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
         ctx.save_for_backward(out)
         return out
