@@ -27,6 +27,8 @@ from .ops import (
     pad, permute, pow, relu, reshape, sigmoid, sin, softmax, softplus, split, sqrt, squeeze, stack,
     std, sub, sum, swapaxes, tanh, transpose, unsqueeze, var, where,
 )
+from . import nn  # noqa: E402  (after the ops it is built from)  # isort: skip
+
 device = Device  # tn.device("cuda"), also a context manager: with tn.device("cuda"): ...
 bool = bool_  # noqa: A001 - tn.bool, as torch.bool
 

@@ -1,0 +1,1 @@
+"""Parameter initialisation (seeded), matching PyTorch's ``torch.nn.init``."""
