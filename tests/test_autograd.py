@@ -672,3 +672,56 @@ def test_docs_autograd_snippet_runs(snippet):
 def test_docs_autograd_has_snippets():
     assert DOC.exists()
     assert len(_doc_snippets()) >= 8
+
+
+# --------------------------------------------------------------------------------------------
+# .grad never aliases another array (the engine stores a gradient without a copy only when it
+# provably made that array itself)
+# --------------------------------------------------------------------------------------------
+
+
+def test_leaves_sharing_one_upstream_gradient_get_separate_grad_arrays(device):
+    x, y = leaf([1.0, 2.0], device), leaf([3.0, 4.0], device)
+    (x + y).sum().backward()  # Add sends the same array to both inputs
+    with tn.no_grad():
+        x.grad *= 10
+    np.testing.assert_allclose(host(y.grad), [1.0, 1.0])
+
+
+def test_grad_of_a_leaf_root_does_not_alias_the_given_gradient(device):
+    x = leaf([1.0, 2.0], device)
+    v = tn.tensor([5.0, 6.0], dtype=tn.float64, device=device)
+    x.backward(v)
+    with tn.no_grad():
+        x.grad *= 0
+    np.testing.assert_allclose(host(v), [5.0, 6.0])
+
+
+def test_grad_through_a_view_does_not_alias_the_upstream_gradient(device):
+    x = leaf([[1.0, 2.0], [3.0, 4.0]], device)
+    v = tn.tensor([5.0, 6.0, 7.0, 8.0], dtype=tn.float64, device=device)
+    x.reshape(4).backward(v)  # Reshape's backward returns a view of v
+    with tn.no_grad():
+        x.grad *= 0
+    np.testing.assert_allclose(host(v), [5.0, 6.0, 7.0, 8.0])
+
+
+def test_grad_returned_by_a_user_function_from_its_saved_arrays_is_copied(device):
+    class ReturnsSaved(tn.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.constant = ctx.xp.ones_like(x)
+            return x * 1.0
+
+        @staticmethod
+        def backward(ctx, grad_out):
+            return ctx.constant  # an array the op keeps: .grad must not be it
+
+    x = leaf([1.0, 2.0], device)
+    y = ReturnsSaved.apply(x)
+    y.backward(tn.ones_like(y), retain_graph=True)
+    with tn.no_grad():
+        x.grad *= 7
+    x.grad = None
+    y.backward(tn.ones_like(y))
+    np.testing.assert_allclose(host(x.grad), [1.0, 1.0])

@@ -371,6 +371,8 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, capt
     ready = [v for v in grads if deps[v] == 0]
     ready.reverse()
     tensor_xp = _tensor_namespace() if create_graph else None
+    builtin = _builtin_ops()
+    owned: dict = {}  # leaf -> True when its pending gradient array is one nobody else holds
 
     # 3. Walk in reverse topological order: a vertex runs once all its consumers have sent theirs.
     with set_grad_enabled(create_graph):
@@ -381,7 +383,7 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, capt
                 g = None  # tn.grad: nothing asked for lies below v; don't run its hooks or backward
             if type(v) is not Node:  # a leaf tensor
                 if g is not None:
-                    _deliver_to_leaf(v, g, create_graph, capture)
+                    _deliver_to_leaf(v, g, create_graph, capture, owned.pop(v, False))
                 continue
             grads_in = None
             if g is not None:
@@ -404,7 +406,13 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, capt
                         shape, dtype = metas[i]
                         if gi.shape != shape or gi.dtype != dtype:
                             gi = _check_grad(v, i, gi)
-                        grads[p] = grads[p] + gi if p in grads else gi
+                        if p in grads:
+                            grads[p] = grads[p] + gi
+                            owned[p] = True  # a sum the engine just made
+                        else:
+                            grads[p] = gi
+                            if type(p) is not Node:
+                                owned[p] = _is_fresh(v, gi, g, builtin)
                 deps[p] -= 1
                 if deps[p] == 0:
                     ready.append(p)
@@ -466,9 +474,26 @@ def _check_grad(v: Node, i: int, gi):
     return gi
 
 
-def _deliver_to_leaf(leaf: Tensor, g, create_graph: bool, capture):
+def _builtin_ops() -> frozenset:
+    from .ops import OPS  # noqa: PLC0415 - ops import this module
+
+    return frozenset(OPS)
+
+
+def _is_fresh(v: Node, gi, g, builtin: frozenset) -> bool:
+    """True when ``gi`` (a gradient v's backward returned) is an array nobody else holds.
+
+    Built-in ops return either a new array or, for identity-like ops, the upstream gradient ``g``
+    itself or a view of it; a user's Function might return anything (a saved array), so its
+    results are never trusted.
+    """
+    return v.fn in builtin and gi is not g and getattr(gi, "base", 0) is None
+
+
+def _deliver_to_leaf(leaf: Tensor, g, create_graph: bool, capture, owned: bool = False):
     if leaf._hooks:
         g = _call_hooks(leaf._hooks, g, create_graph, leaf._device)
+        owned = False  # a hook may hand back an array it keeps
     if capture is not None:
         if leaf in capture:
             capture[leaf] = g
@@ -476,9 +501,10 @@ def _deliver_to_leaf(leaf: Tensor, g, create_graph: bool, capture):
     if create_graph:
         leaf.grad = g if leaf.grad is None else leaf.grad + g
     elif leaf.grad is None:
-        # A fresh copy: the incoming array may be shared with other gradients (``a + b`` sends the
-        # same array to both), and users and optimizers may modify ``.grad`` in place.
-        leaf.grad = Tensor._make(g.copy(), leaf._device)
+        # .grad must be an array nobody else holds: users and optimizers modify it in place. A
+        # gradient may be shared (``a + b`` sends the same array to both inputs; reshape sends a
+        # view); only an array the engine knows to be fresh is stored without a copy.
+        leaf.grad = Tensor._make(g if owned else g.copy(), leaf._device)
     elif leaf.grad.requires_grad:
         leaf.grad = Tensor._make(leaf.grad._data + g, leaf._device)
     else:
