@@ -28,6 +28,8 @@ from .ops import (
     std, sub, sum, swapaxes, tanh, transpose, unsqueeze, var, where,
 )
 from . import nn  # noqa: E402  (after the ops it is built from)  # isort: skip
+from . import optim  # noqa: E402  (after nn)  # isort: skip
+from .serialization import load, save  # noqa: E402  (saves nn.Parameter)  # isort: skip
 
 device = Device  # tn.device("cuda"), also a context manager: with tn.device("cuda"): ...
 bool = bool_  # noqa: A001 - tn.bool, as torch.bool

@@ -209,6 +209,11 @@ class Device:
     def __hash__(self) -> int:
         return hash(str(self))
 
+    def __reduce__(self):
+        # Devices are interned: copy.deepcopy(model) and pickling must give back the same object,
+        # not a copy of its array namespace (which holds the NumPy/CuPy module).
+        return (Device, (str(self),))
+
     def __enter__(self):
         _default_device_stack.append(_state.default_device)
         _state.default_device = self

@@ -1,4 +1,9 @@
-"""Containers: ``Sequential``, ``ModuleList``, ``ModuleDict`` (``torch.nn``'s names and keys)."""
+"""Containers: ``Sequential``, ``ModuleList``, ``ModuleDict`` (``torch.nn``'s names and keys).
+
+Children of ``Sequential`` and ``ModuleList`` are named ``"0"``, ``"1"``, ... so their state-dict
+keys are ``0.weight``, ``layers.1.bias``; a ``ModuleDict`` names them by key (``blocks.a.weight``).
+Deleting or inserting renumbers the children, as in PyTorch.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from .module import Module
 
 
 class Sequential(Module):
-    """Modules applied one after another; children are named ``0``, ``1``, ... (or by an OrderedDict).
+    """Modules applied one after another; children named ``0``, ``1``, ... (or by an OrderedDict).
 
     Example:
         >>> model = tn.nn.Sequential(tn.nn.Linear(64, 32), tn.nn.ReLU(), tn.nn.Linear(32, 10))
@@ -35,6 +40,17 @@ class Sequential(Module):
             return Sequential(OrderedDict(items[index]))
         return items[index][1]
 
+    def __setitem__(self, index: int, module: Module) -> None:
+        key = list(self._modules)[index]
+        self.add_module(key, module)
+
+    def __delitem__(self, index) -> None:
+        keys = list(self._modules)
+        for key in keys[index] if isinstance(index, slice) else [keys[index]]:
+            del self._modules[key]
+        if all(k.isdigit() for k in keys):  # numbered children stay numbered 0..n-1
+            _renumber(self)
+
     def __len__(self) -> int:
         return len(self._modules)
 
@@ -43,6 +59,15 @@ class Sequential(Module):
 
     def append(self, module: Module) -> Sequential:
         self.add_module(str(len(self._modules)), module)
+        return self
+
+    def extend(self, modules) -> Sequential:
+        for m in modules:
+            self.append(m)
+        return self
+
+    def insert(self, index: int, module: Module) -> Sequential:
+        _insert(self, index, module)
         return self
 
 
@@ -72,6 +97,18 @@ class ModuleList(Module):
     def __setitem__(self, index: int, module: Module) -> None:
         key = list(self._modules)[index]
         self.add_module(key, module)
+
+    def __delitem__(self, index) -> None:
+        keys = list(self._modules)
+        for key in keys[index] if isinstance(index, slice) else [keys[index]]:
+            del self._modules[key]
+        _renumber(self)
+
+    def __iadd__(self, modules) -> ModuleList:
+        return self.extend(modules)
+
+    def insert(self, index: int, module: Module) -> None:
+        _insert(self, index, module)
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -114,3 +151,33 @@ class ModuleDict(Module):
 
     def items(self):
         return self._modules.items()
+
+    def update(self, modules) -> None:
+        for name, m in (modules.items() if hasattr(modules, "items") else modules):
+            self.add_module(name, m)
+
+    def pop(self, key: str) -> Module:
+        module = self._modules[key]
+        del self._modules[key]
+        return module
+
+    def clear(self) -> None:
+        self._modules.clear()
+
+
+def _renumber(container: Module) -> None:
+    """Name the children "0", "1", ... again, keeping their order (after a deletion)."""
+    modules = list(container._modules.values())
+    container._modules.clear()
+    for i, m in enumerate(modules):
+        container._modules[str(i)] = m
+
+
+def _insert(container: Module, index: int, module: Module) -> None:
+    if not isinstance(module, Module):
+        raise TypeError(f"insert: expected a Module, got {type(module).__name__}")
+    modules = list(container._modules.values())
+    modules.insert(index, module)
+    container._modules.clear()
+    for i, m in enumerate(modules):
+        container._modules[str(i)] = m

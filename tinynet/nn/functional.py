@@ -9,6 +9,13 @@ from ..ops import (  # noqa: F401 - the elementwise activations are plain ops
 )
 
 # --- conv and pooling (conv.py) ---
+from .conv import adaptive_avg_pool2d, avg_pool2d, conv2d, max_pool2d  # noqa: F401
 # --- linear, dropout, embedding (layers.py) ---
+from .layers import dropout, embedding, linear  # noqa: F401
 # --- normalization (normalization.py) ---
+from .normalization import batch_norm, layer_norm  # noqa: F401
 # --- losses (loss.py) ---
+from .loss import (  # noqa: F401
+    binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss, kl_div,
+    l1_loss, mse_loss, nll_loss, smooth_l1_loss,
+)

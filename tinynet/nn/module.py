@@ -1,22 +1,22 @@
 """``Module`` and ``Parameter``: the building blocks of models, with ``torch.nn``'s names and rules.
 
-A Module owns parameters (``Parameter``, a leaf tensor that requires grad), buffers (tensors that are
-state but not trained, such as BatchNorm's running mean) and sub-modules, each registered by plain
-attribute assignment, in registration order. ``state_dict`` keys are PyTorch's (``0.weight``,
-``bn.running_mean``), so weights move between tinynet and PyTorch by name.
+A Module owns parameters (``Parameter``, a leaf tensor that requires grad), buffers (tensors
+that are state but not trained, such as BatchNorm's running mean) and sub-modules, each registered
+by plain attribute assignment, in registration order. ``state_dict`` keys are PyTorch's
+(``0.weight``, ``bn.running_mean``), so weights move between tinynet and PyTorch by name.
 
-Read next: ``container.py`` (Sequential, ModuleList, ModuleDict), ``layers.py``, ``functional.py``.
+Read next: ``container.py`` (Sequential, ModuleList, ModuleDict), ``hooks.py``, ``layers.py``.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 from .. import backend
 from ..autograd import is_grad_enabled, no_grad
-from ..ops import clone
 from ..tensor import Tensor
+from .hooks import RemovableHandle, watch_inputs, watch_outputs
 
 
 class Parameter(Tensor):
@@ -47,26 +47,20 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
-class RemovableHandle:
-    """Returned by ``register_*_hook``; ``remove()`` unregisters the hook."""
+class IncompatibleKeys(NamedTuple):
+    """What ``load_state_dict`` returns: keys the module has that the state dict lacks, and keys
+    the state dict has that the module lacks (both empty after a strict load)."""
 
-    _next_id = 0
-
-    def __init__(self, hooks: dict):
-        self._hooks = hooks
-        self.id = RemovableHandle._next_id
-        RemovableHandle._next_id += 1
-
-    def remove(self) -> None:
-        self._hooks.pop(self.id, None)
+    missing_keys: list
+    unexpected_keys: list
 
 
 class Module:
     """Base class of every layer and model.
 
     Subclasses set parameters, buffers and sub-modules as attributes in ``__init__`` (after calling
-    ``super().__init__()``) and define ``forward``. Call the module, not ``forward``: ``__call__`` also
-    runs the hooks.
+    ``super().__init__()``) and define ``forward``. Call the module, not ``forward``: ``__call__``
+    also runs the hooks.
 
     Example:
         >>> class TwoLayer(tn.nn.Module):
@@ -102,11 +96,13 @@ class Module:
             buffers.pop(name, None)
             modules.pop(name, None)
             d.pop(name, None)
+            d["_non_persistent"].discard(name)
             params[name] = value
         elif isinstance(value, Module):
             params.pop(name, None)
             buffers.pop(name, None)
             d.pop(name, None)
+            d["_non_persistent"].discard(name)
             modules[name] = value
         elif name in buffers:
             if value is not None and not isinstance(value, Tensor):
@@ -139,7 +135,25 @@ class Module:
                 return
         object.__delattr__(self, name)
 
+    def __dir__(self) -> list:
+        registered = (self.__dict__.get(t, ()) for t in ("_parameters", "_buffers", "_modules"))
+        return sorted(set(super().__dir__()).union(*registered))
+
+    def _check_name(self, method: str, name, table: dict) -> None:
+        """State-dict keys are dotted paths, so a name must be a non-empty string without dots that
+        does not shadow a plain attribute or method (PyTorch's rules)."""
+        if not isinstance(name, str):
+            raise TypeError(f"{method}: a name is a str, got {type(name).__name__}")
+        if not name or "." in name:
+            raise KeyError(f'{method}: name {name!r} must be non-empty and contain no "."')
+        if name not in table and hasattr(self, name):
+            raise KeyError(f"{method}: attribute {name!r} already exists")
+
     def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """Register ``param`` as ``name``, like ``self.name = param`` (None reserves the name)."""
+        if "_parameters" not in self.__dict__:
+            raise AttributeError("call super().__init__() before register_parameter()")
+        self._check_name("register_parameter", name, self._parameters)
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter: {name!r} must be a Parameter or None, got "
                             f"{type(param).__name__}")
@@ -147,6 +161,9 @@ class Module:
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """Register state that is not trained (saved in the state dict unless not persistent)."""
+        if "_buffers" not in self.__dict__:
+            raise AttributeError("call super().__init__() before register_buffer()")
+        self._check_name("register_buffer", name, self._buffers)
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"register_buffer: {name!r} must be a Tensor or None, got "
                             f"{type(tensor).__name__}")
@@ -157,23 +174,60 @@ class Module:
             self._non_persistent.add(name)
 
     def add_module(self, name: str, module: Module | None) -> None:
+        """Register ``module`` as a child called ``name`` (same as ``self.name = module``)."""
+        if "_modules" not in self.__dict__:
+            raise AttributeError("call super().__init__() before add_module()")
+        self._check_name("add_module", name, self._modules)
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module: {name!r} must be a Module, got {type(module).__name__}")
         self._modules[name] = module
 
+    register_module = add_module
+
+    def get_submodule(self, target: str) -> Module:
+        """The descendant at dotted path ``target`` (``"body.0"``; ``""`` is ``self``)."""
+        module = self
+        for part in target.split(".") if target else ():
+            child = module._modules.get(part)
+            if child is None:
+                raise AttributeError(f"{type(self).__name__} has no submodule {target!r} "
+                                     f"({type(module).__name__} has no child {part!r})")
+            module = child
+        return module
+
+    def get_parameter(self, target: str) -> Parameter:
+        """The parameter at dotted path ``target`` (``"body.0.weight"``)."""
+        path, _, name = target.rpartition(".")
+        module = self.get_submodule(path)
+        param = module._parameters.get(name)
+        if param is None:
+            raise AttributeError(f"{type(self).__name__} has no parameter {target!r}")
+        return param
+
     # --- traversal (registration order, never set order) --------------------------------------
-    def named_modules(self, prefix: str = "", memo: set | None = None) -> Iterator:
-        """(name, module) for this module and every descendant, depth first, each once."""
+    def named_modules(self, memo: set | None = None, prefix: str = "",
+                      remove_duplicate: bool = True) -> Iterator:
+        """(name, module) for this module and every descendant, depth first in registration order.
+
+        A module registered in two places is yielded once (under its first name) unless
+        ``remove_duplicate=False``, which ``state_dict`` uses: PyTorch lists shared weights under
+        every name they are reachable by.
+        """
         memo = set() if memo is None else memo
-        stack = [(prefix, self)]
+        stack = [(prefix, self, ())]
         while stack:  # iterative: deep nets (a 1,000-block Sequential) are fine
-            name, module = stack.pop()
-            if id(module) in memo:
-                continue
-            memo.add(id(module))
+            name, module, ancestors = stack.pop()
+            if remove_duplicate:
+                if id(module) in memo:
+                    continue
+                memo.add(id(module))
+            elif id(module) in ancestors:
+                raise RuntimeError(f"module {name!r} ({type(module).__name__}) contains itself")
             yield name, module
-            children = [(f"{name}.{k}" if name else k, m) for k, m in module._modules.items()
-                        if m is not None]
+            if not remove_duplicate:
+                ancestors = ancestors + (id(module),)
+            children = [(f"{name}.{k}" if name else k, m, ancestors)
+                        for k, m in module._modules.items() if m is not None]
             stack.extend(reversed(children))
 
     def modules(self) -> Iterator:
@@ -194,7 +248,7 @@ class Module:
     def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator:
         """(dotted name, Parameter), each parameter once even if shared by two modules."""
         seen = set()
-        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
         for mod_name, module in modules:
             for name, p in module._parameters.items():
                 if p is not None and id(p) not in seen:
@@ -207,7 +261,7 @@ class Module:
 
     def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator:
         seen = set()
-        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
         for mod_name, module in modules:
             for name, b in module._buffers.items():
                 if b is not None and id(b) not in seen:
@@ -225,11 +279,15 @@ class Module:
 
     # --- modes, devices, gradients -------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
+        """Set training mode (Dropout active, BatchNorm updating its statistics) here and below."""
+        if not isinstance(mode, bool):
+            raise ValueError(f"train(mode): mode is a bool, got {mode!r}")
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
         return self
 
     def eval(self) -> Module:
+        """Set evaluation mode here and below (same as ``train(False)``)."""
         return self.train(False)
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
@@ -239,6 +297,7 @@ class Module:
         return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop every parameter's gradient (``None``), or zero it (``set_to_none=False``)."""
         for p in self.parameters():
             if p.grad is None:
                 continue
@@ -256,7 +315,12 @@ class Module:
         if dtype is None and device is not None and not isinstance(device, (str, backend.Device)):
             device, dtype = None, device
         dev = None if device is None else backend.Device(device)
+        if dev is not None:
+            dev.xp  # noqa: B018 - fails here (CuPy missing, no GPU) before anything has moved
         dtype = None if dtype is None else backend.as_dtype(dtype)
+        if dtype is not None and dtype.kind != "f":
+            raise TypeError(f"Module.to only casts to floating dtypes, got {dtype} (integer "
+                            "buffers such as counters keep their dtype)")
 
         def convert(t: Tensor) -> None:
             arr = t.data
@@ -266,12 +330,12 @@ class Module:
                 arr = backend.to_device(arr, t.device, dev)
                 t._device = dev
             t._data = arr
-            if t.grad is not None:
-                t.grad = None if dev is not None or dtype is not None else t.grad
 
         with no_grad():
             for p in self.parameters():
                 convert(p)
+                if p.grad is not None:  # the gradient follows its parameter, as in PyTorch
+                    convert(p.grad)
             for b in self.buffers():
                 convert(b)
         return self
@@ -289,8 +353,22 @@ class Module:
         return self.to(backend.float64)
 
     def apply(self, fn: Callable) -> Module:
-        """Call ``fn(module)`` on every sub-module (children first), then on ``self``."""
-        for m in reversed(list(self.modules())):
+        """Call ``fn(module)`` on every sub-module, then on ``self`` (post-order: each module's
+        children first, in registration order), e.g. for custom initialisation. As in PyTorch, a
+        module registered under two parents is visited under each."""
+        order = []
+        stack = [(self, False, ())]
+        while stack:  # iterative post-order
+            module, expanded, ancestors = stack.pop()
+            if expanded:
+                order.append(module)
+                continue
+            if id(module) in ancestors:
+                raise RuntimeError(f"{type(module).__name__} contains itself")
+            stack.append((module, True, ancestors))
+            inner = ancestors + (id(module),)
+            stack.extend((m, False, inner) for m in reversed(list(module.children())))
+        for m in order:
             fn(m)
         return self
 
@@ -302,14 +380,14 @@ class Module:
                 args = new if isinstance(new, tuple) else (new,)
         backward_state = None
         if self._backward_hooks and is_grad_enabled():
-            args, backward_state = _watch_inputs(self, args)
+            args, backward_state = watch_inputs(self, args)
         out = self.forward(*args, **kwargs)
         for hook in list(self._forward_hooks.values()):
             new = hook(self, args, out)
             if new is not None:
                 out = new
         if backward_state is not None:
-            _watch_outputs(backward_state, out)
+            watch_outputs(backward_state, out)
         return out
 
     def register_forward_pre_hook(self, hook: Callable) -> RemovableHandle:
@@ -341,7 +419,8 @@ class Module:
         Values are detached tensors sharing memory with the module (``keep_vars=True`` gives the
         Parameters themselves)."""
         out = OrderedDict()
-        for mod_name, module in self.named_modules(prefix.rstrip(".")):
+        for mod_name, module in self.named_modules(prefix=prefix.rstrip("."),
+                                                   remove_duplicate=False):
             base = f"{mod_name}." if mod_name else ""
             for name, p in module._parameters.items():
                 if p is not None:
@@ -351,21 +430,34 @@ class Module:
                     out[base + name] = b if keep_vars else b.detach()
         return out
 
-    def load_state_dict(self, state_dict: dict, strict: bool = True):
-        """Copy values into this module's parameters and buffers, in place.
+    def load_state_dict(self, state_dict: dict, strict: bool = True) -> IncompatibleKeys:
+        """Copy values into this module's parameters and buffers, in place (the objects stay the
+        same, so an optimizer holding them keeps working; values are cast to each target's dtype
+        and moved to its device).
 
-        With ``strict=True`` every problem (missing keys, unexpected keys, shape mismatches) is
-        listed in one error and nothing is changed. Returns ``(missing_keys, unexpected_keys)``.
+        With ``strict=True`` every problem (missing keys, unexpected keys, shape mismatches, values
+        that are not arrays) is listed in one error and nothing is changed. With ``strict=False``
+        the keys both sides have are loaded (shape mismatches are still an error). Returns
+        ``IncompatibleKeys(missing_keys, unexpected_keys)``.
         """
+        if not hasattr(state_dict, "keys"):
+            raise TypeError(f"load_state_dict expects a dict, got {type(state_dict).__name__}")
         own = self.state_dict(keep_vars=True)
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
-        mismatched = []
+        mismatched, bad_values, staged = [], [], []
         for k, target in own.items():
-            if k in state_dict:
-                shape = tuple(getattr(state_dict[k], "shape", ()))
-                if shape != tuple(target.shape):
-                    mismatched.append(f"{k}: checkpoint {shape}, model {tuple(target.shape)}")
+            if k not in state_dict:
+                continue
+            try:  # convert everything first: a bad value must not leave a half-loaded model
+                arr = _converted(state_dict[k], target)
+            except (TypeError, ValueError) as exc:
+                bad_values.append(f"{k}: {exc}")
+                continue
+            if tuple(arr.shape) != tuple(target.shape):
+                mismatched.append(f"{k}: checkpoint {tuple(arr.shape)}, model "
+                                  f"{tuple(target.shape)}")
+            staged.append((target, arr))
         problems = []
         if missing and strict:
             problems.append("missing keys: " + ", ".join(missing))
@@ -373,14 +465,15 @@ class Module:
             problems.append("unexpected keys: " + ", ".join(unexpected))
         if mismatched:
             problems.append("shape mismatches: " + "; ".join(mismatched))
+        if bad_values:
+            problems.append("values that are not arrays: " + "; ".join(bad_values))
         if problems:
             raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n  "
                                + "\n  ".join(problems))
         with no_grad():
-            for k, target in own.items():
-                if k in state_dict:
-                    _copy_into(target, state_dict[k], k)
-        return missing, unexpected
+            for target, arr in staged:
+                target.data[...] = arr
+        return IncompatibleKeys(missing, unexpected)
 
     # --- display -------------------------------------------------------------------------------
     def extra_repr(self) -> str:
@@ -411,72 +504,15 @@ class Module:
         return "\n".join(rows)
 
 
-def _copy_into(target: Tensor, value, key: str) -> None:
-    """Write a checkpoint value into a parameter or buffer in place (casting dtype, moving device)."""
+def _converted(value, target: Tensor):
+    """A checkpoint value as an array on ``target``'s device with its dtype (not yet written)."""
     if isinstance(value, Tensor):
         arr, src = value.data, value.device
-    else:
+    else:  # a NumPy array or a number, as ``np.load`` gives
         arr, src = backend.host_array(value), backend.Device("cpu")
+        if arr.dtype.kind not in "biufc":
+            raise TypeError(f"got {type(value).__name__}")
     arr = backend.to_device(arr, src, target.device)
     if arr.dtype != target.dtype:
         arr = arr.astype(target.dtype)
-    target.data[...] = arr
-
-
-def _watch_inputs(module: Module, args: tuple):
-    """For full backward hooks: pass each input that requires grad through a recorded copy, whose
-    gradient is then exactly the gradient with respect to that input of this call."""
-    state = {"module": module, "grad_input": [], "grad_output": None, "inputs_left": 0}
-    new_args = []
-    for a in args:
-        if isinstance(a, Tensor) and a.requires_grad:
-            i = len(state["grad_input"])
-            state["grad_input"].append(None)
-            state["inputs_left"] += 1
-            a = clone(a)
-            a.register_hook(_input_hook(state, i))
-        elif isinstance(a, Tensor):
-            state["grad_input"].append(None)
-        new_args.append(a)
-    return tuple(new_args), state
-
-
-def _watch_outputs(state: dict, out) -> None:
-    outputs = out if isinstance(out, tuple) else (out,)
-    watched = [o for o in outputs if isinstance(o, Tensor) and o.requires_grad]
-    state["grad_output"] = [None] * len(watched)
-    state["outputs_left"] = len(watched)
-    for i, t in enumerate(watched):
-        t.register_hook(_output_hook(state, i))
-
-
-def _fire(state: dict):
-    result = None
-    for hook in list(state["module"]._backward_hooks.values()):
-        new = hook(state["module"], tuple(state["grad_input"]), tuple(state["grad_output"]))
-        if new is not None:
-            result = new
-    return result
-
-
-def _output_hook(state: dict, i: int):
-    def hook(grad):
-        state["grad_output"][i] = grad
-        state["outputs_left"] -= 1
-        if state["outputs_left"] == 0 and state["inputs_left"] == 0:
-            _fire(state)  # no input needs a gradient: the hook sees grad_input of Nones
-
-    return hook
-
-
-def _input_hook(state: dict, i: int):
-    def hook(grad):
-        state["grad_input"][i] = grad
-        state["inputs_left"] -= 1
-        if state["inputs_left"] == 0:
-            new = _fire(state)
-            if new is not None:  # a replacement grad_input: this input's entry flows on
-                return new[i]
-        return None
-
-    return hook
+    return arr

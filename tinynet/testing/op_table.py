@@ -431,6 +431,177 @@ OP_TABLE: tuple[OpCase, ...] = (
     _unary("setitem", _setitem, _setitem_ref, differentiable=False),
 )
 
+# --- convolution and pooling (tinynet/ops/conv.py) --------------------------------------------
+# Shapes: (N, C, H, W) inputs with N, C/groups in 1..2 and H, W from the smallest size the kernel
+# fits (padding included) up to max_side more, so full-Jacobian checks stay at a few dozen elements.
+
+
+def _fits(k: int, s: int, p: int, d: int, max_side: int) -> st.SearchStrategy:
+    """Input sizes along one axis that give at least one output (and at most a few)."""
+    low = max(1, d * (k - 1) + 1 - 2 * p)
+    return st.integers(low, low + max_side - 1)
+
+
+def _out(size: int, k: int, s: int, p: int, d: int) -> int:
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def conv_shapes(kernel=(2, 2), stride=1, padding=0, dilation=1, groups=1, bias=True,
+                role="conv") -> ShapeStrategy:
+    """Shapes for conv2d (``role="conv"``: x, w[, b]), for its input gradient (``"input_grad"``:
+    g, w) or for its weight gradient (``"weight_grad"``: x, g)."""
+    kh, kw = kernel
+
+    def make(max_side):
+        side = min(max_side, 3)
+        dims = st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(1, 2),
+                         _fits(kh, stride, padding, dilation, side),
+                         _fits(kw, stride, padding, dilation, side))
+
+        def build(d):
+            n, cg, og, h, w = d
+            x = (n, cg * groups, h, w)
+            wt = (og * groups, cg, kh, kw)
+            g = (n, og * groups, _out(h, kh, stride, padding, dilation),
+                 _out(w, kw, stride, padding, dilation))
+            return {"conv": (x, wt, (og * groups,)) if bias else (x, wt),
+                    "input_grad": (g, wt), "weight_grad": (x, g)}[role]
+        return dims.map(build)
+    return make
+
+
+def _conv_ref(a, wt, b=None, stride=1, padding=0, dilation=1, groups=1):
+    """conv2d in NumPy, one kernel offset at a time: zero-pad, take the strided slice each offset
+    sees, contract channels group by group."""
+    n, _, h, w = a.shape
+    o, cg, kh, kw = wt.shape
+    ap = np.pad(a, [(0, 0), (0, 0), (padding, padding), (padding, padding)])
+    oh, ow = _out(h, kh, stride, padding, dilation), _out(w, kw, stride, padding, dilation)
+    out = np.zeros((n, o, oh, ow))
+    og = o // groups
+    for i in range(kh):
+        for j in range(kw):
+            r, q = i * dilation, j * dilation
+            patch = ap[:, :, r:r + stride * (oh - 1) + 1:stride, q:q + stride * (ow - 1) + 1:stride]
+            for gi in range(groups):
+                out[:, gi * og:(gi + 1) * og] += np.einsum(
+                    "nchw,oc->nohw", patch[:, gi * cg:(gi + 1) * cg],
+                    wt[gi * og:(gi + 1) * og, :, i, j])
+    return out if b is None else out + b.reshape(1, o, 1, 1)
+
+
+def _conv_input_grad_ref(g, wt, stride=1, padding=0, dilation=1, groups=1):
+    """The adjoint of _conv_ref in its input (for the smallest input giving g's size)."""
+    n, o, oh, ow = g.shape
+    _, cg, kh, kw = wt.shape
+    h = (oh - 1) * stride + dilation * (kh - 1) + 1 - 2 * padding
+    w = (ow - 1) * stride + dilation * (kw - 1) + 1 - 2 * padding
+    out = np.zeros((n, cg * groups, h + 2 * padding, w + 2 * padding))
+    og = o // groups
+    for i in range(kh):
+        for j in range(kw):
+            r, q = i * dilation, j * dilation
+            for gi in range(groups):
+                out[:, gi * cg:(gi + 1) * cg, r:r + stride * (oh - 1) + 1:stride,
+                    q:q + stride * (ow - 1) + 1:stride] += np.einsum(
+                    "nohw,oc->nchw", g[:, gi * og:(gi + 1) * og],
+                    wt[gi * og:(gi + 1) * og, :, i, j])
+    return out[:, :, padding:padding + h, padding:padding + w]
+
+
+def _conv_weight_grad_ref(a, g, kernel=(2, 2), stride=1, padding=0, dilation=1, groups=1):
+    """The adjoint of _conv_ref in its weight."""
+    c = a.shape[1]
+    o, oh, ow = g.shape[1:]
+    kh, kw = kernel
+    cg, og = c // groups, o // groups
+    ap = np.pad(a, [(0, 0), (0, 0), (padding, padding), (padding, padding)])
+    out = np.zeros((o, cg, kh, kw))
+    for i in range(kh):
+        for j in range(kw):
+            r, q = i * dilation, j * dilation
+            patch = ap[:, :, r:r + stride * (oh - 1) + 1:stride, q:q + stride * (ow - 1) + 1:stride]
+            for gi in range(groups):
+                out[gi * og:(gi + 1) * og, :, i, j] = np.einsum(
+                    "nohw,nchw->oc", g[:, gi * og:(gi + 1) * og], patch[:, gi * cg:(gi + 1) * cg])
+    return out
+
+
+def _conv_input_grad(g, wt, **p):
+    """conv2d's input gradient built under create_graph (a Conv2dInputGrad node)."""
+    n, _, oh, ow = g.shape
+    _, cg, kh, kw = wt.shape
+    s, pad, d, groups = p["stride"], p["padding"], p["dilation"], p["groups"]
+    h = (oh - 1) * s + d * (kh - 1) + 1 - 2 * pad
+    w = (ow - 1) * s + d * (kw - 1) + 1 - 2 * pad
+    x = tn.zeros(n, cg * groups, h, w, dtype=g.dtype, device=g.device, requires_grad=True)
+    with tn.enable_grad():  # gradcheck evaluates fn under no_grad; this gradient needs a graph
+        y = tn.nn.functional.conv2d(x, wt, None, s, pad, d, groups)
+        return tn.grad(y, x, g, create_graph=True)[0]
+
+
+def _conv_weight_grad(x, g, kernel, **p):
+    """conv2d's weight gradient built under create_graph (a Conv2dWeightGrad node)."""
+    groups = p["groups"]
+    wt = tn.zeros(g.shape[1], x.shape[1] // groups, *kernel, dtype=x.dtype, device=x.device,
+                  requires_grad=True)
+    with tn.enable_grad():
+        y = tn.nn.functional.conv2d(x, wt, None, p["stride"], p["padding"], p["dilation"], groups)
+        return tn.grad(y, wt, g, create_graph=True)[0]
+
+
+def _max_pool_ref(a, kernel_size, stride, padding=0, dilation=1):
+    """max_pool2d in NumPy: -inf padding, the max over each offset's strided slice."""
+    h, w = a.shape[2:]
+    k, s, p, d = kernel_size, stride, padding, dilation
+    ap = np.pad(a, [(0, 0), (0, 0), (p, p), (p, p)], constant_values=-np.inf)
+    oh, ow = _out(h, k, s, p, d), _out(w, k, s, p, d)
+    return np.max([ap[:, :, i * d:i * d + s * (oh - 1) + 1:s, j * d:j * d + s * (ow - 1) + 1:s]
+                   for i in range(k) for j in range(k)], axis=0)
+
+
+def _pool_shapes(k, s, p, d) -> ShapeStrategy:
+    def make(max_side):
+        side = min(max_side, 3)
+        return st.tuples(st.integers(1, 2), st.integers(1, 2), _fits(k, s, p, d, side),
+                         _fits(k, s, p, d, side)).map(lambda t: (t,))
+    return make
+
+
+_CONV_F32 = (1e-4, 1e-4)  # float32 sums of up to a few dozen products of values in [-2, 2]
+_CONV_PARAMS = (
+    {"stride": 1, "padding": 1, "dilation": 1, "groups": 1},
+    {"stride": 2, "padding": 0, "dilation": 2, "groups": 2},
+)
+_CONV_KERNELS = ((2, 3), (2, 2))
+POOL_TIES = ("max_pool2d's gradient jumps where window values tie: distinct values on a 1/64 grid "
+             "(fine enough for the largest drawn input); ties have their own tests")
+POOL_DISTINCT = Domain(-2.0, 2.0, grid=1 / 64, unique=True)
+
+OP_TABLE = OP_TABLE + (
+    *(OpCase("conv2d", lambda x, w, b=None, **p: tn.nn.functional.conv2d(x, w, b, **p), _conv_ref,
+             (REAL,) * (2 + bias), conv_shapes(kernel, p["stride"], p["padding"], p["dilation"],
+                                               p["groups"], bias),
+             "convolution", params=p, f32_tol=_CONV_F32)
+      for p, kernel, bias in ((_CONV_PARAMS[0], _CONV_KERNELS[0], True),
+                              (_CONV_PARAMS[1], _CONV_KERNELS[1], False))),
+    *(OpCase("conv2d_input_grad", _conv_input_grad, _conv_input_grad_ref, (REAL, REAL),
+             conv_shapes(kernel, p["stride"], p["padding"], p["dilation"], p["groups"],
+                         role="input_grad"), "convolution", params=p, f32_tol=_CONV_F32)
+      for p, kernel in zip(_CONV_PARAMS, _CONV_KERNELS)),
+    *(OpCase("conv2d_weight_grad", _conv_weight_grad, _conv_weight_grad_ref, (REAL, REAL),
+             conv_shapes(kernel, p["stride"], p["padding"], p["dilation"], p["groups"],
+                         role="weight_grad"), "convolution", params={"kernel": kernel, **p},
+             f32_tol=_CONV_F32)
+      for p, kernel in zip(_CONV_PARAMS, _CONV_KERNELS)),
+    *(OpCase("max_pool2d", lambda x, **p: tn.nn.functional.max_pool2d(x, **p), _max_pool_ref,
+             (POOL_DISTINCT,), _pool_shapes(p["kernel_size"], p["stride"], p["padding"],
+                                       p["dilation"]), "max_pool", POOL_TIES, params=p)
+      for p in ({"kernel_size": 2, "stride": 1, "padding": 1, "dilation": 1},
+                {"kernel_size": 2, "stride": 2, "padding": 0, "dilation": 2})),
+)
+# --- end of convolution and pooling -------------------------------------------------------------
+
 _ids = [case.id for case in OP_TABLE]
 if len(set(_ids)) != len(_ids):
     raise RuntimeError(f"op table: duplicate ids {sorted({i for i in _ids if _ids.count(i) > 1})}")

@@ -1,0 +1,363 @@
+"""Conv2d forward + backward: tinynet next to PyTorch CPU, one BLAS thread, achieved GFLOP/s.
+
+    python benchmarks/conv.py                  # full run, about 10 s
+    python benchmarks/conv.py --quick          # smoke run (batch 4, few repeats), seconds
+    python benchmarks/conv.py --threads 2      # BLAS/torch threads (default 1)
+    python benchmarks/conv.py --json out.json --cases mnist1,cifar1
+    python benchmarks/conv.py --profile cifar3 # cProfile of tinynet's step for one case
+
+Each case is one ``Conv2d`` layer at a realistic size. A step is what training does with it:
+``out = conv(x); out.backward(g)`` with ``x.requires_grad`` (so the input gradient is computed,
+as in any layer but the first), gradients cleared before each step. PyTorch runs the same layer
+with the same weights, input and upstream gradient, and both results are compared (the largest
+difference is recorded) before anything is timed. Forward-only time (under no_grad) is measured
+too.
+
+Timing: the measurements run in a child process whose environment pins the BLAS/OpenMP thread
+count (and keeps glibc from returning freed memory to the OS; see ``_timing.py``) before NumPy and
+torch load. Warm-up steps first; then each repeat times one tinynet step and one PyTorch step back
+to back, so load from other processes hits both alike; medians with quartiles. The ratio
+tinynet/PyTorch is the median over repeats of the ratio of the two back-to-back times (the JSON
+has the ratio of the medians' ingredients too).
+
+FLOPs: ``2 * N * C_out * OH * OW * (C_in / groups) * kH * kW`` per forward, three times that for
+forward + backward (input gradient, weight gradient). No asserts: this script measures. Markdown
+to stdout, one JSON record per measurement to ``benchmarks/results/conv-<cpu>.json``; method and
+latest results in benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+
+import _timing
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TARGET = 2.0  # the project's target: tinynet fwd+bwd within 2x of PyTorch CPU
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    batch: int
+    c_in: int
+    hw: int
+    c_out: int
+    kernel: int = 3
+    stride: int = 1
+    padding: int = 0
+    groups: int = 1
+    note: str = ""
+
+    @property
+    def out_hw(self) -> int:
+        return (self.hw + 2 * self.padding - self.kernel) // self.stride + 1
+
+    def flops(self, batch: int) -> int:
+        """Multiply-adds x 2 of one forward pass."""
+        return (2 * batch * self.c_out * self.out_hw ** 2 * (self.c_in // self.groups)
+                * self.kernel ** 2)
+
+    def describe(self) -> str:
+        text = (f"{self.hw}x{self.hw}x{self.c_in} -> {self.c_out}, {self.kernel}x{self.kernel}")
+        if self.stride != 1:
+            text += f" stride {self.stride}"
+        if self.padding:
+            text += f" pad {self.padding}"
+        if self.groups != 1:
+            text += f" groups {self.groups}"
+        return text
+
+
+CASES = (
+    Case("mnist1", 32, 1, 28, 8, note="first layer of a small MNIST net"),
+    Case("mnist2", 32, 8, 14, 16, note="its second layer, after 2x2 pooling"),
+    Case("cifar1", 32, 3, 32, 32, padding=1, note="first layer of a CIFAR net"),
+    Case("cifar3", 32, 64, 16, 64, padding=1, note="a middle layer of a CIFAR net"),
+    Case("strided", 32, 32, 32, 64, stride=2, padding=1, note="a downsampling layer"),
+    Case("depthwise", 32, 64, 16, 64, padding=1, groups=64, note="a depthwise layer"),
+)
+TARGET_CASES = ("mnist1", "mnist2", "cifar1", "cifar3")  # the sizes the target is stated for
+
+
+def _settings(quick: bool) -> dict:
+    if quick:
+        return {"batch": 4, "warmup": 1, "repeats": 5}
+    return {"batch": None, "warmup": 3, "repeats": 40}
+
+
+# --- one case -------------------------------------------------------------------------------------
+
+
+def _make(case: Case, batch: int, torch):
+    """tinynet and PyTorch layers with the same weights, input and upstream gradient (float32)."""
+    import numpy as np  # noqa: PLC0415 - imported after the thread variables are set
+
+    import tinynet as tn  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, case.c_in, case.hw, case.hw)).astype(np.float32)
+    g = rng.standard_normal((batch, case.c_out, case.out_hw, case.out_hw)).astype(np.float32)
+    tn.manual_seed(0)
+    layer = tn.nn.Conv2d(case.c_in, case.c_out, case.kernel, case.stride, case.padding,
+                         groups=case.groups)
+    tx, tg = tn.tensor(x, requires_grad=True), tn.tensor(g)
+
+    def tn_step():
+        tx.grad = layer.weight.grad = layer.bias.grad = None
+        layer(tx).backward(tg)
+
+    def tn_forward():
+        with tn.no_grad():
+            layer(tx)
+
+    mine = {"step": tn_step, "forward": tn_forward, "tensors": (tx, layer.weight, layer.bias),
+            "out": lambda: layer(tx).detach().numpy()}
+    if torch is None:
+        return mine, None
+    ref = torch.nn.Conv2d(case.c_in, case.c_out, case.kernel, case.stride, case.padding,
+                          groups=case.groups)
+    with torch.no_grad():
+        ref.weight.copy_(torch.from_numpy(layer.weight.numpy()))
+        ref.bias.copy_(torch.from_numpy(layer.bias.numpy()))
+    qx, qg = torch.tensor(x, requires_grad=True), torch.tensor(g)
+
+    def torch_step():
+        qx.grad = ref.weight.grad = ref.bias.grad = None
+        ref(qx).backward(qg)
+
+    def torch_forward():
+        with torch.no_grad():
+            ref(qx)
+
+    theirs = {"step": torch_step, "forward": torch_forward, "tensors": (qx, ref.weight, ref.bias),
+              "out": lambda: ref(qx).detach().numpy()}
+    return mine, theirs
+
+
+def _differences(mine: dict, theirs: dict) -> dict:
+    """Largest |tinynet - PyTorch| of the output and of each gradient, relative to the largest
+    |PyTorch| value (float32 rounding of sums of ~C_in * k * k products: ~1e-6)."""
+    import numpy as np  # noqa: PLC0415
+
+    mine["step"]()
+    theirs["step"]()
+    pairs = [("output", mine["out"](), theirs["out"]())]
+    for name, a, b in zip(("grad_input", "grad_weight", "grad_bias"), mine["tensors"],
+                          theirs["tensors"]):
+        pairs.append((name, a.grad.numpy(), b.grad.numpy()))
+    return {name: float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
+            for name, a, b in pairs}
+
+
+def _interleaved(fns: dict, repeats: int, warmup: int) -> dict:
+    """Seconds per call of each function, timed one after the other within every repeat."""
+    import gc  # noqa: PLC0415
+
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    gc.collect()
+    samples = {k: [] for k in fns}
+    clock = time.perf_counter
+    for _ in range(repeats):
+        for key, fn in fns.items():
+            start = clock()
+            fn()
+            samples[key].append(clock() - start)
+    return samples
+
+
+def run_cases(names: list[str], quick: bool, threads: int, torch, reason) -> list[dict]:
+    cfg = _settings(quick)
+    records = []
+    for case in CASES:
+        if case.name not in names:
+            continue
+        batch = cfg["batch"] or case.batch
+        mine, theirs = _make(case, batch, torch)
+        diffs = _differences(mine, theirs) if theirs else None
+        for mode in ("step", "forward"):
+            fns = {"tinynet": mine[mode]}
+            if theirs:
+                fns["torch"] = theirs[mode]
+            samples = _interleaved(fns, cfg["repeats"], cfg["warmup"])
+            flops = case.flops(batch) * (3 if mode == "step" else 1)
+            paired = None
+            if theirs:  # each repeat's two steps ran back to back, under the same load
+                paired = _timing.summarize([t / q for t, q in zip(samples["tinynet"],
+                                                                   samples["torch"])])
+            for impl, times in samples.items():
+                stats = _timing.summarize(times, 1e3)
+                records.append({
+                    "case": case.name, "layer": asdict(case), "batch": batch, "mode": mode,
+                    "impl": impl, "unit": "ms", "stats": stats, "gflop": flops / 1e9,
+                    "gflops_per_s": flops / (stats["median"] / 1e3) / 1e9,
+                    "max_rel_diff_vs_torch": diffs if impl == "tinynet" else None,
+                    "paired_ratio_to_torch": paired if impl == "tinynet" else None})
+        if torch is None:
+            records.append({"case": case.name, "impl": "torch", "skipped": reason})
+    return records
+
+
+def run_child(names: list[str], quick: bool, threads: int, out_path: str) -> None:
+    """Child process: the thread variables are set by the parent; measure and write JSON."""
+    try:
+        import torch  # noqa: PLC0415
+
+        torch.set_num_threads(threads)
+        reason = None
+    except Exception as exc:  # noqa: BLE001 - any import failure means: no PyTorch column
+        torch, reason = None, f"torch not importable: {exc}"
+    records = run_cases(names, quick, threads, torch, reason)
+    env = _timing.environment(torch)
+    env["threads"] = threads
+    env["quick"] = quick
+    for rec in records:
+        rec["benchmark"] = "conv"
+        rec["env"] = env
+    with open(out_path, "w") as f:
+        json.dump(records, f)
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+
+def _header(env: dict) -> str:
+    git = env.get("git") or {}
+    revision = git.get("commit", "unknown")[:10] + (" + local changes"
+                                                    if git.get("tinynet_modified") else "")
+    blas = env["blas"]
+    return (f"{env['cpu']} ({env['logical_cpus']} logical CPUs), Python {env['python']}, NumPy "
+            f"{env['numpy']} ({blas.get('name')} {blas.get('version')}), torch "
+            f"{env.get('torch', 'absent')}; tinynet {revision}; {env['date']}; threads: "
+            f"{env['threads']}; load average at the end: "
+            f"{', '.join(f'{v:.2f}' for v in env['load_average'] or [])}")
+
+
+def report(records: list[dict]) -> str:
+    timed = [r for r in records if "stats" in r]
+    if not timed:
+        return "no measurements"
+    index = {(r["case"], r["mode"], r["impl"]): r for r in timed}
+    title = ("Conv2d forward + backward (input, weight and bias gradients), float32, "
+             "milliseconds: median [IQR]")
+    head = ("| case | layer (batch N) | GFLOP | tinynet | PyTorch | tinynet GFLOP/s "
+            "| PyTorch GFLOP/s | tinynet/PyTorch | forward only: tinynet/PyTorch |")
+    lines = [_header(timed[0]["env"]), "", title, "", head,
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for case in CASES:
+        mine = index.get((case.name, "step", "tinynet"))
+        if mine is None:
+            continue
+        theirs = index.get((case.name, "step", "torch"))
+        f_mine = index.get((case.name, "forward", "tinynet"))
+
+        def cell(rec):
+            if rec is None:
+                return "-"
+            s = rec["stats"]
+            return f"{s['median']:.2f} [{s['q1']:.2f}, {s['q3']:.2f}]"
+
+        def ratio(a):
+            paired = a and a["paired_ratio_to_torch"]
+            return "-" if not paired else f"{paired['median']:.2f}"
+
+        layer = f"{case.describe()} (N={mine['batch']})"
+        lines.append(
+            f"| {case.name} | {layer} | {mine['gflop']:.3f} | {cell(mine)} | {cell(theirs)} "
+            f"| {mine['gflops_per_s']:.1f} | "
+            f"{'-' if theirs is None else format(theirs['gflops_per_s'], '.1f')} "
+            f"| {ratio(mine)} | {ratio(f_mine)} |")
+    diffs = [(r["case"], r["max_rel_diff_vs_torch"]) for r in timed
+             if r["impl"] == "tinynet" and r["mode"] == "step" and r["max_rel_diff_vs_torch"]]
+    if diffs:
+        worst = max(max(d.values()) for _, d in diffs)
+        lines += ["", (f"Largest relative difference from PyTorch over all outputs and "
+                       f"gradients: {worst:.1e} (float32).")]
+    met = [index[(c, "step", "tinynet")]["paired_ratio_to_torch"]["median"]
+           for c in TARGET_CASES
+           if (index.get((c, "step", "tinynet")) or {}).get("paired_ratio_to_torch")]
+    if met:
+        verdict = "met" if max(met) <= TARGET else "NOT met"
+        lines += [(f"Target (tinynet/PyTorch <= {TARGET} on {', '.join(TARGET_CASES)}): "
+                   f"{verdict} (worst {max(met):.2f}).")]
+    for reason in sorted({r["skipped"] for r in records if "skipped" in r}):
+        lines += ["", f"PyTorch column skipped: {reason}"]
+    return "\n".join(lines)
+
+
+# --- entry point ----------------------------------------------------------------------------------
+
+
+def profile(name: str, quick: bool) -> None:
+    import cProfile  # noqa: PLC0415
+    import pstats  # noqa: PLC0415
+
+    case = next(c for c in CASES if c.name == name)
+    mine, _ = _make(case, _settings(quick)["batch"] or case.batch, None)
+    for _ in range(3):
+        mine["step"]()
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(10):
+        mine["step"]()
+    prof.disable()
+    pstats.Stats(prof).sort_stats("tottime").print_stats(15)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="batch 4, few repeats (seconds)")
+    parser.add_argument("--threads", type=int, default=1, help="BLAS/torch threads (default 1)")
+    parser.add_argument("--cases", default=",".join(c.name for c in CASES),
+                        help="comma-separated subset of: " + ", ".join(c.name for c in CASES))
+    parser.add_argument("--json", help="where to write the JSON records (default: "
+                                       "benchmarks/results/conv-<cpu>.json)")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc's allocator thresholds alone (see _timing.py)")
+    parser.add_argument("--profile", metavar="CASE", help="cProfile tinynet's step and exit")
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: measure here, write JSON
+    args = parser.parse_args(argv)
+    names = args.cases.split(",")
+    unknown = set(names) - {c.name for c in CASES}
+    if unknown:
+        parser.error(f"unknown case(s): {', '.join(sorted(unknown))}")
+
+    if args.profile:
+        profile(args.profile, args.quick)
+        return
+    if args.child:
+        run_child(names, args.quick, args.threads, args.child)
+        return
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if load > 0.5:
+        print(f"warning: load average {load:.2f} on {os.cpu_count()} CPUs; other processes will "
+              "inflate and scatter these timings (the load is recorded in every JSON record)",
+              file=sys.stderr)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "conv.json")
+        cmd = [sys.executable, os.path.abspath(__file__), "--child", out, "--cases", args.cases,
+               "--threads", str(args.threads)] + (["--quick"] if args.quick else [])
+        subprocess.run(cmd, env=_timing.child_env(args.threads, not args.default_malloc),
+                       check=True)
+        with open(out) as f:
+            records = json.load(f)
+    print(report(records))
+    path = args.json or os.path.join(HERE, "results", f"conv-{_timing.machine_slug()}.json")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:  # one record per line: greppable, and diffs stay readable
+        f.write("[\n" + ",\n".join(json.dumps(r) for r in records) + "\n]\n")
+    print(f"\n{len(records)} records written to {os.path.relpath(path)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
