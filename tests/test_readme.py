@@ -15,7 +15,8 @@ BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
 
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
-def test_readme_block_runs(index):
+def test_readme_block_runs(index, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # blocks may write files (checkpoints)
     code = BLOCKS[index]
     if "cuda" in code and not tn.cuda.is_available():
         pytest.skip("this README block uses a CUDA device")
@@ -33,6 +34,15 @@ def test_readme_first_look_computes_what_it_says():
     assert namespace["daa"].item() == pytest.approx(12.0)
     w, x = namespace["w"], namespace["x"]
     assert w.grad is not None and x.grad is not None
+
+
+def test_readme_model_example_learns(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    block = next(b for b in BLOCKS if "nn.Sequential" in b)
+    namespace = {}
+    exec(compile(block, "README.md model block", "exec"), namespace)
+    assert namespace["accuracy"] >= 0.95
+    assert (tmp_path / "xor.npz").exists()
 
 
 def test_readme_test_command_is_what_ci_runs():
