@@ -630,6 +630,10 @@ ERRORS = [
      "adaptive_avg_pool2d: output_size must be positive"),
     (lambda: F.max_pool2d(tn.zeros(1, 1, 4, 4), 2, return_indices=True), NotImplementedError,
      "return_indices"),
+    (lambda: F.avg_pool2d(tn.zeros(1, 1, 4, 4, dtype=tn.int64), 2), TypeError,
+     "avg_pool2d: expected a floating-point input, got int64"),
+    (lambda: F.max_pool2d(tn.zeros(1, 1, 4, 4, dtype=tn.int64), 2), TypeError,
+     "max_pool2d: expected a floating-point input, got int64"),
 ]
 
 

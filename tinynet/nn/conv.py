@@ -249,7 +249,7 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,  
         input: ``(N, C, H, W)`` or ``(C, H, W)``.
         kernel_size: an int or a pair.
         stride: an int or a pair; default ``kernel_size``.
-        padding: implicit ``-inf`` on both sides, at most half the dilated kernel.
+        padding: implicit ``-inf`` on both sides, at most half the kernel size.
         dilation: spacing of the window's elements.
         ceil_mode: round the output size up (the last window may run past the input).
         return_indices: not supported (tinynet has no ``max_unpool2d``).
@@ -295,6 +295,8 @@ def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0,  # noqa: A002
         (8, 16, 14, 14)
     """
     x, squeeze = _batched(input, "avg_pool2d")
+    if x.dtype.kind != "f":
+        raise TypeError(f"avg_pool2d: expected a floating-point input, got {x.dtype}")
     kernel, stride, pads, _, (oh, ow) = _pool_geometry("avg_pool2d", x, kernel_size, stride,
                                                        padding, 1, ceil_mode)
     n, c, h, w = x.shape
