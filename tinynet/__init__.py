@@ -29,6 +29,7 @@ from .ops import (
 )
 from . import nn  # noqa: E402  (after the ops it is built from)  # isort: skip
 from . import optim  # noqa: E402  (after nn)  # isort: skip
+from . import train  # noqa: E402  (after optim: fit drives both)  # isort: skip
 from . import data  # noqa: E402  (after the tensor ops it batches with)  # isort: skip
 from . import datasets  # noqa: E402  (after data: returns TensorDatasets)  # isort: skip
 from .serialization import load, save  # noqa: E402  (saves nn.Parameter)  # isort: skip

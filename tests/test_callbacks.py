@@ -1,0 +1,273 @@
+"""tn.train.callbacks: EarlyStopping, ModelCheckpoint, CSVLogger, JSONLogger, NaNGuard and
+ProgressBar, driven by fit on small problems (monitored values scripted where the test needs a
+known sequence)."""
+
+import csv
+import io
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+import tinynet as tn
+from tinynet.train import fit
+from tinynet.train.callbacks import (
+    Callback,
+    CSVLogger,
+    EarlyStopping,
+    JSONLogger,
+    ModelCheckpoint,
+    NaNGuard,
+    ProgressBar,
+)
+
+
+def problem(n=24, batch_size=8, seed=0):
+    """A 2-class toy problem, a small model with dropout, its optimizer and loaders."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 3)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.int64)
+    data = tn.data.TensorDataset(tn.tensor(x), tn.tensor(y))
+    tn.manual_seed(seed)
+    model = tn.nn.Sequential(tn.nn.Linear(3, 8), tn.nn.Tanh(), tn.nn.Dropout(0.2),
+                             tn.nn.Linear(8, 2))
+    opt = tn.optim.SGD(model.parameters(), lr=0.2)
+    train = tn.data.DataLoader(data, batch_size=batch_size, shuffle=True, seed=seed)
+    val = tn.data.DataLoader(data, batch_size=n)
+    return model, opt, train, val
+
+
+def scripted(script):
+    """A metric whose value in epoch e is script[e - 1] (train and validation alike), and the
+    callback that advances it: a known sequence of monitored values for the callbacks."""
+    current = {}
+
+    def score(output, target):
+        return tn.tensor(current["value"], dtype=tn.float64, device=output.device)
+
+    class Advance(Callback):
+        def on_epoch_begin(self, state):
+            current["value"] = script[state.epoch - 1]
+
+    return score, Advance()
+
+
+class Snapshots(Callback):
+    """The model's weights at the end of every epoch (host copies)."""
+
+    def __init__(self):
+        self.by_epoch = {}
+
+    def on_epoch_end(self, state):
+        self.by_epoch[state.epoch] = {k: v.cpu().numpy().copy()
+                                      for k, v in state.model.state_dict().items()}
+
+
+def weights(model):
+    return {k: v.cpu().numpy().copy() for k, v in model.state_dict().items()}
+
+
+def run(callbacks, epochs, metrics=("accuracy",), device="cpu", batch_size=8, n=24, loss=None):
+    model, opt, train, val = problem(n=n, batch_size=batch_size)
+    history = fit(model, loss or tn.nn.CrossEntropyLoss(), opt, train, epochs, val_loader=val,
+                  metrics=metrics, callbacks=callbacks, device=device, progress=False)
+    return model, history
+
+
+# --- EarlyStopping --------------------------------------------------------------------------------
+@pytest.mark.parametrize("script, patience, min_delta, mode, stop_at, best_at", [
+    # min: best 1.0 at epoch 4, two epochs without improvement -> stop after epoch 6
+    ([3.0, 2.0, 2.5, 1.0, 1.5, 1.2, 0.5, 0.4], 2, 0.0, "min", 6, 4),
+    # nothing beats the best (1.0) by more than min_delta 0.15 until epoch 6: stop after epoch 4
+    ([1.0, 0.9, 0.95, 0.88, 0.86, 0.7], 3, 0.15, "min", 4, 1),
+    # max (auto: the name holds "acc"): best 0.9 at epoch 3
+    ([0.5, 0.8, 0.9, 0.9, 0.85, 0.95], 2, 0.0, "auto", 5, 3),
+    # patience 0: stop at the first epoch without improvement
+    ([2.0, 1.0, 1.0, 0.5], 0, 0.0, "min", 3, 2),
+])
+def test_early_stopping_on_a_scripted_sequence(device, script, patience, min_delta, mode,
+                                               stop_at, best_at):
+    score, advance = scripted(script)
+    name = "val_score_acc" if mode == "auto" else "val_score"
+    score.__name__ = name[4:]
+    snaps = Snapshots()
+    stop = EarlyStopping(name, patience=patience, min_delta=min_delta, mode=mode,
+                         restore_best_weights=True)
+    model, history = run([advance, snaps, stop], len(script), metrics=(score,), device=device)
+    assert len(history) == stop_at and history.stopped_epoch == stop_at == stop.stopped_epoch
+    assert stop.best_epoch == best_at and stop.best == script[best_at - 1]
+    assert f"early stopping at epoch {stop_at}" in history.stop_reason
+    final = weights(model)
+    for key, value in snaps.by_epoch[best_at].items():
+        assert np.array_equal(final[key], value), key  # restored exactly
+    if best_at != stop_at:
+        assert not np.array_equal(final["0.weight"], snaps.by_epoch[stop_at]["0.weight"])
+
+
+def test_early_stopping_without_restore_keeps_the_last_weights():
+    score, advance = scripted([1.0, 2.0, 3.0, 4.0])
+    snaps = Snapshots()
+    stop = EarlyStopping("val_score", patience=1)
+    model, history = run([advance, snaps, stop], 4, metrics=(score,))
+    assert len(history) == 2
+    final = weights(model)
+    assert all(np.array_equal(final[k], v) for k, v in snaps.by_epoch[2].items())
+
+
+def test_early_stopping_names_a_missing_monitor():
+    with pytest.raises(KeyError, match="val_f1"):
+        run([EarlyStopping("val_f1")], 2)
+    with pytest.raises(ValueError, match="patience"):
+        EarlyStopping(patience=-1)
+
+
+# --- ModelCheckpoint -----------------------------------------------------------------------------
+def test_model_checkpoint_best_and_last(tmp_path, device):
+    script = [2.0, 1.0, 1.5, 0.5, 0.7]
+    score, advance = scripted(script)
+    ckpt = ModelCheckpoint(tmp_path / "run", monitor="val_score")
+    seen = []
+
+    class ReadBack(Callback):
+        """After each checkpoint: the files load and hold this epoch's (or the best) state."""
+
+        def on_epoch_end(self, state):
+            last = tn.load(ckpt.last_path)
+            seen.append((last["epoch"], tn.load(ckpt.best_path)["epoch"]))
+            for k, v in state.model.state_dict().items():
+                assert np.array_equal(last["model"][k].cpu().numpy(), v.cpu().numpy())
+            assert last["optimizer"]["param_groups"] == state.optimizer.state_dict()[
+                "param_groups"]
+            assert last["train_loader"] == state.train_loader.state_dict()
+            assert last["history"]["epochs"] == state.history.epochs
+
+    snaps = Snapshots()
+    run([advance, snaps, ckpt, ReadBack()], len(script), metrics=(score,), device=device)
+    assert seen == [(1, 1), (2, 2), (3, 2), (4, 4), (5, 4)]
+    assert sorted(os.listdir(tmp_path / "run")) == ["best.npz", "last.npz"]  # no temp files left
+    best = tn.load(ckpt.best_path, map_location="cpu")
+    assert best["epoch"] == 4 == ckpt.best_epoch
+    for k, v in snaps.by_epoch[4].items():
+        assert np.array_equal(best["model"][k].numpy(), v)
+    assert best["rng"]["bit_generator"]["bit_generator"] == "PCG64"
+
+
+def test_model_checkpoint_can_keep_only_one_file(tmp_path):
+    run([ModelCheckpoint(tmp_path, monitor="val_loss", save_best=False)], 2)
+    assert os.listdir(tmp_path) == ["last.npz"]
+
+
+# --- CSVLogger / JSONLogger ----------------------------------------------------------------------
+def test_csv_and_json_loggers_write_one_line_per_epoch(tmp_path):
+    csv_path, json_path = tmp_path / "h.csv", tmp_path / "h.jsonl"
+    _, history = run([CSVLogger(csv_path), JSONLogger(json_path)], 3)
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 and list(rows[0]) == history.keys()
+    for row, record in zip(rows, history.epochs):
+        assert {k: float(v) for k, v in row.items()} == pytest.approx(record, rel=0, abs=0)
+    lines = json_path.read_text().splitlines()
+    assert [json.loads(line) for line in lines] == history.epochs
+
+
+def test_csv_logger_appends_for_a_resumed_run(tmp_path):
+    path = tmp_path / "h.csv"
+    run([CSVLogger(path)], 2)
+    run([CSVLogger(path, append=True)], 1)
+    lines = path.read_text().splitlines()
+    assert len(lines) == 4 and lines[0].startswith("epoch,loss,")
+
+
+def test_json_logger_writes_strict_json_for_non_finite_values(tmp_path):
+    path = tmp_path / "h.jsonl"
+    score, advance = scripted([math.inf, math.nan])
+    run([advance, JSONLogger(path)], 2, metrics=(score,))
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["score"] for r in records] == ["inf", "nan"]
+
+
+# --- NaNGuard ------------------------------------------------------------------------------------
+class LossBreaksAt:
+    """Cross-entropy that turns non-finite at one global batch (counted from 1)."""
+
+    def __init__(self, at, value):
+        self.at, self.value, self.calls = at, value, 0
+        self.ce = tn.nn.CrossEntropyLoss()
+
+    def __call__(self, output, target):
+        loss = self.ce(output, target)
+        if tn.is_grad_enabled():  # training batches only
+            self.calls += 1
+            if self.calls == self.at:
+                loss = loss * self.value
+        return loss
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # backward through inf
+@pytest.mark.parametrize("value, word", [(math.nan, "nan"), (math.inf, "inf")])
+def test_nan_guard_names_epoch_and_iteration(device, value, word):
+    stream = io.StringIO()
+    # 24 samples, batch 8: 3 iterations per epoch; batch 7 is epoch 3, iteration 1.
+    loss = LossBreaksAt(7, value)
+    _, history = run([NaNGuard(stream=stream)], 5, device=device, loss=loss)
+    message = stream.getvalue().strip()
+    assert message == history.stop_reason
+    assert f"became {word} at epoch 3, iteration 1/3" in message
+    assert len(history) == 2 and loss.calls == 7  # stopped at once, epoch 3 not recorded
+
+
+def test_nan_guard_can_raise():
+    with pytest.raises(FloatingPointError, match="epoch 1, iteration 2/3"):
+        run([NaNGuard(raise_error=True)], 2, loss=LossBreaksAt(2, math.nan))
+
+
+def test_nan_guard_stays_quiet_on_finite_losses():
+    stream = io.StringIO()
+    _, history = run([NaNGuard(stream=stream)], 2)
+    assert stream.getvalue() == "" and len(history) == 2 and history.stop_reason is None
+
+
+# --- ProgressBar ---------------------------------------------------------------------------------
+def test_plain_progress_bar_on_a_file():
+    stream = io.StringIO()  # not a terminal: one line per epoch
+    _, history = run([ProgressBar(stream=stream, use_tqdm=False)], 2)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    for epoch, line in enumerate(lines, 1):
+        assert line.startswith(f"epoch {epoch}/2") and "iteration 3/3" in line
+        assert f"loss {history.epochs[epoch - 1]['loss']:.4f}" in line
+        assert "val_accuracy" in line and "samples/s" in line
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_plain_progress_bar_redraws_on_a_terminal():
+    stream = Terminal()
+    run([ProgressBar(stream=stream, use_tqdm=False, min_interval=0.0)], 1)
+    frames = stream.getvalue().split("\r")[1:]
+    assert [f.split("iteration ")[1].split()[0] for f in frames[:3]] == ["1/3", "2/3", "3/3"]
+    assert all("samples/s" in f and "loss" in f for f in frames)
+    assert stream.getvalue().endswith("\n")
+
+
+def test_tqdm_progress_bar():
+    pytest.importorskip("tqdm", reason="tqdm is optional (the progress extra)")
+    stream = io.StringIO()
+    run([ProgressBar(stream=stream, use_tqdm=True)], 2)
+    out = stream.getvalue()
+    assert "epoch 1/2" in out and "epoch 2/2" in out and "3/3" in out and "loss" in out
+
+
+def test_use_tqdm_true_without_tqdm_is_a_clear_error():
+    try:
+        import tqdm  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="tinynet\\[progress\\]"):
+            ProgressBar(use_tqdm=True)
+    else:
+        pytest.skip("tqdm is installed here")

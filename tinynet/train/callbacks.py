@@ -1,0 +1,445 @@
+"""Callbacks: code that ``fit`` runs around each epoch and each batch.
+
+``fit`` calls, in this order: ``on_train_begin`` -> for each epoch ``on_epoch_begin`` -> for each
+batch ``on_batch_begin`` / ``on_batch_end`` -> ``on_epoch_end`` (after validation and the
+per-epoch scheduler step) -> ``on_train_end``. Every event receives the :class:`TrainingState`:
+the model, optimizer, scheduler, loaders and history, the current epoch and iteration (both
+counted from 1), ``batch_logs`` (``{"loss", "batch_size"}``) after a batch and ``logs`` (the epoch's
+history record) at the end of an epoch. A callback stops the run by setting
+``state.stop_training = True`` (and ``state.stop_reason``): at the end of an epoch the run ends
+there; during an epoch it ends at once, without validating that epoch.
+
+Read next: ``checkpoint.py`` (what ``ModelCheckpoint`` writes and ``resume`` reads).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from ..autograd import no_grad
+from ..ops import clone
+from .checkpoint import save_checkpoint
+from .history import History, default_mode
+
+__all__ = [
+    "CSVLogger", "Callback", "CallbackList", "EarlyStopping", "JSONLogger", "ModelCheckpoint",
+    "NaNGuard", "ProgressBar", "TrainingState",
+]
+
+
+@dataclass
+class TrainingState:
+    """What ``fit`` shares with callbacks (read freely; write ``stop_training``/``stop_reason``)."""
+
+    model: Any
+    optimizer: Any
+    train_loader: Any
+    history: History
+    epochs: int  # the epoch the run ends at (epochs are counted from 1)
+    scheduler: Any = None
+    val_loader: Any = None
+    start_epoch: int = 0  # epochs already done before this call (a resumed run)
+    num_batches: int | None = None  # len(train_loader), when it has a length
+    epoch: int = 0
+    iteration: int = 0
+    batch_logs: dict[str, Any] = field(default_factory=dict)
+    logs: dict[str, Any] = field(default_factory=dict)
+    stop_training: bool = False
+    stop_reason: str | None = None
+
+
+class Callback:
+    """Base class: override the events you need (each receives the :class:`TrainingState`)."""
+
+    def on_train_begin(self, state: TrainingState) -> None: ...
+    def on_train_end(self, state: TrainingState) -> None: ...
+    def on_epoch_begin(self, state: TrainingState) -> None: ...
+    def on_epoch_end(self, state: TrainingState) -> None: ...
+    def on_batch_begin(self, state: TrainingState) -> None: ...
+    def on_batch_end(self, state: TrainingState) -> None: ...
+
+
+class CallbackList(Callback):
+    """Runs each event on every callback, in the order given."""
+
+    def __init__(self, callbacks=()):
+        self.callbacks = list(callbacks)
+
+    def on_train_begin(self, state):
+        for c in self.callbacks:
+            c.on_train_begin(state)
+
+    def on_train_end(self, state):
+        for c in self.callbacks:
+            c.on_train_end(state)
+
+    def on_epoch_begin(self, state):
+        for c in self.callbacks:
+            c.on_epoch_begin(state)
+
+    def on_epoch_end(self, state):
+        for c in self.callbacks:
+            c.on_epoch_end(state)
+
+    def on_batch_begin(self, state):
+        for c in self.callbacks:
+            c.on_batch_begin(state)
+
+    def on_batch_end(self, state):
+        for c in self.callbacks:
+            c.on_batch_end(state)
+
+
+class _Monitor:
+    """Tracks the best value of one history key (shared by EarlyStopping and ModelCheckpoint)."""
+
+    def __init__(self, monitor: str, mode: str, min_delta: float = 0.0):
+        self.monitor = monitor
+        self.mode = default_mode(monitor) if mode == "auto" else mode
+        if self.mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
+        self.min_delta = abs(min_delta)
+        self.reset()
+
+    def reset(self) -> None:
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_epoch: int | None = None
+
+    def value(self, logs: dict, owner: str) -> float:
+        if self.monitor not in logs:
+            raise KeyError(f"{owner} monitors {self.monitor!r}, which this run does not record "
+                           f"(it has {', '.join(logs)}); pass a val_loader to fit or choose "
+                           "another monitor, e.g. monitor='loss'")
+        return float(logs[self.monitor])
+
+    def improved(self, value: float) -> bool:
+        """Whether ``value`` beats the best by more than ``min_delta`` (NaN never does)."""
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
+
+    Args:
+        monitor: a history key (``"val_loss"``, ``"val_accuracy"``, ``"loss"``, ...).
+        patience: epochs without improvement tolerated; the run stops after the last of them.
+        min_delta: the smallest change that counts as an improvement.
+        mode: ``"min"``, ``"max"``, or ``"auto"`` (``"max"`` for accuracies, else ``"min"``).
+        restore_best_weights: at the end of training, load the weights of the best epoch.
+
+    After a resume the best value and the count of epochs without improvement are rebuilt from
+    the history; best weights are only known for epochs run since.
+
+    Example:
+        >>> stop = EarlyStopping("val_loss", patience=5, restore_best_weights=True)
+        >>> history = fit(..., callbacks=[stop]); history.stopped_epoch
+    """
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,
+                 mode: str = "auto", restore_best_weights: bool = False):
+        if patience < 0:
+            raise ValueError(f"patience must be >= 0, got {patience}")
+        self._tracker = _Monitor(monitor, mode, min_delta)
+        self.monitor, self.mode = monitor, self._tracker.mode
+        self.patience = patience
+        self.restore_best_weights = restore_best_weights
+        self.wait = 0
+        self.stopped_epoch: int | None = None
+        self.best_weights: dict | None = None
+
+    @property
+    def best(self) -> float:
+        return self._tracker.best
+
+    @property
+    def best_epoch(self) -> int | None:
+        return self._tracker.best_epoch
+
+    def on_train_begin(self, state):
+        self._tracker.reset()
+        self.wait, self.stopped_epoch, self.best_weights = 0, None, None
+        for record in state.history.epochs:  # a resumed run continues the count
+            if self.monitor in record:
+                self._update(float(record[self.monitor]), record["epoch"])
+
+    def _update(self, value: float, epoch: int) -> bool:
+        if self._tracker.improved(value):
+            self._tracker.best, self._tracker.best_epoch = value, epoch
+            self.wait = 0
+            return True
+        self.wait += 1
+        return False
+
+    def on_epoch_end(self, state):
+        value = self._tracker.value(state.logs, "EarlyStopping")
+        if self._update(value, state.epoch):
+            if self.restore_best_weights:
+                with no_grad():  # copies: the live tensors keep changing
+                    self.best_weights = {k: clone(v)
+                                         for k, v in state.model.state_dict().items()}
+        elif self.wait >= self.patience and not state.stop_training:
+            self.stopped_epoch = state.epoch
+            state.history.stopped_epoch = state.epoch
+            state.stop_training = True
+            state.stop_reason = (f"early stopping at epoch {state.epoch}: {self.monitor} has not "
+                                 f"improved for {self.wait} epochs (best {self.best:.6g} at "
+                                 f"epoch {self.best_epoch})")
+
+    def on_train_end(self, state):
+        if self.restore_best_weights and self.best_weights is not None:
+            state.model.load_state_dict(self.best_weights)
+
+
+class ModelCheckpoint(Callback):
+    """Save training checkpoints: ``last.npz`` after every epoch, ``best.npz`` when ``monitor``
+    improves. Each holds everything :func:`tinynet.train.resume` needs (model, optimizer,
+    scheduler, train-loader and RNG states, history, epoch); writes are atomic (``tn.save``).
+
+    Args:
+        dirpath: the folder (created if missing).
+        monitor, mode: what "best" means (see :class:`EarlyStopping`).
+        save_best, save_last: which files to keep.
+
+    Example:
+        >>> ckpt = ModelCheckpoint("runs/1")
+        >>> fit(..., callbacks=[ckpt]); start, history = resume(ckpt.last_path, model, opt)
+    """
+
+    def __init__(self, dirpath: str | os.PathLike, monitor: str = "val_loss", mode: str = "auto",
+                 save_best: bool = True, save_last: bool = True):
+        self.dirpath = os.fspath(dirpath)
+        self._tracker = _Monitor(monitor, mode)
+        self.monitor = monitor
+        self.save_best, self.save_last = save_best, save_last
+        self.best_path = os.path.join(self.dirpath, "best.npz")
+        self.last_path = os.path.join(self.dirpath, "last.npz")
+
+    @property
+    def best_epoch(self) -> int | None:
+        return self._tracker.best_epoch
+
+    def on_train_begin(self, state):
+        os.makedirs(self.dirpath, exist_ok=True)
+        self._tracker.reset()
+        for record in state.history.epochs:  # a resumed run keeps its best so far
+            if self.monitor in record and self._tracker.improved(float(record[self.monitor])):
+                self._tracker.best = float(record[self.monitor])
+                self._tracker.best_epoch = record["epoch"]
+
+    def on_epoch_end(self, state):
+        if self.save_last:
+            save_checkpoint(self.last_path, state)
+        if self.save_best:
+            value = self._tracker.value(state.logs, "ModelCheckpoint")
+            if self._tracker.improved(value):
+                self._tracker.best, self._tracker.best_epoch = value, state.epoch
+                save_checkpoint(self.best_path, state)
+
+
+class _LineLogger(Callback):
+    """Opens ``path`` at the start of training and writes one line per epoch, flushed."""
+
+    def __init__(self, path: str | os.PathLike, append: bool = False):
+        self.path = os.fspath(path)
+        self.append = append
+        self._file: TextIO | None = None
+
+    def on_train_begin(self, state):
+        # Kept open across epochs (closed in on_train_end): a line is flushed per epoch.
+        self._file = open(self.path, "a" if self.append else "w", newline="")  # noqa: SIM115
+
+    def on_epoch_end(self, state):
+        self._file.write(self._line(state.logs))
+        self._file.flush()
+
+    def on_train_end(self, state):
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _line(self, logs: dict) -> str:
+        raise NotImplementedError
+
+
+class CSVLogger(_LineLogger):
+    """Write the history as CSV, one row per epoch, as training goes (header first).
+
+    Args:
+        path: the file.
+        append: add to an existing file (a resumed run) instead of starting a new one.
+    """
+
+    def on_train_begin(self, state):
+        has_rows = self.append and os.path.exists(self.path) and os.path.getsize(self.path) > 0
+        super().on_train_begin(state)
+        self._columns: list[str] | None = None
+        if has_rows:
+            with open(self.path, newline="") as f:
+                self._columns = f.readline().strip().split(",")
+
+    def _line(self, logs: dict) -> str:
+        header = ""
+        if self._columns is None:
+            self._columns = list(logs)
+            header = ",".join(self._columns) + "\n"
+        return header + ",".join(_csv_value(logs.get(k)) for k in self._columns) + "\n"
+
+
+def _csv_value(value) -> str:
+    if value is None:
+        return ""
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+class JSONLogger(_LineLogger):
+    """Write the history as JSON lines: one object per epoch (non-finite numbers as
+    ``"nan"``/``"inf"``/``"-inf"`` strings, so every line is strict JSON)."""
+
+    def _line(self, logs: dict) -> str:
+        clean = {k: (repr(v) if isinstance(v, float) and not math.isfinite(v) else v)
+                 for k, v in logs.items()}
+        return json.dumps(clean) + "\n"
+
+
+class NaNGuard(Callback):
+    """Stop training as soon as a batch's loss is NaN or infinite, naming the epoch and iteration.
+
+    The message goes to ``stream`` (standard error) and into ``history.stop_reason``; the epoch
+    is not validated or recorded. The optimizer step of that batch has already been taken, so
+    the weights may hold NaN: reload a checkpoint to continue.
+
+    Args:
+        raise_error: raise ``FloatingPointError`` instead of stopping quietly.
+        stream: where to write the message (``None``: ``sys.stderr``).
+    """
+
+    def __init__(self, raise_error: bool = False, stream: TextIO | None = None):
+        self.raise_error = raise_error
+        self.stream = stream
+
+    def on_batch_end(self, state):
+        loss = state.batch_logs["loss"]
+        if math.isfinite(loss):
+            return
+        of = f"/{state.num_batches}" if state.num_batches else ""
+        message = (f"NaNGuard: the loss became {loss} at epoch {state.epoch}, iteration "
+                   f"{state.iteration}{of}; training stopped")
+        if self.raise_error:
+            raise FloatingPointError(message)
+        print(message, file=self.stream or sys.stderr)
+        state.stop_training = True
+        state.stop_reason = message
+        state.history.stop_reason = message
+
+
+class ProgressBar(Callback):
+    """Show epoch i/N, iteration j/M, the running mean loss and samples per second.
+
+    Uses tqdm when it is installed (``pip install "tinynet[progress]"``), else a plain text bar.
+    The plain bar redraws one line with ``\\r`` on a terminal (at most every ``min_interval``
+    seconds) and, on a file or pipe, writes one line per epoch. Either way each epoch ends with
+    its summary (train and validation loss and metrics, time).
+
+    Args:
+        stream: where to draw (``None``: ``sys.stderr``).
+        use_tqdm: ``None`` (use tqdm when installed), ``True`` or ``False``.
+        min_interval: the least time between two redraws of the plain bar, in seconds.
+    """
+
+    def __init__(self, stream: TextIO | None = None, use_tqdm: bool | None = None,
+                 min_interval: float = 0.1):
+        self.stream = stream
+        self.min_interval = min_interval
+        self._tqdm = _find_tqdm() if use_tqdm in (None, True) else None
+        if use_tqdm and self._tqdm is None:
+            raise ImportError('ProgressBar(use_tqdm=True) needs tqdm: pip install '
+                              '"tinynet[progress]"')
+        self._bar = None
+
+    def on_epoch_begin(self, state):
+        self._out = self.stream or sys.stderr
+        self._seen = self._loss_sum = 0.0
+        self._start = self._last_draw = time.perf_counter()
+        self._prefix = f"epoch {state.epoch}/{state.epochs}"
+        if self._tqdm is not None:
+            self._bar = self._tqdm(total=state.num_batches, desc=self._prefix, file=self._out,
+                                   leave=True, unit="it", dynamic_ncols=True)
+
+    def on_batch_end(self, state):
+        n = state.batch_logs["batch_size"]
+        self._seen += n
+        self._loss_sum += state.batch_logs["loss"] * n
+        stats = self._stats()
+        if self._bar is not None:
+            self._bar.set_postfix_str(stats, refresh=False)
+            self._bar.update(1)
+            return
+        now = time.perf_counter()
+        last = state.iteration == state.num_batches
+        if self._is_tty() and (now - self._last_draw >= self.min_interval or last):
+            self._last_draw = now
+            self._out.write(f"\r{self._line(state)}  {stats}")
+            self._out.flush()
+
+    def on_epoch_end(self, state):
+        summary = _summary(state.logs)
+        if self._bar is not None:
+            self._bar.set_postfix_str(summary)
+            self._bar.close()
+            self._bar = None
+            return
+        self._out.write(("\r" if self._is_tty() else "") + f"{self._line(state)}  {summary}\n")
+        self._out.flush()
+
+    def on_train_end(self, state):
+        if self._bar is not None:  # stopped mid-epoch
+            self._bar.close()
+            self._bar = None
+        elif state.stop_training and state.iteration and self._is_tty():
+            self._out.write("\n")
+
+    def _stats(self) -> str:
+        elapsed = max(time.perf_counter() - self._start, 1e-9)
+        return f"loss {self._loss_sum / self._seen:.4f}  {self._seen / elapsed:,.0f} samples/s"
+
+    def _line(self, state) -> str:
+        total = state.num_batches
+        if not total:
+            return f"{self._prefix}  iteration {state.iteration}"
+        filled = int(20 * state.iteration / total)
+        return (f"{self._prefix}  [{'#' * filled}{'.' * (20 - filled)}]  iteration "
+                f"{state.iteration}/{total}")
+
+    def _is_tty(self) -> bool:
+        return bool(getattr(self._out, "isatty", lambda: False)())
+
+
+def _summary(logs: dict) -> str:
+    skip = {"epoch", "lr"}
+    parts = []
+    for key, value in logs.items():
+        if key in skip or not isinstance(value, (int, float)):
+            continue
+        if key == "time":
+            parts.append(f"{value:.2f}s")
+        elif key == "samples_per_s":
+            parts.append(f"{value:,.0f} samples/s")
+        else:
+            parts.append(f"{key} {value:.4f}")
+    return "  ".join(parts)
+
+
+def _find_tqdm():
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm

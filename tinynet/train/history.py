@@ -1,0 +1,153 @@
+"""``History``: what ``fit`` measured, one dict per epoch, and the learning-curve plot.
+
+Each entry of ``history.epochs`` holds ``"epoch"`` (counted from 1), ``"loss"`` and one key per
+metric (``"accuracy"``) for the training set, ``"val_loss"`` / ``"val_accuracy"`` when a validation
+loader was given, ``"lr"`` (the first parameter group's rate during the epoch), ``"time"`` (seconds
+for the whole epoch, validation included) and ``"samples_per_s"`` (training samples per second of
+the training phase). ``stopped_epoch`` and ``stop_reason`` say why a run ended early.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from typing import Any
+
+__all__ = ["History", "default_mode"]
+
+
+def default_mode(monitor: str) -> str:
+    """``"max"`` for accuracy-like names, ``"min"`` otherwise (losses, errors)."""
+    return "max" if "acc" in monitor else "min"
+
+
+class History:
+    """Per-epoch records of a training run.
+
+    Example:
+        >>> history = tn.train.fit(model, loss_fn, opt, train_loader, epochs=5, val_loader=val)
+        >>> history["val_loss"]            # one value per epoch
+        >>> history.best("val_accuracy")   # the epoch record with the highest validation accuracy
+        >>> history.plot("curves.png")
+    """
+
+    def __init__(self, epochs: list[dict[str, Any]] | None = None):
+        self.epochs: list[dict[str, Any]] = list(epochs or [])
+        self.stopped_epoch: int | None = None  # the epoch after which a callback stopped the run
+        self.stop_reason: str | None = None
+
+    def append(self, record: dict[str, Any]) -> None:
+        self.epochs.append(dict(record))
+
+    def __len__(self) -> int:
+        return len(self.epochs)
+
+    def __getitem__(self, key: str) -> list:
+        """The values of one key, epoch by epoch (``None`` where an epoch lacks it)."""
+        if not any(key in e for e in self.epochs):
+            raise KeyError(f"{key!r} is not in the history (keys: {', '.join(self.keys())})")
+        return [e.get(key) for e in self.epochs]
+
+    def keys(self) -> list[str]:
+        """Every key that appears, in first-seen order."""
+        seen: dict[str, None] = {}
+        for e in self.epochs:
+            seen.update(dict.fromkeys(e))
+        return list(seen)
+
+    def best(self, monitor: str = "val_loss", mode: str = "auto") -> dict[str, Any]:
+        """The record of the best epoch by ``monitor`` (``mode`` ``"min"``, ``"max"`` or
+        ``"auto"``); the first one on ties. NaN values never win."""
+        mode = default_mode(monitor) if mode == "auto" else mode
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
+        candidates = [e for e in self.epochs
+                      if isinstance(e.get(monitor), (int, float)) and not math.isnan(e[monitor])]
+        if not candidates:
+            raise ValueError(f"no epoch has a value for {monitor!r}")
+        pick = min if mode == "min" else max
+        return pick(candidates, key=lambda e: e[monitor])
+
+    def to_csv(self, path: str | os.PathLike) -> None:
+        """Write one row per epoch (columns: every key, in first-seen order)."""
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.keys())
+            writer.writeheader()
+            writer.writerows(self.epochs)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain data (lists, dicts, numbers, strings) for checkpoints."""
+        return {"epochs": [dict(e) for e in self.epochs], "stopped_epoch": self.stopped_epoch,
+                "stop_reason": self.stop_reason}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epochs = [dict(e) for e in state["epochs"]]
+        self.stopped_epoch = state.get("stopped_epoch")
+        self.stop_reason = state.get("stop_reason")
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> History:
+        history = cls()
+        history.load_state_dict(state)
+        return history
+
+    def __repr__(self) -> str:
+        return f"History({len(self.epochs)} epochs, keys={self.keys()})"
+
+    def plot(self, path: str | os.PathLike, monitor: str | None = None,
+             metric: str | None = None) -> None:
+        """Draw the learning curves to an image file (PNG, or any format matplotlib knows).
+
+        Left: training vs validation loss per epoch. Right: the metric (``accuracy`` by default:
+        the first metric recorded) for both sets. The best epoch by ``monitor`` (default
+        ``val_loss``, else ``loss``) is marked on both panels, and so is the epoch where early
+        stopping ended the run. A validation loss that rises while the training loss keeps
+        falling is over-fitting; both staying high is under-fitting.
+
+        Needs matplotlib (``pip install "tinynet[plot]"``); draws off-screen (Agg), leaving the
+        global matplotlib backend alone.
+        """
+        try:
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+            from matplotlib.figure import Figure
+        except ImportError as exc:
+            raise ImportError('History.plot needs matplotlib: pip install "tinynet[plot]"') from exc
+        if not self.epochs:
+            raise ValueError("the history is empty: nothing to plot")
+        keys = self.keys()
+        monitor = monitor or ("val_loss" if "val_loss" in keys else "loss")
+        metric = metric or next((k for k in keys if k not in _NOT_METRICS
+                                 and not k.startswith("val_")), None)
+        fig = Figure(figsize=(10, 4) if metric else (5, 4))
+        FigureCanvasAgg(fig)
+        panels = ["loss"] + ([metric] if metric else [])
+        axes = fig.subplots(1, len(panels), squeeze=False)[0]
+        best = self.best(monitor) if any(monitor in e for e in self.epochs) else None
+        for ax, name in zip(axes, panels):
+            self._plot_panel(ax, name, best, monitor)
+        fig.tight_layout()
+        fig.savefig(os.fspath(path), dpi=100)
+
+    def _plot_panel(self, ax, name: str, best: dict | None, monitor: str) -> None:
+        epochs = [e["epoch"] for e in self.epochs]
+        for key, label, style in ((name, "train", "-"), (f"val_{name}", "validation", "-")):
+            values = [e.get(key, math.nan) for e in self.epochs]
+            if any(v is not None and not math.isnan(v) for v in values):
+                ax.plot(epochs, [math.nan if v is None else v for v in values], style,
+                        marker="o", markersize=3, label=label)
+        if best is not None:
+            ax.axvline(best["epoch"], color="green", linestyle="--", linewidth=1,
+                       label=f"best epoch {best['epoch']} ({monitor})")
+        if self.stopped_epoch is not None:
+            ax.axvline(self.stopped_epoch, color="red", linestyle=":", linewidth=1.5,
+                       label=f"early stop (epoch {self.stopped_epoch})")
+        ax.xaxis.get_major_locator().set_params(integer=True)  # epochs are whole numbers
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.set_title(name)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+
+
+_NOT_METRICS = {"epoch", "loss", "lr", "time", "samples_per_s"}

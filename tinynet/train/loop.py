@@ -1,0 +1,260 @@
+"""``fit`` and ``evaluate``: the training loop as the textbook writes it.
+
+For each epoch: put the model in training mode, then for each batch of the (reshuffled) training
+loader: forward, loss, backward, update. Then validate under ``no_grad`` in eval mode, step the
+learning-rate schedule, and record the epoch in the :class:`~tinynet.train.history.History`.
+Callbacks (``callbacks.py``) run around each epoch and each batch.
+
+Read next: ``callbacks.py``, then ``checkpoint.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from ..autograd import no_grad
+from ..backend import Device, synchronize
+from ..optim.plateau import ReduceLROnPlateau
+from .callbacks import Callback, CallbackList, ProgressBar, TrainingState
+from .history import History
+from .metrics import get_metric, metric_name
+
+__all__ = ["evaluate", "fit"]
+
+
+def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable, epochs: int,
+        val_loader: Iterable | None = None, scheduler=None,
+        metrics: Sequence[str | Callable] = ("accuracy",), callbacks: Sequence[Callback] = (),
+        device=None, progress: bool = True, start_epoch: int = 0,
+        history: History | None = None, step_per: str = "epoch",
+        scheduler_monitor: str | None = None) -> History:
+    """Train ``model`` for ``epochs`` epochs and return what was measured.
+
+    Args:
+        model: a ``tn.nn.Module``.
+        loss_fn: ``loss_fn(output, target) -> scalar Tensor``, the mean over the batch
+            (``tn.nn.CrossEntropyLoss()``).
+        optimizer: a ``tn.optim`` optimizer over the model's parameters.
+        train_loader: yields ``(x, y)`` batches (a ``tn.data.DataLoader``), reshuffled per epoch.
+        epochs: the epoch to train up to, counted from 1; with ``start_epoch=k`` the epochs
+            ``k + 1 .. epochs`` run (so a resumed run passes the same ``epochs`` as the original).
+        val_loader: batches to evaluate after every epoch (recorded as ``val_loss``,
+            ``val_accuracy``, ...).
+        scheduler: a ``tn.optim.lr_scheduler`` schedule. Stepped once per epoch, or after every
+            optimizer step with ``step_per="iteration"``. A ``ReduceLROnPlateau`` is stepped per
+            epoch with ``scheduler_monitor`` (default ``val_loss``, or ``loss`` with no
+            validation loader).
+        metrics: names (``"accuracy"``, ``"top5_accuracy"``) or functions
+            ``metric(output, target) -> Tensor`` (batch mean).
+        callbacks: :mod:`tinynet.train.callbacks` objects, run in this order.
+        device: where to train: the model is moved there and every batch follows. ``None``:
+            where the model's parameters already are.
+        progress: add a :class:`ProgressBar` unless ``callbacks`` already has one.
+        start_epoch: epochs already done (from :func:`tinynet.train.resume`).
+        history: the history to extend (from ``resume``); a new one by default.
+        step_per: ``"epoch"`` or ``"iteration"``: when the scheduler steps.
+        scheduler_monitor: the history key a ``ReduceLROnPlateau`` watches.
+
+    Returns:
+        The :class:`History`, one record per epoch (``history.stop_reason`` says why a callback
+        ended the run early).
+
+    Example:
+        >>> history = tn.train.fit(model, tn.nn.CrossEntropyLoss(), opt, train_loader,
+        ...                        epochs=10, val_loader=val_loader)
+        >>> history.best("val_accuracy")["epoch"]
+    """
+    if step_per not in ("epoch", "iteration"):
+        raise ValueError(f"step_per must be 'epoch' or 'iteration', got {step_per!r}")
+    if isinstance(scheduler, ReduceLROnPlateau) and step_per == "iteration":
+        raise ValueError("ReduceLROnPlateau watches a per-epoch metric: use step_per='epoch'")
+    if epochs < start_epoch:
+        raise ValueError(f"epochs ({epochs}) is the epoch to train up to and must be >= "
+                         f"start_epoch ({start_epoch})")
+    device = _training_device(model, device)
+    metric_fns = {metric_name(m): get_metric(m) for m in metrics}
+    callbacks = list(callbacks)
+    if progress and not any(isinstance(c, ProgressBar) for c in callbacks):
+        callbacks.append(ProgressBar())
+    events = CallbackList(callbacks)
+    state = TrainingState(model=model, optimizer=optimizer, train_loader=train_loader,
+                          history=history if history is not None else History(), epochs=epochs,
+                          scheduler=scheduler, val_loader=val_loader, start_epoch=start_epoch,
+                          num_batches=_length(train_loader))
+    if scheduler_monitor is None:
+        scheduler_monitor = "val_loss" if val_loader is not None else "loss"
+
+    events.on_train_begin(state)
+    for epoch in range(start_epoch + 1, epochs + 1):
+        state.epoch = epoch
+        epoch_start = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]  # the rate this epoch starts with
+        events.on_epoch_begin(state)
+
+        trained = _train_one_epoch(state, loss_fn, metric_fns, device, events, step_per)
+        if trained is None:
+            break  # a callback stopped the run mid-epoch (NaNGuard): nothing to validate
+        train_logs, samples_per_s = trained
+        record = {"epoch": epoch, **train_logs}
+        if val_loader is not None:
+            val_logs = evaluate(model, val_loader, loss_fn, metrics)  # on the model's device
+            record.update({f"val_{name}": value for name, value in val_logs.items()})
+        record.update(lr=lr, time=time.perf_counter() - epoch_start,
+                      samples_per_s=samples_per_s)
+
+        if scheduler is not None and step_per == "epoch":
+            if isinstance(scheduler, ReduceLROnPlateau):
+                if scheduler_monitor not in record:
+                    raise KeyError(f"ReduceLROnPlateau watches {scheduler_monitor!r}, which this "
+                                   f"run does not record (it has {', '.join(record)}); set "
+                                   "scheduler_monitor")
+                scheduler.step(record[scheduler_monitor])
+            else:
+                scheduler.step()
+        state.history.append(record)
+        state.logs = record
+        events.on_epoch_end(state)
+        if state.stop_training:
+            break
+    if state.stop_reason and state.history.stop_reason is None:
+        state.history.stop_reason = state.stop_reason
+    events.on_train_end(state)
+    return state.history
+
+
+def _train_one_epoch(state: TrainingState, loss_fn: Callable, metric_fns: dict, device: Device,
+                     events: Callback, step_per: str) -> tuple[dict, float] | None:
+    """One pass over the training loader: ``({"loss", metrics...}, samples per second)``, or
+    ``None`` when a callback stopped the run during the epoch."""
+    model, optimizer, scheduler = state.model, state.optimizer, state.scheduler
+    model.train()
+    totals = _Totals(metric_fns)
+    start = time.perf_counter()
+    state.iteration = 0
+    for batch in state.train_loader:
+        state.iteration += 1
+        x, y = _unpack(batch, device)
+        events.on_batch_begin(state)
+
+        optimizer.zero_grad()
+        output = model(x)              # forward
+        loss = loss_fn(output, y)      # loss
+        loss.backward()                # backward
+        optimizer.step()               # update
+        if scheduler is not None and step_per == "iteration":
+            scheduler.step()
+
+        # .item() copies the loss to the host: on a GPU it waits for this batch's work (one
+        # synchronisation per batch, which the progress bar and NaNGuard need). Metrics, in
+        # contrast, are summed on the device and read once per epoch.
+        batch_loss = loss.item()
+        totals.add(batch_loss, output, y)
+        state.batch_logs = {"loss": batch_loss, "batch_size": y.shape[0]}
+        events.on_batch_end(state)
+        if state.stop_training:
+            return None
+    if totals.count == 0:
+        raise ValueError("the training loader yielded no batches")
+    synchronize(device)  # before reading the clock
+    seconds = time.perf_counter() - start
+    return totals.means(), totals.count / seconds
+
+
+def evaluate(model, loader: Iterable, loss_fn: Callable | None = None,
+             metrics: Sequence[str | Callable] = ("accuracy",), device=None) -> dict[str, float]:
+    """The model's mean loss and metrics over a loader, in eval mode and without a graph.
+
+    Every sample counts once (batch values are weighted by batch size). The loss and metrics are
+    summed on the device and read back once at the end. The model's train/eval mode is restored
+    afterwards.
+
+    Args:
+        model, loss_fn, metrics, device: as for :func:`fit` (``loss_fn=None``: metrics only).
+        loader: yields ``(x, y)`` batches.
+
+    Returns:
+        ``{"loss": ..., "accuracy": ...}`` (Python floats).
+
+    Example:
+        >>> tn.train.evaluate(model, test_loader, tn.nn.CrossEntropyLoss())
+        {'loss': 0.093, 'accuracy': 0.972}
+    """
+    device = _training_device(model, device)
+    metric_fns = {metric_name(m): get_metric(m) for m in metrics}
+    totals = _Totals(metric_fns, with_loss=loss_fn is not None)
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            for batch in loader:
+                x, y = _unpack(batch, device)
+                output = model(x)
+                totals.add(loss_fn(output, y) if loss_fn is not None else None, output, y)
+    finally:
+        model.train(was_training)
+    if totals.count == 0:
+        raise ValueError("the loader yielded no batches")
+    return totals.means()
+
+
+class _Totals:
+    """Sums of batch means weighted by batch size; metric sums (and an evaluation's loss) stay
+    tensors on the device until :meth:`means` reads them."""
+
+    def __init__(self, metric_fns: dict, with_loss: bool = True):
+        self.metric_fns = metric_fns
+        self.with_loss = with_loss
+        self.count = 0
+        self.loss_sum: Any = 0.0
+        self.metric_sums: dict[str, Any] = {name: 0.0 for name in metric_fns}
+
+    def add(self, loss, output, target) -> None:
+        n = target.shape[0]
+        self.count += n
+        with no_grad():
+            if self.with_loss:
+                self.loss_sum = self.loss_sum + _detached(loss) * n
+            for name, fn in self.metric_fns.items():
+                self.metric_sums[name] = self.metric_sums[name] + _detached(fn(output, target)) * n
+
+    def means(self) -> dict[str, float]:
+        out = {"loss": _to_float(self.loss_sum) / self.count} if self.with_loss else {}
+        out.update({name: _to_float(s) / self.count for name, s in self.metric_sums.items()})
+        return out
+
+
+def _detached(value):
+    """A batch value outside the graph, in float64 so that summing many batches loses nothing."""
+    return value.detach().double() if hasattr(value, "detach") else float(value)
+
+
+def _to_float(value) -> float:
+    return float(value.item()) if hasattr(value, "item") else float(value)
+
+
+def _unpack(batch, device: Device):
+    """``(x, y)`` from a batch, on the training device (``.to`` is free when already there)."""
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        got = f"{len(batch)} items" if isinstance(batch, (tuple, list)) else type(batch).__name__
+        raise ValueError(f"fit and evaluate expect (inputs, targets) batches, got {got}")
+    x, y = batch
+    return x.to(device), y.to(device)
+
+
+def _training_device(model, device) -> Device:
+    """Move the model to ``device`` if one is given; else the device its parameters are on."""
+    if device is not None:
+        model.to(device)
+        return Device(device)
+    for p in model.parameters():
+        return p.device
+    return Device("cpu")
+
+
+def _length(loader) -> int | None:
+    try:
+        return len(loader)
+    except TypeError:
+        return None
