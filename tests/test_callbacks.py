@@ -255,6 +255,16 @@ def test_plain_progress_bar_redraws_on_a_terminal():
     assert stream.getvalue().endswith("\n")
 
 
+def test_progress_bar_that_does_not_leave_erases_itself_each_epoch():
+    terminal, file = Terminal(), io.StringIO()
+    run([ProgressBar(stream=terminal, use_tqdm=False, min_interval=0.0, leave=False)], 2)
+    run([ProgressBar(stream=file, use_tqdm=False, leave=False)], 2)
+    epochs = terminal.getvalue().split("\r\033[K")
+    assert len(epochs) == 3 and epochs[-1] == ""  # erased after each of the 2 epochs
+    assert "iteration 3/3" in epochs[0] and "val_accuracy" not in terminal.getvalue()
+    assert file.getvalue() == ""  # a file gets no bar and no per-epoch summary
+
+
 def test_tqdm_progress_bar():
     pytest.importorskip("tqdm", reason="tqdm is optional (the progress extra)")
     stream = io.StringIO()

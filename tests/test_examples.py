@@ -124,3 +124,67 @@ def test_docs_devices_has_snippets():
 @pytest.mark.parametrize("snippet", _devices_doc_snippets())
 def test_docs_devices_snippet_runs(snippet):
     exec(compile(snippet, str(DEVICES_DOC), "exec"), {"__name__": "docs_devices"})  # noqa: S102
+
+
+# --------------------------------------------------------------------------------------------
+# 05-08: the training loop by hand, with fit, early stopping, batch size vs epochs
+# --------------------------------------------------------------------------------------------
+
+def test_05_textbook_loop_prints_epochs_iterations_and_shuffling():
+    out = run_example("05_textbook_loop.py", "--epochs", "3").stdout
+    sizes = re.search(r"N = (\d+) training samples, B = (\d+): iterations per epoch = "
+                      r"ceil\(\d+/\d+\) = (\d+) = len\(train_loader\) = (\d+)", out)
+    assert sizes, out
+    n, b, by_formula, by_loader = map(int, sizes.groups())
+    assert n == round(0.8 * 1797) and b == 64
+    assert by_formula == by_loader == -(-n // b)
+    epochs = re.findall(r"^epoch\s+\d+: (\d+) iterations, (\d+) samples seen, train loss (\S+), "
+                        r"val accuracy (\S+)$", out, re.M)
+    assert [(int(i), int(s)) for i, s, _, _ in epochs] == [(by_loader, n)] * 3
+    losses = [float(e[2]) for e in epochs]
+    assert losses[-1] < losses[0]
+    firsts = re.findall(r"first batch starts with samples (\[.*\])", out)
+    assert len(firsts) == 3 and len(set(firsts)) == 3  # reshuffled every epoch
+
+
+def test_06_fit_reaches_95_percent_test_accuracy():
+    out = run_example("06_fit.py").stdout
+    rows = re.findall(r"^\s+(\d+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+\S+\s+\S+$", out, re.M)
+    assert [int(r[0]) for r in rows] == list(range(1, 11)), out
+    assert "the CSV log has 10 rows, one per epoch" in out
+    best = re.search(r"^best epoch by val_loss: (\d+) \(val_loss (\S+)\)", out, re.M)
+    val_losses = [float(r[3]) for r in rows]
+    assert float(best.group(2)) == pytest.approx(min(val_losses), abs=1e-4)
+    accuracy = float(re.search(r"^test accuracy (\S+) after 10 epochs$", out, re.M).group(1))
+    assert accuracy >= 0.95, out
+
+
+def test_07_early_stopping_stops_after_the_validation_minimum(tmp_path):
+    plot = tmp_path / "curves.png"
+    out = run_example("07_early_stopping.py", "--plot", str(plot)).stdout
+    best = re.search(r"^best epoch (\d+): val loss (\S+)$", out, re.M)
+    stopped = re.search(r"^stopped after epoch (\d+) of at most 300 \(early stopping", out, re.M)
+    assert best and stopped, out
+    assert int(stopped.group(1)) == int(best.group(1)) + 15  # patience 15
+    assert "over-fitting: the training loss kept falling while the validation loss rose" in out
+    restored = re.search(r"^restored weights: val loss (\S+)", out, re.M).group(1)
+    assert restored == best.group(2)
+    if importlib.util.find_spec("matplotlib") is None:
+        assert "learning curves not drawn" in out
+    else:
+        assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_08_batch_size_vs_epochs_table():
+    out = run_example("08_batch_size_vs_epochs.py").stdout
+    n = int(re.search(r"N = (\d+) training samples", out).group(1))
+    rows = re.findall(r"^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+\S+\s+\S+\s+(\S+)$", out, re.M)
+    assert [int(r[0]) for r in rows] == [8, 32, 128, 512], out
+    for batch, per_epoch, epochs, updates, val_acc in rows:
+        assert int(per_epoch) == -(-n // int(batch))
+        assert int(updates) == int(epochs) * int(per_epoch)
+        assert float(val_acc) >= 0.97  # every batch size reached the target
+    epochs = [int(r[2]) for r in rows]
+    updates = [int(r[3]) for r in rows]
+    assert epochs[-1] > epochs[0]  # big batches need more epochs ...
+    assert updates[-1] < updates[0]  # ... but fewer updates

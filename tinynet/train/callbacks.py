@@ -352,12 +352,15 @@ class ProgressBar(Callback):
         stream: where to draw (``None``: ``sys.stderr``).
         use_tqdm: ``None`` (use tqdm when installed), ``True`` or ``False``.
         min_interval: the least time between two redraws of the plain bar, in seconds.
+        leave: keep each finished epoch's bar and summary (``False``: erase the bar at the end of
+            the epoch, for callers that print their own per-epoch line, like ``tinynet train``).
     """
 
     def __init__(self, stream: TextIO | None = None, use_tqdm: bool | None = None,
-                 min_interval: float = 0.1):
+                 min_interval: float = 0.1, leave: bool = True):
         self.stream = stream
         self.min_interval = min_interval
+        self.leave = leave
         self._tqdm = _find_tqdm() if use_tqdm in (None, True) else None
         if use_tqdm and self._tqdm is None:
             raise ImportError('ProgressBar(use_tqdm=True) needs tqdm: pip install '
@@ -371,7 +374,7 @@ class ProgressBar(Callback):
         self._prefix = f"epoch {state.epoch}/{state.epochs}"
         if self._tqdm is not None:
             self._bar = self._tqdm(total=state.num_batches, desc=self._prefix, file=self._out,
-                                   leave=True, unit="it", dynamic_ncols=True)
+                                   leave=self.leave, unit="it", dynamic_ncols=True)
 
     def on_batch_end(self, state):
         n = state.batch_logs["batch_size"]
@@ -395,6 +398,11 @@ class ProgressBar(Callback):
             self._bar.set_postfix_str(summary)
             self._bar.close()
             self._bar = None
+            return
+        if not self.leave:
+            if self._is_tty():  # erase the bar: the caller prints the epoch its own way
+                self._out.write("\r\033[K")
+                self._out.flush()
             return
         self._out.write(("\r" if self._is_tty() else "") + f"{self._line(state)}  {summary}\n")
         self._out.flush()
