@@ -19,7 +19,6 @@ Read next: ``tinynet/ops/conv.py`` (the primitives and their layout), ``normaliz
 
 from __future__ import annotations
 
-import math
 
 from ..creation import empty, ones, tensor
 from ..ops.conv import convolution, max_pool, output_size
@@ -183,11 +182,7 @@ class Conv2d(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        init.layer_default_(self.weight, self.bias)
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         x, squeeze = _batched(input, "conv2d")

@@ -168,6 +168,16 @@ def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in",
     return normal_(tensor, 0.0, std, generator=generator)
 
 
+def layer_default_(weight: Tensor, bias: Tensor | None = None) -> None:
+    """PyTorch's default initialisation of ``Linear`` and ``Conv2d``: ``kaiming_uniform_`` with
+    ``a=sqrt(5)`` on the weight (i.e. U(+-1/sqrt(fan_in))) and U(+-1/sqrt(fan_in)) on the bias."""
+    kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in, _ = _calculate_fan_in_and_fan_out(weight)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        uniform_(bias, -bound, bound)
+
+
 __all__ = [
     "calculate_gain", "constant_", "kaiming_normal_", "kaiming_uniform_", "normal_", "ones_",
     "uniform_", "xavier_normal_", "xavier_uniform_", "zeros_",
