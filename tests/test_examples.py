@@ -188,3 +188,40 @@ def test_08_batch_size_vs_epochs_table():
     updates = [int(r[3]) for r in rows]
     assert epochs[-1] > epochs[0]  # big batches need more epochs ...
     assert updates[-1] < updates[0]  # ... but fewer updates
+
+
+def test_09_gradient_flow_vanishes_in_deep_sigmoid_not_in_relu(tmp_path):
+    plot = tmp_path / "flow.png"
+    out = run_example("09_gradient_flow.py", "--epochs", "1", "--plot", str(plot)).stdout
+    rows = re.findall(r"^\s*(\d+)\s+(\S+e\S+)\s+(\S+e\S+)$", out, re.M)
+    assert [int(r[0]) for r in rows] == list(range(1, 14)), out  # 12 hidden layers + output
+    sigmoid = [float(r[1]) for r in rows]
+    relu = [float(r[2]) for r in rows]
+    assert sigmoid[0] < 1e-7 * sigmoid[-1]  # shrinks by orders of magnitude towards the input
+    assert 1e-2 < relu[0] / relu[-1] < 1e2  # stays about the same size
+    ratio = dict(re.findall(r"^(\w+): first-layer / last-layer gradient norm = (\S+)$", out, re.M))
+    assert float(ratio["sigmoid"]) == pytest.approx(sigmoid[0] / sigmoid[-1], rel=1e-2)
+    flagged = dict(re.findall(r"^(\w+): val accuracy \S+; vanishing gradients flagged in (\d+)",
+                              out, re.M))
+    assert int(flagged["sigmoid"]) > 0 and int(flagged["relu"]) == 0, out
+    assert re.search(r"^first warning: vanishing gradient: 0\.weight", out, re.M)
+    if importlib.util.find_spec("matplotlib") is None:
+        assert "plot not drawn" in out
+    else:
+        for name in ("sigmoid", "relu"):
+            assert (tmp_path / f"flow_{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_10_seeing_backprop_graph_trace_and_anomaly(tmp_path):
+    dot_path = tmp_path / "graph.dot"
+    out = run_example("10_seeing_backprop.py", "--dot", str(dot_path)).stdout
+    dot = dot_path.read_text()
+    assert dot.startswith("digraph") and dot.count("{") == dot.count("}")
+    for name in ("0.weight", "0.bias", "2.weight", "2.bias"):
+        assert f'"{name}\\n' in dot  # parameters are labelled with their module names
+    # the trace's last step hands 0.weight exactly the gradient that lands in .grad
+    sent, stored = re.search(r"gradient of norm (\S+); 0\.weight\.grad has norm (\S+)$", out,
+                             re.M).groups()
+    assert sent == stored
+    assert re.search(r"^detect_anomaly: Log produced Inf", out, re.M), out
+    assert re.search(r"created at: .*10_seeing_backprop\.py:\d+$", out, re.M), out

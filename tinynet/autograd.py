@@ -23,6 +23,10 @@ import threading
 
 from .tensor import Tensor, _plain
 
+# Debug tools (tinynet/debug.py) plug in here; None when off, so the cost is one global lookup.
+_anomaly = None  # callable(cls, ctx, arrays, out) run on every forward output (detect_anomaly)
+_observers = None  # tuple of callables(node, grad_out, grads_in) run after each backward (trace)
+
 # --------------------------------------------------------------------------------------------
 # Grad mode
 # --------------------------------------------------------------------------------------------
@@ -118,6 +122,7 @@ class Node:
     _freed = False
     _hooks = None
     _retained = None  # weakref to the output tensor after retain_grad()
+    _created = None  # under detect_anomaly: (user's "file:line", input arrays)
 
     def __init__(self, fn, device):
         self.fn = fn
@@ -254,6 +259,8 @@ class Function:
         raw_out = out
         if type(out) is not (device._array_type or device.array_type):
             out = device.xp.asarray(out)  # NumPy returns scalars for 0-d results; keep arrays
+        if _anomaly is not None:
+            _anomaly(cls, ctx, arrays, out)
         if not record:
             return Tensor._make(out, device)
         if out.dtype.kind not in "fc":
@@ -396,6 +403,9 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, capt
                     capture[v] = g
                 if needed is None or needed[v]:
                     grads_in = _call_backward(v, g, tensor_xp)
+                    if _observers is not None:
+                        for observe in _observers:
+                            observe(v, g, grads_in)
             metas = v.metas
             for i, p in enumerate(v.parents):
                 if p is None:

@@ -18,14 +18,22 @@ from .callbacks import (
     TrainingState,
 )
 from .checkpoint import resume, save_checkpoint
+from .gradflow import (
+    GradientFlow,
+    check_flow,
+    gradient_flow,
+    plot_gradient_flow,
+    snapshot_parameters,
+)
 from .history import History
 from .loop import evaluate, fit
 from .metrics import accuracy, top_k_accuracy
 from .search import format_table, grid_search, random_search
 
 __all__ = [
-    "CSVLogger", "Callback", "EarlyStopping", "History", "JSONLogger", "ModelCheckpoint",
-    "NaNGuard", "ProgressBar", "TrainingState", "accuracy", "callbacks", "evaluate", "fit",
-    "format_table", "grid_search", "metrics", "random_search", "resume", "save_checkpoint",
+    "CSVLogger", "Callback", "EarlyStopping", "GradientFlow", "History", "JSONLogger",
+    "ModelCheckpoint", "NaNGuard", "ProgressBar", "TrainingState", "accuracy", "callbacks",
+    "check_flow", "evaluate", "fit", "format_table", "gradient_flow", "grid_search", "metrics",
+    "plot_gradient_flow", "random_search", "resume", "save_checkpoint", "snapshot_parameters",
     "top_k_accuracy",
 ]
