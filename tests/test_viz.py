@@ -191,3 +191,11 @@ def test_render_calls_dot_with_the_format_of_the_suffix(monkeypatch, tmp_path):
     assert out.read_text() == dot
     with pytest.raises(RuntimeError, match="not recognized"):
         tn.viz.render(dot, tmp_path / "g.svg", format="bad")
+
+
+def test_graph_of_a_device_tensor_shows_gradient_norms(device):
+    """Norms are computed on the gradient's device: no implicit host conversion (standin/CuPy)."""
+    x = tn.tensor([3.0, 4.0], device=device, requires_grad=True)
+    (x * x).sum().backward()  # grad = 2x = (6, 8), norm 10
+    dot = tn.viz.graph((x * 2).sum())
+    assert "|grad| = 10" in dot

@@ -25,8 +25,6 @@ import os
 import shutil
 import subprocess
 
-import numpy as np
-
 from .autograd import Node
 from .tensor import Tensor
 
@@ -44,16 +42,16 @@ def _shape(shape) -> str:
 
 
 def _meta(shape, dtype) -> str:
-    return f"{_shape(shape)} {np.dtype(dtype).name}"
+    return f"{_shape(shape)} {dtype}"  # dtypes print as their names ('float32')
 
 
 def grad_norm(tensor: Tensor) -> float | None:
-    """The 2-norm of ``tensor.grad`` (computed in float64 on the host), or None without one."""
+    """The 2-norm of ``tensor.grad`` (computed in float64, on the gradient's device), or None."""
     g = tensor.grad
     if g is None:
         return None
-    arr = np.asarray(g.numpy() if isinstance(g, Tensor) else g, dtype=np.float64)
-    return float(math.sqrt(float(np.sum(arr * arr))))
+    g = g.detach().double()
+    return math.sqrt((g * g).sum().item())
 
 
 def graph(output: Tensor, params: dict | None = None) -> str:
