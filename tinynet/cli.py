@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
              "gives the defaults, so --epochs N trains on up to epoch N")
     add("--quiet", action="store_true", help="no progress bar or table: the result lines only")
     parser.train_parser = train  # parse_train_args sets its defaults from a resumed run
+    from . import bench  # tinynet bench: its options and its code live in tinynet/bench.py
+
+    bench.add_parser(commands)
     return parser
 
 
@@ -479,6 +482,10 @@ def main(argv: list | None = None) -> int:
         if args.command is None:
             build_parser().print_help()
             return 2
+        if args.command == "bench":
+            from . import bench
+
+            return bench.main(args, argv)
         train(args)
     except SystemExit as stop:  # argparse: --help (0) or a bad option (2, message printed)
         return stop.code if isinstance(stop.code, int) else 2
