@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import datetime
 import gc
+import json
 import os
 import platform
 import re
@@ -212,3 +213,27 @@ def environment(torch_module=None) -> dict:
         env["torch"] = torch_module.__version__
         env["torch_threads"] = torch_module.get_num_threads()
     return env
+
+
+def import_torch(threads: int):
+    """``(torch, None)`` with its thread count set, or ``(None, reason)`` when it is not usable."""
+    try:
+        import torch  # noqa: PLC0415 - optional: only a comparison column
+
+        torch.set_num_threads(threads)
+        return torch, None
+    except Exception as exc:  # noqa: BLE001 - any import failure means: no PyTorch column
+        return None, f"torch not importable: {exc}"
+
+
+def write_records(path: str, records: list, benchmark: str, torch_module, threads: int,
+                  quick: bool) -> None:
+    """Stamp every record with the benchmark's name and the environment, and write them as JSON."""
+    env = environment(torch_module)
+    env["threads"] = threads
+    env["quick"] = quick
+    for rec in records:
+        rec["benchmark"] = benchmark
+        rec["env"] = env
+    with open(path, "w") as f:
+        json.dump(records, f)

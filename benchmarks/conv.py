@@ -209,22 +209,9 @@ def run_cases(names: list[str], quick: bool, threads: int, torch, reason) -> lis
 
 def run_child(names: list[str], quick: bool, threads: int, out_path: str) -> None:
     """Child process: the thread variables are set by the parent; measure and write JSON."""
-    try:
-        import torch  # noqa: PLC0415
-
-        torch.set_num_threads(threads)
-        reason = None
-    except Exception as exc:  # noqa: BLE001 - any import failure means: no PyTorch column
-        torch, reason = None, f"torch not importable: {exc}"
+    torch, reason = _timing.import_torch(threads)
     records = run_cases(names, quick, threads, torch, reason)
-    env = _timing.environment(torch)
-    env["threads"] = threads
-    env["quick"] = quick
-    for rec in records:
-        rec["benchmark"] = "conv"
-        rec["env"] = env
-    with open(out_path, "w") as f:
-        json.dump(records, f)
+    _timing.write_records(out_path, records, "conv", torch, threads, quick)
 
 
 # --- report ---------------------------------------------------------------------------------------

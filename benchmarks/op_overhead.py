@@ -469,24 +469,10 @@ def run_mlp(cfg: dict, torch, torch_reason: str | None) -> list[dict]:
 
 def run_section(section: str, quick: bool, threads: int, out_path: str) -> None:
     """Child process: thread variables are already set by the parent; measure, write JSON."""
-    try:
-        import torch  # noqa: PLC0415
-
-        torch.set_num_threads(threads)
-        reason = None
-    except Exception as exc:  # noqa: BLE001 - any import failure means: no torch column
-        torch, reason = None, f"torch not importable: {exc}"
-    cfg = _settings(quick)
+    torch, reason = _timing.import_torch(threads)
     runner = {"tiny": run_tiny, "large": run_large, "mlp": run_mlp}[section]
-    records = runner(cfg, torch, reason)
-    env = _timing.environment(torch)
-    env["threads"] = threads
-    env["quick"] = quick
-    for rec in records:
-        rec["benchmark"] = "op_overhead"
-        rec["env"] = env
-    with open(out_path, "w") as f:
-        json.dump(records, f)
+    records = runner(_settings(quick), torch, reason)
+    _timing.write_records(out_path, records, "op_overhead", torch, threads, quick)
 
 
 def _ratio(a, b):
