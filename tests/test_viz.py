@@ -137,9 +137,9 @@ def test_module_names_label_parameters():
         got = float(re.search(r"\|grad\| = (\S+)", label).group(1))
         assert math.isclose(got, float(np.linalg.norm(p.grad.numpy())), rel_tol=1e-5)
     assert sorted(params) == ["0.bias", "0.weight", "2.bias", "2.weight"]
-    # 4 parameters + output; Linear = Permute (w.T), MatMul, Add (bias), twice, plus Relu and Sum
-    assert len(nodes) == 13 and len(edges) == 12
-    assert len(kinds["MatMul"]) == 2 and len(kinds["Relu"]) == 1
+    # 4 parameters + output; each Linear layer is one Linear op, plus Relu and Sum
+    assert len(nodes) == 9 and len(edges) == 8
+    assert len(kinds["Linear"]) == 2 and len(kinds["Relu"]) == 1
     assert all(nodes[kinds[n][0]].count("float32") == 1 for n in params)
 
 

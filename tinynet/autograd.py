@@ -484,10 +484,16 @@ def _check_grad(v: Node, i: int, gi):
     return gi
 
 
-def _builtin_ops() -> frozenset:
-    from .ops import OPS  # noqa: PLC0415 - ops import this module
+_BUILTIN_OPS: frozenset | None = None
 
-    return frozenset(OPS)
+
+def _builtin_ops() -> frozenset:
+    global _BUILTIN_OPS
+    if _BUILTIN_OPS is None:
+        from .ops import OPS  # noqa: PLC0415 - ops import this module
+
+        _BUILTIN_OPS = frozenset(OPS)
+    return _BUILTIN_OPS
 
 
 def _is_fresh(v: Node, gi, g, builtin: frozenset) -> bool:

@@ -2,18 +2,18 @@
 Module over a function written here (``linear``, ``dropout``, ``embedding``; also in
 ``tn.nn.functional``).
 
-Every function is composed from tinynet ops (matmul, indexing, where), so gradients of any order
-come from those ops' backward formulas. Default initialisation is PyTorch's for each layer.
+``linear`` is one op (``tinynet/ops/linalg.py``); the others are composed from tinynet ops
+(indexing, where), so gradients of any order come from those ops' backward formulas. Default initialisation is PyTorch's for each layer.
 
 Read next: ``normalization.py``, ``activation.py``, ``init.py``.
 """
 
 from __future__ import annotations
 
-
 from .. import backend
 from ..autograd import no_grad
 from ..creation import empty
+from .. import ops
 from ..ops import where
 from ..tensor import Tensor
 from . import init
@@ -22,7 +22,8 @@ from .module import Module, Parameter
 
 # --- Linear ------------------------------------------------------------------------------------
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``input @ weight.T + bias`` for any number of leading batch dimensions.
+    """``input @ weight.T + bias`` for any number of leading batch dimensions (one op:
+    :class:`tinynet.ops.linalg.Linear`, derivative next to the forward there).
 
     Args:
         input: ``(*, D_in)``.
@@ -35,15 +36,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     Example:
         >>> y = tn.nn.functional.linear(tn.randn(2, 3), tn.randn(4, 3), tn.zeros(4))  # (2, 4)
     """
-    if input.ndim > 2:
-        # One (B*T, D_in) @ (D_in, D_out) product rather than a broadcast batched matmul, whose
-        # weight gradient would be a (B, D_in, D_out) stack summed afterwards.
-        lead = input.shape[:-1]
-        out = input.reshape(-1, input.shape[-1]) @ weight.T  # (B*T, D_out)
-        out = out.reshape(*lead, weight.shape[0])  # (*, D_out)
-    else:
-        out = input @ weight.T
-    return out if bias is None else out + bias
+    return ops.linear(input, weight, bias)
 
 
 class Linear(Module):

@@ -331,9 +331,55 @@ def _class_weight(name: str, input: Tensor, weight, classes: int):
 
 def _classes_last(x: Tensor, classes: int) -> Tensor:
     """(N, C, d1, ...) -> (N * d1 * ..., C), rows in the order of the target's elements."""
+    if x.ndim == 2:
+        return x
     if x.ndim > 2:
         x = x.permute((0, *range(2, x.ndim), 1))  # (N, d1, ..., C)
     return x.reshape(-1, classes)  # (M, C)
+
+
+def _checked_labels(name: str, input: Tensor, target: Tensor, classes: int, ignore_index: int):
+    """The target as flat int64 labels ``(M,)``, the mask of ignored ones (None when no label can
+    be ignored), and the labels with the ignored ones replaced by class 0 (safe to index with;
+    they get weight 0)."""
+    xp = input.device.xp
+    labels = target.data.reshape(-1).astype(xp.int64, copy=False)  # (M,)
+    if labels.size and not 0 <= ignore_index < classes:
+        # The usual case first: every label a class (two reductions, one host read) means none is
+        # out of range and none equals ignore_index, so there is nothing to mask.
+        if xp.name == "numpy":
+            low, high = int(labels.min()), int(labels.max())
+        else:  # one device -> host read instead of two
+            low, high = xp.stack((labels.min(), labels.max())).tolist()
+        if 0 <= low and high < classes:
+            return labels, None, labels
+    ignored = labels == ignore_index
+    # Reading the answer brings one scalar back to the host: a device -> host sync on a GPU. Without
+    # it a bad label indexes out of bounds (silently wrong, or a device-side assert, on CUDA).
+    bad = ((labels < 0) | (labels >= classes)) & ~ignored
+    if bool(xp.any(bad)):
+        raise ValueError(f"{name}: target labels must be in [0, {classes - 1}] (or ignore_index="
+                         f"{ignore_index}) for input of shape {tuple(input.shape)} with "
+                         f"{classes} classes; got label {int(labels[bad][0])} "
+                         f"({int(bad.sum())} out of range)")
+    return labels, ignored, xp.where(ignored, 0, labels)
+
+
+def _fused_cross_entropy(name: str, input: Tensor, target: Tensor, weight, ignore_index: int,
+                         reduction: str) -> Tensor:
+    """Cross entropy of class indices through the one-op ``softmax_cross_entropy`` (its gradient
+    is softmax minus one-hot); class weights and ignored targets become constant row weights."""
+    classes = _class_count(name, input)
+    logits = _classes_last(input, classes)  # (M, C)
+    _, ignored, safe = _checked_labels(name, input, target, classes, ignore_index)
+    rows = None
+    if ignored is not None and bool(input.device.xp.any(ignored)):
+        keep = (~ignored).astype(input.dtype)
+        rows = Tensor._make(keep if weight is None else weight.data[safe] * keep, input.device)
+    elif weight is not None:
+        rows = Tensor._make(weight.data[safe], input.device)
+    loss = ops.softmax_cross_entropy(logits, Tensor._make(safe, input.device), rows, reduction)
+    return loss.reshape(target.shape) if reduction == "none" else loss
 
 
 def _index_loss(name: str, log_probs: Tensor, target: Tensor, weight, ignore_index: int,
@@ -343,17 +389,9 @@ def _index_loss(name: str, log_probs: Tensor, target: Tensor, weight, ignore_ind
     classes = _class_count(name, log_probs)
     xp = log_probs.device.xp
     lp = _classes_last(log_probs, classes)  # (M, C)
-    labels = target.data.reshape(-1).astype(xp.int64)  # (M,)
-    ignored = labels == ignore_index
-    # Reading the answer brings one scalar back to the host: a device -> host sync on a GPU. Without
-    # it a bad label indexes out of bounds (silently wrong, or a device-side assert, on CUDA).
-    bad = ((labels < 0) | (labels >= classes)) & ~ignored
-    if bool(xp.any(bad)):
-        raise ValueError(f"{name}: target labels must be in [0, {classes - 1}] (or ignore_index="
-                         f"{ignore_index}) for input of shape {tuple(log_probs.shape)} with "
-                         f"{classes} classes; got label {int(labels[bad][0])} "
-                         f"({int(bad.sum())} out of range)")
-    safe = xp.where(ignored, 0, labels)  # ignored rows pick class 0, then get weight 0
+    labels, ignored, safe = _checked_labels(name, log_probs, target, classes, ignore_index)
+    if ignored is None:
+        ignored = xp.zeros(labels.shape, dtype=bool)
     picked = lp[xp.arange(labels.shape[0]), safe]  # (M,)  log p of each target class
     keep = Tensor._make((~ignored).astype(log_probs.dtype), log_probs.device)  # (M,)
     target_weight = keep if weight is None else weight[safe] * keep  # (M,)
@@ -428,6 +466,8 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
         return _probability_loss(name, input, target, weight, reduction, label_smoothing,
                                  class_axis, classes)
     target = _index_target(name, input, target)
+    if not label_smoothing and (weight is None or not weight.requires_grad):
+        return _fused_cross_entropy(name, input, target, weight, ignore_index, reduction)
     log_probs = ops.log_softmax(input, axis=class_axis)
     return _index_loss(name, log_probs, target, weight, ignore_index, reduction, label_smoothing)
 

@@ -374,6 +374,8 @@ class Module:
 
     # --- calling, hooks ------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
+        if not (self._forward_pre_hooks or self._backward_hooks or self._forward_hooks):
+            return self.forward(*args, **kwargs)  # the usual case: no hooks to run
         for hook in list(self._forward_pre_hooks.values()):
             new = hook(self, args)
             if new is not None:

@@ -1,10 +1,10 @@
 """Every primitive op: one ``Function`` subclass each, forward and backward side by side.
 
 Where to find a derivative: ``elementwise.py`` (arithmetic, math, activations), ``reduce.py``
-(sum/max/min, mean/var/std), ``stable.py`` (logsumexp, softmax, log_softmax), ``shape.py``
-(reshape, permute, broadcast, cat, pad), ``indexing.py`` (getitem and its adjoint), ``linalg.py``
-(matmul), ``conv.py`` (convolution and its two gradients, max pooling), ``convert.py`` (cast,
-device moves, clone). Each class's one-line docstring reads ``forward  ->  gradient``; ``OPS``
+(sum/max/min, mean/var/std), ``stable.py`` (logsumexp, softmax, log_softmax,
+softmax_cross_entropy), ``shape.py`` (reshape, permute, broadcast, cat, pad), ``indexing.py``
+(getitem and its adjoint), ``linalg.py`` (matmul, linear), ``conv.py`` (convolution and its two
+gradients, max pooling), ``convert.py`` (cast, device moves, clone). Each class's one-line docstring reads ``forward  ->  gradient``; ``OPS``
 below lists them all (``docs/ops.md`` is generated from it).
 """
 
@@ -18,13 +18,13 @@ from .elementwise import (
     sqrt, sub, tanh, where,
 )
 from .indexing import getitem, index_add, setitem
-from .linalg import matmul
+from .linalg import linear, matmul
 from .reduce import argmax, argmin, max, mean, min, std, sum, var
 from .shape import (
     broadcast_to, cat, expand, flatten, pad, permute, reshape, split, squeeze, stack, swapaxes,
     transpose, unsqueeze,
 )
-from .stable import log_softmax, logsumexp, softmax
+from .stable import log_softmax, logsumexp, softmax, softmax_cross_entropy
 
 
 def _all_functions():

@@ -305,31 +305,63 @@ class MaxPool2d(Function):
     @staticmethod
     def forward(ctx, x, plan=None):
         xp = ctx.xp
-        n, c = x.shape[:2]
+        n, c, h, w = x.shape
         (kh, kw), (sh, sw), (dh, dw) = plan.kernel, plan.stride, plan.dilation
-        (oh, ow), (hb, wb) = plan.out_hw, plan.buffer_hw
-        buf = xp.full(plan.buffer_shape, -xp.inf, dtype=x.dtype)
-        buf[plan.inner] = x
-        s = buf.strides
-        windows = xp.lib.stride_tricks.as_strided(
-            buf, (n, c, oh, ow, kh, kw), (s[0], s[1], sh * s[2], sw * s[3], dh * s[2], dw * s[3]))
-        windows = windows.reshape(n, c, oh, ow, kh * kw)  # one copy
-        arg = windows.argmax(axis=-1)  # (N, C, OH, OW): the first maximum of each window
-        out = xp.take_along_axis(windows, arg[..., None], axis=-1)[..., 0]
-        # Flat index of each argmax in the buffer, for the scatter in backward.
-        ki, kj = arg // kw, arg % kw
-        rows = xp.arange(oh).reshape(oh, 1) * sh + ki * dh
-        cols = xp.arange(ow) * sw + kj * dw
-        planes = xp.arange(n * c).reshape(n, c, 1, 1) * (hb * wb)
-        ctx.index = (planes + rows * wb + cols).reshape(-1)
-        ctx.plan = plan
+        oh, ow = plan.out_hw
+        (top, bottom), (left, right) = plan.padding
+        inner = (slice(None), slice(None), slice(top, top + h), slice(left, left + w))
+        if top or bottom or left or right:
+            buf = xp.full((n, c, h + top + bottom, w + left + right), -xp.inf, dtype=x.dtype)
+            buf[inner] = x  # -inf padding never wins a window
+        else:
+            buf = x  # no padding: the windows are slices of the input itself
+        hb, wb = buf.shape[2:]
+        # One (N, C, OH, OW) strided slice per kernel offset, in row-major window order. A running
+        # maximum over them, and the offset it came from (strictly greater: ties keep the first).
+        slabs = [buf[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw]
+                 for i in range(kh) for j in range(kw)]
+        out = slabs[0].copy()
+        arg = xp.zeros(out.shape, dtype=xp.int8 if kh * kw < 128 else xp.int32)
+        for k, slab in enumerate(slabs[1:], 1):
+            greater = (slab > out).astype(arg.dtype)
+            arg += greater * (k - arg)  # arg = k where greater: small-integer math beats where()
+            xp.maximum(out, slab, out=out)  # NaN propagates, as in PyTorch
+        ctx.arg, ctx.geometry = arg, (n, c, hb, wb, kh, kw, sh, sw, dh, dw)
+        ctx.inner = inner if buf is not x else None
         return out
 
     @staticmethod
     def backward(ctx, g):
-        plan = ctx.plan
-        flat = ctx.xp.index_add((math.prod(plan.buffer_shape),), ctx.index, g.reshape(-1))
-        return flat.reshape(plan.buffer_shape)[plan.inner]
+        xp = ctx.xp
+        n, c, hb, wb, kh, kw, sh, sw, dh, dw = ctx.geometry
+        # Flat index in the (padded) input of each window's winner: its corner plus the offset.
+        offsets = _window_offsets(ctx.device.xp, wb, kh, kw, dh, dw)
+        index = (_window_corners(ctx.device.xp, ctx.arg.shape, hb, wb, sh, sw)
+                 + offsets[ctx.arg]).reshape(-1)
+        if isinstance(g, Tensor):  # create_graph: the scatter as a differentiable op
+            grad = xp.index_add((n * c * hb * wb,), index, g.reshape(-1)).reshape(n, c, hb, wb)
+        else:
+            grad = xp.zeros((n, c, hb, wb), dtype=g.dtype)
+            if sh >= dh * (kh - 1) + 1 and sw >= dw * (kw - 1) + 1:
+                grad.reshape(-1)[index] = g.reshape(-1)  # windows do not overlap: no repeats
+            else:
+                xp.scatter_add(grad.reshape(-1), index, g.reshape(-1))
+        return grad if ctx.inner is None else grad[ctx.inner]
+
+
+@functools.lru_cache(maxsize=32)
+def _window_offsets(xp, wb: int, kh: int, kw: int, dh: int, dw: int):
+    """Flat offset of each kernel position (row-major) from its window's corner, row pitch wb."""
+    return xp.asarray([i * dh * wb + j * dw for i in range(kh) for j in range(kw)])
+
+
+@functools.lru_cache(maxsize=32)
+def _window_corners(xp, out_shape: tuple, hb: int, wb: int, sh: int, sw: int):
+    """Flat index of every window's top-left corner in an (N, C, Hb, Wb) array: depends only on
+    the geometry, so it is made once per shape (the pooling layers of a model repeat it)."""
+    n, c, oh, ow = out_shape
+    return (xp.arange(n * c).reshape(n, c, 1, 1) * (hb * wb)
+            + xp.arange(oh).reshape(oh, 1) * (sh * wb) + xp.arange(ow) * sw)
 
 
 # --- functional API (normalised arguments) ----------------------------------------------------

@@ -1,9 +1,10 @@
-"""Linear algebra: ``matmul`` for 1-D, 2-D and batched inputs with broadcast batch dimensions."""
+"""Linear algebra: ``matmul`` for 1-D, 2-D and batched inputs with broadcast batch dimensions, and
+``linear`` (``x @ w.T + b``), the fully connected layer as one op."""
 
 from __future__ import annotations
 
 from ..autograd import Function
-from ..tensor import Tensor, binary_operands
+from ..tensor import Tensor, binary_operands, promote, unary_operand
 
 
 class MatMul(Function):
@@ -51,3 +52,65 @@ def matmul(a, b) -> Tensor:
         raise ValueError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} are not aligned "
                          f"({ka} != {kb})")
     return MatMul.apply(a, b)
+
+
+class Linear(Function):
+    """x @ w^T + b  ->  grad_x = g @ w,  grad_w = g^T @ x,  grad_b = sum(g, axis=0)
+    (x: (N, in), w: (out, in), b: (out,) or None)"""
+
+    # One op instead of transpose + matmul + add: the weight gradient comes out of one product
+    # already in w's (out, in) layout (a transposed view would be copied into .grad), and the
+    # graph has one node per layer.
+
+    @staticmethod
+    def forward(ctx, x, w, b=None):
+        ctx.save_for_backward(x, w)
+        out = ctx.xp.matmul(x, ctx.xp.swapaxes(w, 0, 1))  # BLAS reads w^T in place: no copy
+        if b is not None:
+            out += b  # out is fresh: add the bias in place
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        xp = ctx.xp
+        x, w = ctx.saved_tensors
+        need_x, need_w = ctx.needs_input_grad[:2]
+        grad_x = xp.matmul(g, w) if need_x else None  # (N, in)
+        grad_w = xp.matmul(xp.swapaxes(g, 0, 1), x) if need_w else None  # (out, in)
+        grad_b = g.sum(axis=0) if ctx.n_args > 2 and ctx.needs_input_grad[2] else None  # (out,)
+        return grad_x, grad_w, grad_b
+
+
+def linear(x, weight, bias=None) -> Tensor:
+    """``x @ weight.T + bias`` for inputs ``(*, in)``: the fully connected layer as one op.
+
+    Args:
+        x: ``(*, in_features)``; leading dimensions are flattened into one product.
+        weight: ``(out_features, in_features)``.
+        bias: ``(out_features,)`` or None.
+
+    Returns:
+        ``(*, out_features)``.
+    """
+    x, weight = unary_operand(x), unary_operand(weight)
+    if weight.ndim != 2:
+        raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape "
+                         f"{tuple(weight.shape)} for input of shape {tuple(x.shape)}")
+    if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input of shape {tuple(x.shape)} does not match weight of shape "
+                         f"{tuple(weight.shape)} (expected {weight.shape[1]} input features in "
+                         "the last dimension)")
+    if bias is not None:
+        bias = unary_operand(bias)
+        if tuple(bias.shape) != (weight.shape[0],):
+            raise ValueError(f"linear: bias must have shape ({weight.shape[0]},) for weight of "
+                             f"shape {tuple(weight.shape)}, got {tuple(bias.shape)}")
+    x, weight = promote(x, weight)
+    if bias is not None and bias.dtype != weight.dtype:
+        bias, weight = promote(bias, weight)
+        x, weight = promote(x, weight)
+    if x.ndim == 2:
+        return Linear.apply(x, weight, bias)
+    lead = x.shape[:-1]
+    out = Linear.apply(x.reshape(-1, x.shape[-1]), weight, bias)  # (prod(lead), out)
+    return out.reshape(*lead, weight.shape[0])

@@ -133,6 +133,47 @@ def prefixed(prefix: tuple, max_dims: int = 2) -> ShapeStrategy:
     return lambda max_side: shapes(0, max_dims, max_side=max_side).map(lambda s: (prefix + s,))
 
 
+def linear_shapes(lead: int = 1, bias: bool = True) -> ShapeStrategy:
+    """Shapes for linear: x ``(*lead, in)``, w ``(out, in)`` and, with ``bias``, b ``(out,)``."""
+    def make(max_side):
+        def build(d):
+            batch, n_in, n_out = d
+            return ((*batch, n_in), (n_out, n_in)) + (((n_out,),) if bias else ())
+        sides = st.integers(1, max_side)
+        return st.tuples(st.lists(sides, min_size=lead, max_size=lead), sides, sides).map(build)
+    return make
+
+
+def _ce_labels(m: int, c: int) -> np.ndarray:
+    """softmax_cross_entropy's fixed targets for an (m, c) input: every class in turn."""
+    return np.arange(m) % c
+
+
+def _ce_weights(m: int) -> np.ndarray:
+    """Fixed row weights 0.5, 1, 1.5, 0.5, ...; a zero (an ignored row) when there are 4+ rows."""
+    w = 0.5 * (1 + np.arange(m) % 3)
+    if m >= 4:
+        w[3] = 0.0
+    return w
+
+
+def _softmax_ce(x, weighted=False, reduction="mean"):
+    m, c = x.shape
+    labels = tn.tensor(_ce_labels(m, c), device=x.device)
+    w = tn.tensor(_ce_weights(m), device=x.device) if weighted else None
+    return tn.ops.softmax_cross_entropy(x, labels, w, reduction)
+
+
+def _softmax_ce_ref(a, weighted=False, reduction="mean"):
+    m, c = a.shape
+    logp = a - _logsumexp(a, 1, True)
+    w = _ce_weights(m) if weighted else np.ones(m)
+    loss = -w * logp[np.arange(m), _ce_labels(m, c)]
+    if reduction == "none":
+        return loss
+    return loss.sum() / (w.sum() if reduction == "mean" else 1.0)
+
+
 def matrices(kind: str) -> ShapeStrategy:
     """matmul operand shapes: "1d@1d", "2d@2d", "1d@2d", "2d@1d", or "batched" (broadcast batch
     dimensions, sides of at most 2 so that a batch stays a few dozen elements)."""
@@ -331,6 +372,11 @@ OP_TABLE: tuple[OpCase, ...] = (
     _unary("softmax", tn.softmax, _softmax, shape=same(min_dims=1), params={"axis": -1}),
     _unary("softmax", tn.softmax, _softmax, shape=same(min_dims=2), params={"axis": 0}),
     _unary("softmax", tn.softmax, _softmax, params={"axis": None}),
+    *(_unary("softmax_cross_entropy", _softmax_ce, _softmax_ce_ref,
+             shape=same(min_dims=2, max_dims=2, sizes={0: 4}),
+             params={"weighted": weighted, "reduction": reduction})
+      for weighted, reduction in ((False, "mean"), (True, "mean"), (True, "sum"),
+                                  (False, "none"))),
     _unary("log_softmax", tn.log_softmax, lambda a, axis: a - _logsumexp(a, axis, True),
            shape=same(min_dims=1), params={"axis": -1}),
     _unary("log_softmax", tn.log_softmax, lambda a, axis: a - _logsumexp(a, axis, True),
@@ -405,6 +451,9 @@ OP_TABLE: tuple[OpCase, ...] = (
       for kind in ("1d@1d", "2d@2d", "1d@2d", "2d@1d", "batched")),
     OpCase("matmul_operator", lambda a, b: a @ b, np.matmul, (REAL, REAL), matrices("batched"),
            "matmul"),
+    *(OpCase(f"linear_{name}", tn.ops.linear, lambda x, w, b=0.0: x @ w.T + b, (REAL,) * n,
+             linear_shapes(lead, n == 3), "linear")
+      for name, lead, n in (("2d", 1, 3), ("2d_no_bias", 1, 2), ("batched", 2, 3), ("1d", 0, 3))),
     # --- conversions ---
     _unary("cast_roundtrip", _roundtrip_cast, lambda a: a.astype(np.float32).astype(np.float64),
            api="cast", gradcheck={"eps": 1e-2},
