@@ -341,3 +341,39 @@ def test_default_dtype_must_be_floating():
         tn.set_default_dtype(tn.int32)
     tn.set_default_dtype(tn.float64)
     assert tn.tensor([1.0]).dtype == np.float64 and tn.randn(2).dtype == np.float64
+
+
+# --- host allocator ------------------------------------------------------------------------------
+_RSS_AFTER_FREE = """
+import sys, numpy as np
+from tinynet.backend import host
+applied = host.keep_freed_memory() if sys.argv[1] == "keep" else None
+page = {page}
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * page
+
+a = np.ones(16 << 20, dtype=np.uint8)  # 16 MiB, every page touched
+before = rss()
+del a
+print(applied is not None, before - rss())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or tn.backend.host._libc() is None,
+                    reason="keep_freed_memory acts on glibc's malloc only (Linux)")
+def test_keep_freed_memory_keeps_a_freed_block_in_the_process():
+    # Without it, glibc hands a freed 16 MiB block straight back to the OS (the next step's
+    # temporary then page-faults in afresh); with it, the block stays in the process for reuse.
+    import resource
+
+    code = _RSS_AFTER_FREE.format(page=resource.getpagesize())
+    released = {}
+    for mode in ("default", "keep"):
+        out = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True,
+                             check=True, timeout=60).stdout.split()
+        assert out[0] == str(mode == "keep")  # the settings were applied only when asked
+        released[mode] = int(out[1])
+    assert released["default"] > 12 << 20
+    assert released["keep"] < 1 << 20

@@ -486,6 +486,9 @@ def main(argv: list | None = None) -> int:
             from . import bench
 
             return bench.main(args, argv)
+        # The command owns its process: keep freed memory for the next step's temporaries instead
+        # of page-faulting it in again every step (tinynet/backend/host.py; glibc only).
+        tn.backend.keep_freed_memory()
         train(args)
     except SystemExit as stop:  # argparse: --help (0) or a bad option (2, message printed)
         return stop.code if isinstance(stop.code, int) else 2

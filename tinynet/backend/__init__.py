@@ -20,6 +20,8 @@ from .device import (
     synchronize,
     to_device,
 )
+from . import host
+from .host import keep_freed_memory
 from .random import Generator, default_generator, manual_seed
 
 # dtypes users name (tn.float32, ...): NumPy dtype objects, which CuPy accepts too.

@@ -10,10 +10,9 @@ Read next: ``normalization.py``, ``activation.py``, ``init.py``.
 
 from __future__ import annotations
 
-from .. import backend
+from .. import backend, ops
 from ..autograd import no_grad
 from ..creation import empty
-from .. import ops
 from ..ops import where
 from ..tensor import Tensor
 from . import init
