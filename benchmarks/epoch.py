@@ -1,12 +1,13 @@
 """Epoch time of the MLP and the small CNN: tinynet vs a hand-written NumPy MLP and PyTorch,
-on the CPU and (when CuPy sees one) a GPU. A thin wrapper over ``tinynet.bench``; the options are
-those of ``tinynet bench``:
+on the CPU and (when CuPy sees one) a GPU, plus the MLP width sweep and the fixed cost per
+training step. A thin wrapper over ``tinynet.bench``; the options are those of ``tinynet bench``:
 
     python benchmarks/epoch.py --threads 1 --epochs 3 --out benchmarks/results/epoch
+    python benchmarks/epoch.py --threads 1,2 --model mlp --widths 256,512,1024,2048,4096
     python benchmarks/epoch.py --quick
 
 The records also carry this checkout's git revision and OpenBLAS's runtime thread count
-(``_timing.environment``).
+(``_timing.environment``), in the child processes of ``--threads`` too: they rerun this script.
 """
 
 import os
@@ -22,7 +23,8 @@ from tinynet import bench, cli
 def main(argv: list) -> int:
     args = cli.build_parser().parse_args(["bench", *argv])
     bench.EXTRA_ENVIRONMENT = _timing.environment  # git revision, OpenBLAS runtime threads
-    # a rerun with pinned threads goes through ``python -m tinynet bench``, which lacks the extras
+    # a child process (one per --threads count) reruns this script, so it keeps the extras
+    bench.CHILD_COMMAND = [sys.executable, os.path.abspath(__file__)]
     return bench.main(args, ["bench", *argv])
 
 

@@ -1,47 +1,87 @@
-"""``tinynet bench``: the smoke run, the NumPy ceiling's gradients and the FLOP counts.
+"""``tinynet bench``: the smoke runs, the NumPy ceiling's gradients, the FLOP counts, the width
+sweep, the fixed cost per step, traced memory and BLAS threads as a lever.
 
-No timing thresholds: the smoke test checks the shape of the output (table, JSON keys, bytes
-counted), never how fast anything was.
+No timing thresholds: the smoke tests check the shape of the output (table, JSON keys, bytes
+counted, which records exist and what they carry), never how fast anything was.
 """
 
+import importlib.util
 import itertools
 import json
+import math
+import os
+import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinynet as tn
-from tinynet import bench
+from tinynet import bench, bench_report
 
-RECORD_KEYS = {"model", "impl", "device", "batch_size", "samples", "iterations", "epoch_seconds",
-               "samples_per_s", "iterations_per_s", "matmul_gflop_per_epoch", "gflop_per_s",
+RECORD_KEYS = {"model", "series", "width", "sizes", "impl", "device", "batch_size", "threads",
+               "blas_threads", "samples", "iterations", "epoch_seconds", "samples_per_s",
+               "iterations_per_s", "matmul_gflop_per_epoch", "gflop_per_s",
                "matmul_peak_gflop_per_s", "fraction_of_peak", "overhead_us_per_step",
-               "loss_first", "loss_last", "loss_decreased", "peak_rss_mib", "time_vs_tinynet"}
+               "loss_first", "loss_last", "loss_decreased", "peak_rss_mib", "peak_traced_mib",
+               "time_vs_tinynet"}
+TABLE_PIPES = 17  # 16 columns
+
+
+def _bench(*args, timeout=300):
+    """Run ``python -m tinynet bench ARGS``; the finished process (its exit status is checked)."""
+    cmd = [sys.executable, "-m", "tinynet", "bench", *args]
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def _tables(stdout: str) -> list:
+    """The Markdown tables of the report, in order, each as its list of lines."""
+    tables, current = [], []
+    for line in stdout.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+def _png_size(path: Path) -> tuple:
+    """(width, height) in pixels, from a PNG's IHDR chunk."""
+    return struct.unpack(">II", path.read_bytes()[16:24])
+
+
+def _positive_finite(x) -> bool:
+    return x is not None and math.isfinite(x) and x > 0
 
 
 def test_quick_run_writes_table_json_and_plot(tmp_path):
     # --threads 1 exercises the pinned-thread path (a child process when threadpoolctl is
     # missing); "standin" runs tinynet through the device path with CuPy's rules.
     out = tmp_path / "bench"
-    cmd = [sys.executable, "-m", "tinynet", "bench", "--quick", "--threads", "1",
-           "--device", "cpu,standin,cuda", "--model", "mlp,cnn", "--batch-sizes", "16,32",
-           "--out", str(out)]
-    done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    done = _bench("--quick", "--threads", "1", "--device", "cpu,standin,cuda", "--model",
+                  "mlp,cnn", "--batch-sizes", "16,32", "--out", str(out))
     doc = json.loads((out / "bench.json").read_text())
     assert doc["quick"] and doc["epochs_measured"] == 1 and doc["threads"] == 1
     env = doc["environment"]
     assert env["numpy"] == np.__version__ and "blas" in env
     assert env["thread_env"]["OPENBLAS_NUM_THREADS"] == "1"
+    assert env["blas_threads"] in (None, 1)  # what the library reports, when it can be read
 
     records = doc["records"]
     for rec in records:
         assert RECORD_KEYS <= rec.keys(), RECORD_KEYS - rec.keys()
         assert rec["samples"] == rec["iterations"] * rec["batch_size"]
         assert np.isfinite(rec["loss_first"]) and np.isfinite(rec["loss_last"])
+        assert rec["series"] == "batch" and rec["threads"] == 1
+        assert rec["blas_threads"] in (None, 1)
+        assert rec["width"] == (256 if rec["model"] == "mlp" else None)
     have = {(r["model"], r["impl"], r["device"], r["batch_size"]) for r in records}
     for model in ("mlp", "cnn"):
         for batch in (16, 32):
@@ -66,26 +106,216 @@ def test_quick_run_writes_table_json_and_plot(tmp_path):
             assert rec["device_to_host_bytes"] == rec["iterations"] * 4
         elif rec["device"] == "cpu" and rec["impl"] == "tinynet":
             assert rec["host_to_device_bytes"] == rec["device_to_host_bytes"] == 0
+        # traced host memory: NumPy (and so tinynet on cpu/standin) reports to tracemalloc;
+        # PyTorch does not and the GPU's memory is not host memory
+        if rec["impl"] == "torch" or rec["device"] == "cuda":
+            assert rec["peak_traced_mib"] is None
+        else:
+            assert _positive_finite(rec["peak_traced_mib"]), rec
 
-    table = [line for line in done.stdout.splitlines() if line.startswith("| ")]
-    assert table[0].startswith("| model | batch | impl |")
-    assert len(table) == 1 + len(records)  # header, then one row per record
-    assert all(line.count("|") == 13 for line in table)
-    assert (out / "bench.md").read_text().startswith(table[0])
+    # the fixed cost per step: one entry per implementation and device that ran
+    fixed = {(row["impl"], row["device"]): row for row in doc["fixed_step_us"]}
+    want = {(impl, dev) for _, impl, dev, _ in have}
+    assert set(fixed) == want
+    for row in fixed.values():
+        us = row["us_per_step"]
+        assert all(_positive_finite(us[k]) for k in ("median", "min", "max"))
+        assert us["min"] <= us["median"] <= us["max"] and _positive_finite(row["mean_us_per_step"])
+        assert row["sizes"] == list(bench.FIXED_SIZES) and row["batch_size"] == bench.FIXED_BATCH
+        assert (row["steps"], us["repeats"]) == bench.FIXED_STEPS[True] and row["threads"] == 1
+
+    main, fixed_table = _tables(done.stdout)[:2]
+    assert main[0].startswith("| model | width | batch | samples | impl | device | threads |")
+    assert "peak MiB (traced)" in main[0]
+    assert len(main) == 2 + len(records)  # header, rule, then one row per record
+    assert all(line.count("|") == TABLE_PIPES for line in main)
+    assert fixed_table[0].startswith("| impl | device | threads | us/step")
+    assert len(fixed_table) == 2 + len(fixed)
+    assert "Fixed cost per training step (MLP 16-16-16-10, batch 8" in done.stdout
+    assert (out / "bench.md").read_text().startswith(main[0])
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         assert "matplotlib is not installed" in done.stdout
     else:
         assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert _png_size(out / "bench.png") == (1000, 400)  # one panel per model, no sweep
 
 
-def test_unknown_model_is_a_usage_error(capsys):
+# --- the width sweep and two thread counts, from one run -------------------------------------
+
+SWEEP_WIDTHS, SWEEP_BATCH, SWEEP_SAMPLES = (256, 512), 64, 128
+
+
+@pytest.fixture(scope="module")
+def sweep_run(tmp_path_factory):
+    """One quick run with a width sweep at two BLAS thread counts (one child process each)."""
+    out = tmp_path_factory.mktemp("bench-sweep")
+    done = _bench("--quick", "--device", "cpu", "--model", "mlp", "--batch-sizes", "64",
+                  "--widths", ",".join(map(str, SWEEP_WIDTHS)), "--sweep-batch", str(SWEEP_BATCH),
+                  "--sweep-samples", str(SWEEP_SAMPLES),
+                  "--threads", "1,2", "--no-fixed", "--out", str(out))
+    return done, json.loads((out / "bench.json").read_text()), out
+
+
+def test_width_sweep_records_are_present_and_well_formed(sweep_run):
+    done, doc, out = sweep_run
+    impls = ["tinynet", "numpy"] + (["torch"] if bench.torch_status("cpu") is None else [])
+    sweep = [r for r in doc["records"] if r["series"] == "width"]
+    assert doc["widths"] == list(SWEEP_WIDTHS) and doc["sweep_batch_sizes"] == [SWEEP_BATCH]
+    assert sorted((r["width"], r["impl"], r["threads"]) for r in sweep) == sorted(
+        itertools.product(SWEEP_WIDTHS, impls, (1, 2)))
+    # FLOPs of one step of 784-W-(W/2)-10 at batch 64, by hand: 2 per multiply-add; forward and
+    # weight gradient for every layer, input gradient for all but the first
+    hand = {256: 2 * 64 * (784 * 256 * 2 + 256 * 128 * 3 + 128 * 10 * 3),
+            512: 2 * 64 * (784 * 512 * 2 + 512 * 256 * 3 + 256 * 10 * 3)}
+    for rec in sweep:
+        assert RECORD_KEYS <= rec.keys(), RECORD_KEYS - rec.keys()
+        w = rec["width"]
+        assert rec["model"] == "mlp" and rec["sizes"] == [784, w, w // 2, 10]
+        assert rec["batch_size"] == SWEEP_BATCH
+        assert rec["samples"] == rec["iterations"] * SWEEP_BATCH == SWEEP_SAMPLES
+        assert rec["matmul_gflop_per_epoch"] == pytest.approx(hand[w] * rec["iterations"] / 1e9)
+        assert np.isfinite(rec["loss_first"]) and np.isfinite(rec["loss_last"])
+    # the batch-size runs carry their width too: the standard network is the W=256 one
+    assert {r["width"] for r in doc["records"] if r["series"] == "batch"} == {256}
+
+    main = _tables(done.stdout)[0]
+    assert all(line.count("|") == TABLE_PIPES for line in main)
+    assert len(main) == 2 + len(doc["records"])
+    widths_in_table = {line.split("|")[2].strip() for line in main[2:]}
+    assert widths_in_table == {str(w) for w in SWEEP_WIDTHS}
+    assert "over batch sizes and widths): needs a GPU" in done.stdout
+    if (out / "bench.png").exists():  # matplotlib: a batch-size panel and a width panel
+        assert _png_size(out / "bench.png") == (1000, 400)
+
+
+def test_two_thread_counts_give_records_for_both(sweep_run):
+    done, doc, _ = sweep_run
+    assert doc["threads"] == [1, 2]
+    by_threads = {t: {(r["series"], r["width"], r["batch_size"], r["impl"])
+                      for r in doc["records"] if r["threads"] == t} for t in (1, 2)}
+    assert by_threads[1] and by_threads[1] == by_threads[2]
+    for rec in doc["records"]:
+        # OpenBLAS caps the count it starts with at the number of CPUs
+        assert rec["blas_threads"] in (None, rec["threads"], min(rec["threads"], os.cpu_count()))
+    runs = {run["threads"]: run["environment"]["thread_env"] for run in doc["runs"]}
+    assert runs == {1: {k: "1" for k in bench.THREAD_ENV_VARS},
+                    2: {k: "2" for k in bench.THREAD_ENV_VARS}}
+    for rec in doc["records"]:  # the ratio compares within one thread count
+        if rec["impl"] == "tinynet":
+            assert rec["time_vs_tinynet"] == 1.0
+    assert doc["fixed_step_us"] == [] and "Fixed cost per training step" not in done.stdout
+    threads_column = {line.split("|")[7].strip() for line in _tables(done.stdout)[0][2:]}
+    assert {c.split()[0] for c in threads_column} == {"1", "2"}
+
+
+# --- BLAS threads at run time -----------------------------------------------------------------
+
+def _library_threads():
+    """The BLAS thread count read through benchmarks/_timing.py (threadpoolctl, else OpenBLAS's
+    C API): code independent of tinynet.bench's."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "_timing.py"
+    spec = importlib.util.spec_from_file_location("_bench_timing", path)
+    timing = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(timing)
+    info = timing.blas_threads()
+    if info is None:
+        return None
+    if info["source"] == "ctypes":
+        return info["threads"]
+    pools = [p for p in info["pools"] if p["user_api"] == "blas"]
+    return pools[0]["num_threads"] if pools else None
+
+
+def test_set_blas_threads_changes_the_count_the_library_reports():
+    before = _library_threads()
+    if before is None:
+        pytest.skip("no way to read the BLAS thread count here: neither threadpoolctl nor an "
+                    "OpenBLAS C API (another BLAS, or not Linux)")
+    try:
+        for n in (2, 1, 2):  # each step changes the count, whatever it was before
+            assert tn.backend.set_blas_threads(n) is True
+            assert _library_threads() == n
+            assert tn.backend.blas_thread_count() == n
+    finally:
+        tn.backend.set_blas_threads(before)
+    assert _library_threads() == before
+
+
+def test_auto_threads_runs_each_tinynet_record_with_the_faster_trial(tmp_path):
+    # in a child process: PyTorch's thread pool, once started, would slow the tests after this
+    _bench("--quick", "--device", "cpu", "--model", "mlp", "--batch-sizes", "32", "--widths",
+           "512", "--sweep-batch", "64", "--threads", "auto", "--no-fixed", "--out",
+           str(tmp_path))
+    doc = json.loads((tmp_path / "bench.json").read_text())
+    default = doc["environment"]["blas_threads"]  # read at the end, after the last record
+    tinynet = [r for r in doc["records"] if r["impl"] == "tinynet"]
+    assert len(tinynet) == 2 and all(r["threads"] == "auto" for r in doc["records"])
+    if default is None:  # no way to switch: said so, and ran with the default
+        assert "threads-auto" in doc["missing"]
+        assert all("threads_chosen" not in r for r in tinynet)
+        return
+    assert "threads-auto" not in doc["missing"]
+    counts = sorted({1, os.cpu_count()})
+    for rec in tinynet:
+        trial = rec["threads_trial_us_per_step"]
+        assert sorted(trial) == sorted(map(str, counts))
+        assert all(_positive_finite(us) for us in trial.values())
+        assert rec["threads_chosen"] == min(counts, key=lambda n: trial[str(n)])
+        assert rec["blas_threads"] == rec["threads_chosen"]
+    for rec in doc["records"]:  # the others run with the process's own count, put back
+        if rec["impl"] != "tinynet":
+            assert rec["blas_threads"] == default and "threads_chosen" not in rec
+
+
+# --- the report -------------------------------------------------------------------------------
+
+def _record(series, width, batch, device, seconds, threads=1):
+    """The fields of a record that the crossover table reads."""
+    return {"series": series, "model": "mlp", "width": width, "batch_size": batch,
+            "device": device, "impl": "tinynet", "threads": threads,
+            "epoch_seconds": {"median": seconds}}
+
+
+def test_crossover_table_finds_the_first_batch_and_width_where_the_gpu_wins():
+    # the report reads records only; these are made up to place the crossover
+    records = [_record("batch", 256, b, "cpu", 1.0) for b in (32, 128, 512)]
+    records += [_record("batch", 256, 32, "cuda", 2.0), _record("batch", 256, 128, "cuda", 0.5),
+                _record("batch", 256, 512, "cuda", 0.2)]
+    records += [_record("width", w, 512, "cpu", w / 512) for w in (256, 1024, 4096)]
+    records += [_record("width", w, 512, "cuda", 2.0) for w in (256, 1024, 4096)]
+    table = bench_report.crossover_table({"records": records, "missing": {}})
+    assert "| batch | mlp | 1 | crossover batch: 128 |" in table
+    assert "| width | mlp | 1 | crossover width: 4096 |" in table
+    assert "| width | mlp | 1 | 1024 | 512 | 2.000 | 2.000 | cpu |" in table  # a tie: not faster
+    no_gpu = bench_report.crossover_table(
+        {"records": [r for r in records if r["device"] == "cpu"],
+         "missing": {"cuda": "CuPy is not installed"}})
+    assert no_gpu.endswith("needs a GPU run on both devices (CuPy is not installed).")
+
+
+# --- command line -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "rnn"], "unknown model 'rnn'"),
+    (["--threads", "0"], "expected positive thread counts or auto, got '0'"),
+    (["--threads", "1,many"], "got 'many'"),
+    (["--widths", "1"], "at least 2"),
+    (["--sweep-samples", "0"], "--sweep-samples must be positive"),
+])
+def test_bad_options_are_usage_errors(args, message, capsys):
     from tinynet import cli
 
-    assert cli.main(["bench", "--model", "rnn", "--quick"]) == 2
-    assert "unknown model 'rnn'" in capsys.readouterr().err
+    assert cli.main(["bench", "--quick", *args]) == 2
+    assert message in capsys.readouterr().err
 
+
+def test_thread_settings_parse_counts_and_auto():
+    assert bench._thread_settings("1,2,auto,2") == [1, 2, "auto"]
+
+
+# --- FLOP counts and the NumPy ceiling --------------------------------------------------------
 
 def _tiny_mlp(sizes):
     layers = []
@@ -140,6 +370,28 @@ def test_linear_flops_count_every_multiply_add():
     b, i, o = 3, 5, 7
     assert bench.linear_flops(b, i, o, input_grad=False) == 2 * (b * o * i + o * i * b)
     assert bench.linear_flops(b, i, o) == 2 * (b * o * i + o * i * b + b * i * o)
+
+
+@settings(max_examples=25)
+@given(sizes=st.lists(st.integers(1, 48), min_size=2, max_size=5), batch=st.integers(1, 1024))
+def test_step_flops_of_any_mlp_is_the_sum_over_the_built_networks_layers(sizes, batch):
+    # counted from the weight shapes of the network build_tinynet really makes: a layer with an
+    # (O, I) weight does B*O dot products of length I forward, O*I of length B for its weight
+    # gradient and, unless it is the first layer, B*I of length O for its input gradient
+    net = bench.build_tinynet("mlp", tuple(sizes))
+    shapes = [m.weight.shape for m in net.modules() if isinstance(m, tn.nn.Linear)]
+    assert len(shapes) == len(sizes) - 1
+    want = 0
+    for k, (fan_out, fan_in) in enumerate(shapes):
+        forward, weight_grad = batch * fan_out * fan_in, fan_out * fan_in * batch
+        input_grad = batch * fan_in * fan_out if k else 0
+        want += 2 * (forward + weight_grad + input_grad)
+    assert bench.step_flops("mlp", batch, tuple(sizes)) == want
+
+
+def test_swept_mlp_at_width_256_is_the_standard_network():
+    assert bench.mlp_sizes(256) == bench.MLP_SIZES
+    assert bench.mlp_sizes(4096) == (784, 4096, 2048, 10)
 
 
 def test_step_flops_match_the_networks_shapes():

@@ -21,7 +21,7 @@ from .device import (
     to_device,
 )
 from . import host
-from .host import keep_freed_memory
+from .host import blas_thread_count, keep_freed_memory, set_blas_threads
 from .random import Generator, default_generator, manual_seed
 
 # dtypes users name (tn.float32, ...): NumPy dtype objects, which CuPy accepts too.

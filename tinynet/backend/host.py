@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import sys
 
 # glibc's mallopt parameters (malloc.h)
@@ -71,3 +72,67 @@ def allocator_settings() -> dict | None:
     """What :func:`keep_freed_memory` set in this process (None if it was not called or had no
     effect); environment variables set before start-up are not seen here."""
     return None if _allocator_settings is None else dict(_allocator_settings)
+
+
+# --- BLAS threads at run time -----------------------------------------------------------------
+
+@functools.cache
+def _openblas_function(kind: str):
+    """OpenBLAS's ``get`` or ``set`` thread-count C function from the library NumPy loaded, or
+    None (another BLAS, or no /proc: not Linux).
+
+    NumPy's wheels bundle scipy-openblas, whose symbols carry a ``scipy_`` prefix (and a ``64_``
+    suffix in the 64-bit-integer build); a system OpenBLAS exports plain ``openblas_*`` names.
+    """
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower()})
+    except OSError:
+        return None
+    names = [f"{prefix}openblas_{kind}_num_threads{suffix}"
+             for prefix in ("scipy_", "") for suffix in ("64_", "")]
+    for path in paths:
+        if not path.startswith("/"):
+            continue
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in names:
+            func = getattr(lib, name, None)
+            if func is not None:
+                func.restype = ctypes.c_int if kind == "get" else None
+                func.argtypes = [] if kind == "get" else [ctypes.c_int]
+                return func
+    return None
+
+
+def blas_thread_count() -> int | None:
+    """The thread count NumPy's BLAS reports now (threadpoolctl, else OpenBLAS's C API), or
+    None when neither can read it."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        func = _openblas_function("get")
+        return None if func is None else int(func())
+    pools = [p for p in threadpoolctl.threadpool_info() if p.get("user_api") == "blas"]
+    numpy_pools = [p for p in pools if "numpy" in p.get("filepath", "")]  # not torch's BLAS
+    return (numpy_pools or pools or [{}])[0].get("num_threads")
+
+
+def set_blas_threads(n: int) -> bool:
+    """Make NumPy's BLAS use ``n`` threads from now on; True when the library reports ``n``.
+
+    Uses threadpoolctl when installed, else OpenBLAS's ``*openblas_set_num_threads*`` through
+    ctypes; either way the count is read back, so True means it really changed.
+    """
+    try:
+        import threadpoolctl
+    except ImportError:
+        func = _openblas_function("set")
+        if func is None:
+            return False
+        func(n)
+    else:
+        threadpoolctl.threadpool_limits(n, user_api="blas")
+    return blas_thread_count() == n
