@@ -112,6 +112,9 @@ def crossover_table(doc: dict) -> str:
     return "\n".join(lines)
 
 
+IMPL_COLORS = {"tinynet": "tab:blue", "numpy": "tab:green", "torch": "tab:orange"}
+
+
 def plot(doc: dict, path: Path) -> str:
     """Epoch time against batch size (one panel per model) and, after a width sweep, against
     width (log-log); one line per implementation and device (and thread setting and sweep batch
@@ -125,7 +128,8 @@ def plot(doc: dict, path: Path) -> str:
     except ImportError:
         return "plot not written: matplotlib is not installed"
     records = doc["records"]
-    several_threads = len({str(r["threads"]) for r in records}) > 1
+    thread_labels = sorted({str(r["threads"]) for r in records})
+    several_threads = len(thread_labels) > 1
     panels = [(m, "batch") for m in sorted({r["model"] for r in records if r["series"] == "batch"})]
     if any(r["series"] == "width" for r in records):
         panels.append(("mlp", "width"))
@@ -143,7 +147,14 @@ def plot(doc: dict, path: Path) -> str:
             lines.setdefault(label, []).append((x, r["epoch_seconds"]["median"]))
         for label, pts in sorted(lines.items()):
             pts.sort()
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+            # one colour per implementation in every panel; dashed on a GPU; one marker per
+            # thread setting
+            impl = label.split(" ", 1)[0]
+            style = "--" if "(cuda" in label else "-"
+            marker = next((m for t, m in zip(thread_labels, "osD^v") if f"threads {t}," in label
+                           or f"threads {t})" in label), "o")
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker=marker, label=label,
+                    color=IMPL_COLORS.get(impl))
         if series == "width":
             samples = sorted({r["samples"] for r in recs})
             ax.set(xlabel="width W (784-W-W/2-10)", title=f"mlp width sweep ({samples[0]:,} "
