@@ -269,13 +269,27 @@ def _epochs(run_one, epochs: int, traced: bool) -> list:
 
 # --- the three implementations ----------------------------------------------------------------
 
+def _tinynet_training(model: str, sizes: tuple, device: tn.Device, seed: int = 0) -> tuple:
+    """The benchmark network on ``device`` (seeded weights), its SGD-momentum optimizer and the
+    cross-entropy loss: what every tinynet measurement here trains."""
+    tn.manual_seed(seed)
+    net = build_tinynet(model, sizes).to(device)
+    return net, tn.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM), tn.nn.CrossEntropyLoss()
+
+
+def _tinynet_step(net, opt, loss_fn, xt, yt) -> None:
+    """One training step as ``fit`` runs it: forward, loss read, zero_grad, backward, step."""
+    loss = loss_fn(net(xt), yt)
+    loss.item()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+
 def run_tinynet(model: str, x: np.ndarray, y: np.ndarray, batch: int, epochs: int,
                 device: tn.Device, seed: int = 0, sizes: tuple = MLP_SIZES) -> list:
     """Time ``epochs`` epochs (after one warm-up) of tinynet; one dict per epoch."""
-    tn.manual_seed(seed)
-    net = build_tinynet(model, sizes).to(device)
-    opt = tn.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
-    loss_fn = tn.nn.CrossEntropyLoss()
+    net, opt, loss_fn = _tinynet_training(model, sizes, device, seed)
     order_rng = np.random.default_rng(seed)
     on_host = device.type == "cpu"
     clock = time.perf_counter
@@ -400,18 +414,11 @@ def _fixed_step(impl: str, dev: str):
             ref.step(grads)
     elif impl == "tinynet":
         device = tn.device(dev)
-        tn.manual_seed(0)
-        net = build_tinynet("mlp", FIXED_SIZES).to(device)
-        opt = tn.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
-        loss_fn = tn.nn.CrossEntropyLoss()
+        net, opt, loss_fn = _tinynet_training("mlp", FIXED_SIZES, device)
         xt, yt = tn.tensor(x, device=device), tn.tensor(y, device=device)
 
         def step():
-            loss = loss_fn(net(xt), yt)
-            loss.item()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            _tinynet_step(net, opt, loss_fn, xt, yt)
     else:
         import torch
 
@@ -459,23 +466,16 @@ def _tinynet_trial_us(model: str, x: np.ndarray, y: np.ndarray, batch: int, devi
     """Median microseconds of a tinynet training step over ``AUTO_TRIAL`` steps (warm-up
     excluded), with whatever BLAS thread count is set now."""
     warmup, timed = AUTO_TRIAL
-    tn.manual_seed(0)
-    net = build_tinynet(model, sizes).to(device)
-    opt = tn.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
-    loss_fn = tn.nn.CrossEntropyLoss()
+    net, opt, loss_fn = _tinynet_training(model, sizes, device)
     batches = max(1, len(y) // batch)
     times = []
     for k in range(warmup + timed):
         lo = (k % batches) * batch
-        xt, yt = tn.tensor(x[lo:lo + batch], device=device), tn.tensor(y[lo:lo + batch],
-                                                                      device=device)
+        xt = tn.as_tensor(x[lo:lo + batch], device=device)
+        yt = tn.as_tensor(y[lo:lo + batch], device=device)
         synchronize(device)
         start = time.perf_counter()
-        loss = loss_fn(net(xt), yt)
-        loss.item()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        _tinynet_step(net, opt, loss_fn, xt, yt)
         synchronize(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times[warmup:]) * 1e6

@@ -106,7 +106,7 @@ def linear(x, weight, bias=None) -> Tensor:
             raise ValueError(f"linear: bias must have shape ({weight.shape[0]},) for weight of "
                              f"shape {tuple(weight.shape)}, got {tuple(bias.shape)}")
     x, weight = promote(x, weight)
-    if bias is not None and bias.dtype != weight.dtype:
+    if bias is not None and bias.dtype != weight.dtype:  # e.g. a float64 bias: all three promote
         bias, weight = promote(bias, weight)
         x, weight = promote(x, weight)
     if x.ndim == 2:

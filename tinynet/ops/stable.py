@@ -123,7 +123,8 @@ class SoftmaxCrossEntropy(Function):
         if weights is not None:
             loss *= weights
         e /= total[:, None]  # softmax(x): what backward needs
-        ctx.prob, ctx.labels, ctx.weights, ctx.reduction = e, labels, weights, reduction
+        ctx.prob, ctx.rows, ctx.labels = e, rows, labels
+        ctx.weights, ctx.reduction = weights, reduction
         ctx.save_for_backward(x)
         if reduction == "none":
             return loss
@@ -135,7 +136,6 @@ class SoftmaxCrossEntropy(Function):
 
     @staticmethod
     def backward(ctx, g):
-        xp = ctx.xp
         labels, weights = ctx.labels, ctx.weights
         coef = g / ctx.denom if ctx.reduction == "mean" else g  # () or (M,)
         if weights is not None:
@@ -144,12 +144,11 @@ class SoftmaxCrossEntropy(Function):
             coef = coef.reshape(-1, 1)  # (M, 1)
         if isinstance(g, Tensor):  # create_graph: a softmax built from x, so it differentiates
             (x,) = ctx.saved_tensors
-            raw = x.device.xp
-            onehot = raw.zeros(x.shape, dtype=x.dtype)
-            onehot[raw.arange(x.shape[0]), labels] = 1
+            onehot = x.device.xp.zeros(x.shape, dtype=x.dtype)
+            onehot[ctx.rows, labels] = 1
             return (softmax(x, 1) - Tensor._make(onehot, x.device)) * coef
         grad = ctx.prob * coef  # (M, C), fresh: the saved softmax stays intact for retain_graph
-        grad[xp.arange(grad.shape[0]), labels] -= coef[:, 0] if coef.ndim else coef
+        grad[ctx.rows, labels] -= coef[:, 0] if coef.ndim else coef
         return grad
 
 
