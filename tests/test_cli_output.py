@@ -216,3 +216,12 @@ def test_missing_mnist_files_suggest_the_flag(where, tmp_path, capsys):
     assert cli.main(["train", "--dataset", "mnist", "--data-dir", str(data_dir)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "add --download" in err and "download=True" not in err, err
+
+
+def test_every_train_option_is_in_the_readme():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    train = cli.build_parser().train_parser
+    options = [o for a in train._actions for o in a.option_strings if o.startswith("--")]
+    assert "--threads" in options and "--download" in options
+    missing = [o for o in options if o != "--help" and not re.search(rf"{o}(?![\w-])", readme)]
+    assert not missing, f"README.md does not mention {missing}"

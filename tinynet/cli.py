@@ -1,11 +1,13 @@
 """``tinynet train``: the command line that trains a model on a built-in dataset, end to end.
 
-``tinynet train`` with no arguments trains ``tn.models.mlp`` on the embedded 8x8 digits on the CPU:
-a seeded, stratified 70/15/15 train/validation/test split, standardised pixels, a progress bar, a
-table of per-epoch train/validation loss and accuracy, the test accuracy of the best checkpoint,
-and a run folder holding ``config.json``, ``history.csv``, ``best.npz`` (and ``last.npz``) and
-``learning_curves.png`` (with matplotlib). Everything here is glue over ``tn.data``,
-``tn.datasets``, ``tn.models`` and ``tn.train.fit``: read those first.
+``tinynet train`` with no arguments trains ``tn.models.mlp`` on the embedded 8x8 digits on the CPU
+with one BLAS thread (``--threads``): a seeded, stratified 70/15/15 train/validation/test split,
+standardised pixels, the model in one line, a progress bar, a table of per-epoch train/validation
+loss and accuracy under a legend (``*``: the best epoch so far, lowest val_loss), the test
+accuracy of the best checkpoint, and a run folder holding ``config.json``, ``history.csv``,
+``best.npz`` (and ``last.npz``) and ``learning_curves.png`` (with matplotlib), listed at the end.
+Everything here is glue over ``tn.data``, ``tn.datasets``, ``tn.models`` and ``tn.train.fit``:
+read those first.
 
 A bad value (``--epochs -1``, an unknown optimizer, a missing data folder, ``cuda`` without CuPy)
 is reported as one line on stderr with exit status 2, never a traceback.
@@ -26,7 +28,8 @@ import numpy as np  # host-side data preparation (splits, normalisation statisti
 
 import tinynet as tn
 
-from .backend.host import blas_thread_count  # moving out of the backend: follow it there
+# The BLAS-thread helpers (moving out of the backend: follow them there).
+from .backend.host import blas_thread_count, set_blas_threads
 
 MODELS = ("mlp", "cnn")
 DATASETS = ("digits", "spirals", "mnist")
@@ -385,11 +388,10 @@ def set_threads(args: argparse.Namespace, make_trial) -> str:
 
     For ``auto``, ``make_trial()`` gives a function that times a few training steps
     (microseconds per step), and the bench's rule picks: one thread unless all CPUs are 10%
-    faster. Without ``--threads`` the count is
-    ``DEFAULT_THREADS``, unless a thread variable was set before start (then it is left alone).
-    OpenBLAS's count is changed at run time, before any training step runs.
+    faster. Without ``--threads`` the count is ``DEFAULT_THREADS``, unless a thread variable was
+    set before start (then it is left alone). OpenBLAS's count is changed at run time (its own C
+    function, or threadpoolctl), before the first training step.
     """
-    from .backend.host import set_blas_threads
     from .bench import THREAD_ENV_VARS, faster_thread_count
 
     asked, why = args.threads, ""
