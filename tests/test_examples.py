@@ -1,4 +1,5 @@
-"""Every example runs, as a user would run it, and prints what it promises (so examples never rot).
+"""Every example runs, as a user would run it, and prints what it promises (so examples never rot);
+benchmarks write their records under ``runs/`` by default.
 
 Each example is started in a fresh interpreter with the command its first line gives, from an
 empty working folder; the tests read its output and check the numbers in it. An example writes
@@ -7,6 +8,7 @@ or a new untracked file in the checkout, fails the tests.
 """
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -285,3 +287,24 @@ def test_10_seeing_backprop_graph_trace_and_anomaly(tmp_path):
     assert sent == stored
     assert re.search(r"^detect_anomaly: Log produced Inf", out, re.M), out
     assert re.search(r"created at: .*10_seeing_backprop\.py:\d+$", out, re.M), out
+
+
+# --------------------------------------------------------------------------------------------
+# benchmarks/: by default their records go under runs/ too
+# --------------------------------------------------------------------------------------------
+
+def test_a_benchmark_writes_its_records_under_runs(workdir):
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "conv.py"), "--quick",
+                           "--cases", "mnist1"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    written = [p.relative_to(workdir) for p in workdir.rglob("*") if p.is_file()]
+    assert len(written) == 1 and written[0].parts[:2] == ("runs", "benchmarks"), written
+    records = json.loads((workdir / written[0]).read_text())
+    assert [r["case"] for r in records if "case" in r][:1] == ["mnist1"], records
+
+
+@pytest.mark.parametrize("script", ["conv", "op_overhead", "optim_step"])
+def test_every_benchmark_defaults_to_runs(script):
+    source = (ROOT / "benchmarks" / f"{script}.py").read_text()
+    assert f'args.json or _timing.default_results_path("{script}")' in source
+    assert not re.search(r"join\([^)]*\"results\"", source)  # not benchmarks/results/ any more
