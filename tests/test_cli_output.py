@@ -59,7 +59,8 @@ def hide_matplotlib(monkeypatch) -> None:
 def test_output_shows_the_model_explains_the_table_and_lists_the_files(tmp_path, capsys,
                                                                         restore_threads):
     out, config = run(tmp_path, "--epochs", "4")
-    stdout = capsys.readouterr().out
+    captured = capsys.readouterr()
+    stdout = captured.out
     unwrapped = stdout.replace("\n    ", " ")  # long lines continue indented
 
     # The architecture in one line, dropout included, with the parameter count of the weights.
@@ -82,6 +83,9 @@ def test_output_shows_the_model_explains_the_table_and_lists_the_files(tmp_path,
                                                   for i, v in enumerate(val)]
     best = int(np.argmin(val)) + 1
     assert re.search(rf"with the best checkpoint, lowest val_loss \(epoch {best}\)", stdout)
+
+    # stderr is not a terminal here (a log): no progress bar is drawn into it, tqdm or not.
+    assert captured.err == ""
 
     # Every file of the run folder is listed, with what it holds.
     listed = re.findall(r"^  (\S+) +(\S.*)$", stdout[stdout.index("run folder:"):], re.M)

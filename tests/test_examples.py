@@ -34,8 +34,8 @@ def _untracked() -> set | None:
     """The checkout's untracked files (git status), or None outside a git checkout."""
     if shutil.which("git") is None:
         return None
-    done = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=all"],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain",
+                           "--untracked-files=all"], capture_output=True, text=True, check=False)
     return {line[3:] for line in done.stdout.splitlines() if line.startswith("??")} \
         if done.returncode == 0 else None
 

@@ -463,8 +463,8 @@ RUN_FILES = {  # what the run folder holds, as the end of the output lists it
     "learning_curves.png": "loss (log scale), accuracy and learning rate per epoch",
 }
 TABLE_LEGEND = ("loss, accuracy: training set, mean over the epoch's batches (dropout and "
-                "augmentation on); val_loss, val_acc: validation set after the epoch; *: the lowest "
-                "val_loss so far, i.e. the best epoch (its weights are kept in best.npz)")
+                "augmentation on); val_loss, val_acc: validation set after the epoch; *: the "
+                "lowest val_loss so far, i.e. the best epoch (its weights are kept in best.npz)")
 TABLE_HEADER = (f"{'epoch':>5}  {'loss':>8}  {'accuracy':>8}  {'val_loss':>8}  "
                 f"{'val_acc':>8}  {'lr':>9}  {'time':>6}")
 
@@ -559,7 +559,9 @@ def train(args: argparse.Namespace) -> dict:
         best = min((r["val_loss"] for r in history.epochs), default=math.inf) if history else \
             math.inf
         # The bar erases itself at the end of each epoch, then the table prints the epoch's row.
-        callbacks.append(tn.train.callbacks.ProgressBar(leave=False))
+        # Into a file or pipe (a log) no bar at all: tqdm would leave every redraw there.
+        callbacks.append(tn.train.callbacks.ProgressBar(
+            leave=False, use_tqdm=None if sys.stderr.isatty() else False))
         callbacks.append(EpochTable(best))
     start = time.perf_counter()
     step_per = "iteration" if args.schedule == "onecycle" else "epoch"

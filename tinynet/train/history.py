@@ -110,14 +110,15 @@ class History:
         """The learning curves as a matplotlib ``Figure``, one panel per quantity, by epoch.
 
         Loss: training vs validation loss on a log scale (so the late epochs, where the loss is
-        small, stay readable; linear if a loss is not positive). Metric: ``accuracy`` by default (the first metric recorded) for
-        both sets. Learning rate: its own panel, when recorded. The best epoch by ``monitor``
-        (default ``val_loss``, else ``loss``) is a dashed line with a dot on the monitored curve,
-        and the epoch where early stopping ended the run a dotted one; the epoch axis leaves half
-        an epoch on each side, so both stay inside the frame. ``title`` goes on top (say the
-        model, the data and the test result); a note underneath says how the curves were
-        measured. A validation loss that rises while the training loss keeps falling is
-        over-fitting; both staying high is under-fitting.
+        small, stay readable; linear if a loss is not positive). Metric: ``accuracy`` by default
+        (the first metric recorded) for both sets. Learning rate: its own panel, when recorded.
+        The best epoch by ``monitor`` (default ``val_loss``, else ``loss``) is a dashed line with a
+        dot on the monitored curve, and the epoch where early stopping ended the run a dotted
+        one; the epoch axis leaves room on each side (half an epoch, or 5% of the run), so both
+        stay inside the frame. ``title`` goes on top (say the model, the data and the test
+        result); a note underneath says how the curves were measured. A validation loss that
+        rises while the training loss keeps falling is over-fitting; both staying high is
+        under-fitting.
 
         Example:
             >>> fig = history.figure(title="mlp on digits: test accuracy 0.98")
@@ -167,8 +168,10 @@ class History:
         if self.stopped_epoch is not None:
             ax.axvline(self.stopped_epoch, color="red", linestyle=":", linewidth=1.5,
                        label=f"early stop (epoch {self.stopped_epoch})")
-        # Half an epoch of room each side: a best or stopping epoch at either end stays inside.
-        ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+        # Room each side (half an epoch, or 5% of the run): a best or stopping epoch at either
+        # end is drawn inside the frame, not on it.
+        pad = max(0.5, 0.05 * (max(epochs) - min(epochs)))
+        ax.set_xlim(min(epochs) - pad, max(epochs) + pad)
         ax.xaxis.get_major_locator().set_params(integer=True)  # epochs are whole numbers
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
