@@ -132,6 +132,14 @@ def machine_slug() -> str:
     return f"{slug}-{os.cpu_count()}cpu"
 
 
+def default_results_path(benchmark: str) -> str:
+    """Where a benchmark writes its records when ``--json`` is not given:
+    ``runs/benchmarks/<benchmark>-<machine>.json`` under the current folder (``runs/`` is
+    git-ignored, so a run never leaves untracked files in a checkout). The figures published in
+    ``benchmarks/results/`` were written there with ``--json``."""
+    return os.path.join("runs", "benchmarks", f"{benchmark}-{machine_slug()}.json")
+
+
 def blas_threads() -> dict | None:
     """The thread count OpenBLAS (the one NumPy loaded) reports, read through its C API.
 

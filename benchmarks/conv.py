@@ -22,8 +22,9 @@ has the ratio of the medians' ingredients too).
 
 FLOPs: ``2 * N * C_out * OH * OW * (C_in / groups) * kH * kW`` per forward, three times that for
 forward + backward (input gradient, weight gradient). No asserts: this script measures. Markdown
-to stdout, one JSON record per measurement to ``benchmarks/results/conv-<cpu>.json``; method and
-latest results in benchmarks/README.md.
+to stdout, one JSON record per measurement to ``runs/benchmarks/conv-<cpu>.json`` (or ``--json``;
+the published records are in ``benchmarks/results/``); method and latest results in
+benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ from dataclasses import asdict, dataclass
 
 import _timing
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 TARGET = 2.0  # the project's target: tinynet fwd+bwd within 2x of PyTorch CPU
 
 
@@ -307,7 +307,7 @@ def main(argv=None) -> None:
     parser.add_argument("--cases", default=",".join(c.name for c in CASES),
                         help="comma-separated subset of: " + ", ".join(c.name for c in CASES))
     parser.add_argument("--json", help="where to write the JSON records (default: "
-                                       "benchmarks/results/conv-<cpu>.json)")
+                                       "runs/benchmarks/conv-<cpu>.json)")
     parser.add_argument("--default-malloc", action="store_true",
                         help="leave glibc's allocator thresholds alone (see _timing.py)")
     parser.add_argument("--profile", metavar="CASE", help="cProfile tinynet's step and exit")
@@ -339,7 +339,7 @@ def main(argv=None) -> None:
         with open(out) as f:
             records = json.load(f)
     print(report(records))
-    path = args.json or os.path.join(HERE, "results", f"conv-{_timing.machine_slug()}.json")
+    path = args.json or _timing.default_results_path("conv")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:  # one record per line: greppable, and diffs stay readable
         f.write("[\n" + ",\n".join(json.dumps(r) for r in records) + "\n]\n")

@@ -20,7 +20,8 @@ Three sections, each run in a child process started with the BLAS/OpenMP thread 
    NumPy forward/backward and PyTorch, plus the same tinynet step with ``create_graph=True``.
 
 No asserts: this script measures. Markdown tables go to stdout, one JSON record per measurement
-to ``benchmarks/results/op_overhead-<cpu>.json``. Method and latest results: benchmarks/README.md.
+to ``runs/benchmarks/op_overhead-<cpu>.json`` (or ``--json``; the published records are in
+``benchmarks/results/``). Method and latest results: benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ import numpy as np
 import _timing
 import tinynet as tn
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 SHAPES = ((4,), (16, 16))
 
 
@@ -619,7 +619,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats (< 30 s)")
     parser.add_argument("--json", help="where to write the JSON records (default: "
-                                       "benchmarks/results/op_overhead-<cpu>.json)")
+                                       "runs/benchmarks/op_overhead-<cpu>.json)")
     parser.add_argument("--threads", type=int, default=1,
                         help="BLAS/torch threads for the large and mlp sections (tiny always "
                              "uses 1)")
@@ -662,8 +662,7 @@ def main(argv=None) -> None:
                 records += json.load(f)
     add_ratios(records)
     print(report(records))
-    path = args.json or os.path.join(HERE, "results",
-                                     f"op_overhead-{_timing.machine_slug()}.json")
+    path = args.json or _timing.default_results_path("op_overhead")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:  # one record per line: greppable, and diffs stay readable
         f.write("[\n" + ",\n".join(json.dumps(r) for r in records) + "\n]\n")

@@ -18,7 +18,8 @@ Parameter sets: ``mlp`` (784 -> 256 -> 128 -> 10: 6 tensors, 235k elements) and 
 (40 tensors of 32x32 and 32: 42k elements), where per-parameter Python work weighs most.
 
 No asserts: this script measures. A Markdown table goes to stdout, the JSON records to
-``benchmarks/results/optim_step-<cpu>.json``. Results and what they decided: docs/optim.md.
+``runs/benchmarks/optim_step-<cpu>.json`` (or ``--json``; the published records are in
+``benchmarks/results/``). Results and what they decided: docs/optim.md.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ import numpy as np  # noqa: E402
 import _timing  # noqa: E402
 import tinynet as tn  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 SHAPES = {
     "mlp": [(256, 784), (256,), (128, 256), (128,), (10, 128), (10,)],
     "many-small": [(32, 32), (32,)] * 20,
@@ -161,7 +161,7 @@ def main() -> None:
                             "n_tensors": len(shapes),
                             "n_elements": int(sum(np.prod(s) for s in shapes)),
                             "optimizer": name, "unit": "us", "results": res, "env": env})
-    path = args.json or os.path.join(HERE, "results", f"optim_step-{_timing.machine_slug()}.json")
+    path = args.json or _timing.default_results_path("optim_step")
     if not args.quick or args.json:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w") as f:

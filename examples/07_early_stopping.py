@@ -6,12 +6,13 @@ validated on 500 others. The training loss keeps falling towards zero, while the
 reaches its minimum after a few dozen epochs and then rises: the network memorises its few
 examples instead of learning digits. ``EarlyStopping(patience=...)`` stops the run once the
 validation loss has not improved for ``patience`` epochs and restores the weights of the best
-epoch. The learning curves go to ``learning_curves_early_stopping.png`` when matplotlib is
-installed (``pip install "tinynet[plot]"``). Runs in a few seconds on a CPU.
+epoch. The learning curves go to ``runs/07_early_stopping/learning_curves.png`` (``--plot``) when
+matplotlib is installed (``pip install "tinynet[plot]"``). Runs in a few seconds on a CPU.
 """
 
 import argparse
 import importlib.util
+from pathlib import Path
 
 import tinynet as tn
 from tinynet import nn
@@ -24,7 +25,8 @@ def main(argv=None) -> None:
     parser.add_argument("--train-size", type=int, default=100)
     parser.add_argument("--patience", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--plot", default="learning_curves_early_stopping.png")
+    parser.add_argument("--plot", default="runs/07_early_stopping/learning_curves.png",
+                        help="image file for the learning curves (runs/ is git-ignored)")
     args = parser.parse_args(argv)
     tn.manual_seed(args.seed)
 
@@ -62,7 +64,8 @@ def main(argv=None) -> None:
     if importlib.util.find_spec("matplotlib") is None:
         print('learning curves not drawn: pip install "tinynet[plot]" for matplotlib')
     else:
-        history.plot(args.plot)
+        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+        history.plot(args.plot, title=f"{args.train_size} training digits, early stopping")
         print(f"learning curves written to {args.plot}")
 
 

@@ -1,4 +1,4 @@
-# Run: python examples/09_gradient_flow.py [--epochs 3] [--depth 12] [--plot gradient_flow.png]
+# Run: python examples/09_gradient_flow.py [--epochs 3] [--depth 12] [--plot runs/flow.png]
 """Gradient flow: why a deep sigmoid network does not learn and a ReLU network with Kaiming
 initialisation does.
 
@@ -15,6 +15,7 @@ ratio, and flagging vanishing or exploding gradients. Runs in a few seconds on a
 import argparse
 import importlib.util
 import io
+from pathlib import Path
 
 import tinynet as tn
 from tinynet import nn
@@ -51,8 +52,9 @@ def main(argv=None) -> None:
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--plot", default="gradient_flow.png",
-                        help="image file for the plot (written when matplotlib is installed)")
+    parser.add_argument("--plot", default="runs/09_gradient_flow/gradient_flow.png",
+                        help="image file for the plots, one per network with its name added "
+                             "(written when matplotlib is installed; runs/ is git-ignored)")
     args = parser.parse_args(argv)
 
     x, y = tn.datasets.digits().tensors
@@ -89,6 +91,7 @@ def main(argv=None) -> None:
     if importlib.util.find_spec("matplotlib") is None:
         print("plot not drawn: matplotlib is not installed (pip install \"tinynet[plot]\")")
         return
+    Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
     for name in ("sigmoid", "relu"):
         path = args.plot.replace(".png", f"_{name}.png") if args.plot.endswith(".png") \
             else f"{args.plot}_{name}"

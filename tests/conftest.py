@@ -63,3 +63,20 @@ def _restore_defaults():
     yield
     tn.set_default_device(dev)
     tn.set_default_dtype(dtype)
+
+
+# --- skips: one line per reason --------------------------------------------------------------
+# pyproject.toml's addopts lists failures and errors at the end (-rfE), not every skip: on a
+# machine without a GPU ~350 "SKIPPED cuda" lines would bury them. Skips are counted here instead.
+
+def pytest_terminal_summary(terminalreporter):
+    """After the run: how many tests were skipped, grouped by reason, most frequent first."""
+    reasons: dict = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    if reasons:
+        terminalreporter.section("skipped tests by reason")
+        for reason, count in sorted(reasons.items(), key=lambda item: (-item[1], item[0])):
+            terminalreporter.write_line(f"{count:5d}  {reason}")

@@ -7,6 +7,7 @@ import io
 import json
 import math
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -273,11 +274,11 @@ def test_tqdm_progress_bar():
     assert "epoch 1/2" in out and "epoch 2/2" in out and "3/3" in out and "loss" in out
 
 
-def test_use_tqdm_true_without_tqdm_is_a_clear_error():
-    try:
-        import tqdm  # noqa: F401
-    except ImportError:
-        with pytest.raises(ImportError, match="tinynet\\[progress\\]"):
-            ProgressBar(use_tqdm=True)
-    else:
-        pytest.skip("tqdm is installed here")
+def test_use_tqdm_true_without_tqdm_is_a_clear_error(monkeypatch):
+    for name in [m for m in sys.modules if m.split(".")[0] == "tqdm"] + ["tqdm"]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if tqdm were not installed
+    with pytest.raises(ImportError, match="tinynet\\[progress\\]"):
+        ProgressBar(use_tqdm=True)
+    stream = io.StringIO()
+    run([ProgressBar(stream=stream)], 1)  # the default falls back to the plain bar
+    assert "iteration 3/3" in stream.getvalue() and "%|" not in stream.getvalue()

@@ -1,11 +1,17 @@
-"""Every example runs, as a user would run it, and prints what it promises (so examples never rot).
+"""Every example runs, as a user would run it, and prints what it promises (so examples never rot);
+benchmarks write their records under ``runs/`` by default.
 
-Each example is started in a fresh interpreter with the command its first line gives; the tests
-read its output and check the numbers in it.
+Each example is started in a fresh interpreter with the command its first line gives, from an
+empty working folder; the tests read its output and check the numbers in it. An example writes
+only under ``runs/`` (git-ignored) or where its options say: a stray file in the working folder,
+or a new untracked file in the checkout, fails the tests.
 """
 
 import importlib.util
+import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,15 +22,63 @@ import tinynet as tn
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("[0-9][0-9]_*.py"))
+# Runs an example with some modules made unimportable (as if not installed): argv[1] is a comma
+# list of module names, argv[2] the example, the rest its arguments.
+WITHOUT = ("import runpy, sys\n"
+           "for name in sys.argv[1].split(','): sys.modules[name] = None\n"
+           "sys.argv = sys.argv[2:]\n"
+           "runpy.run_path(sys.argv[0], run_name='__main__')\n")
 
 
-def run_example(name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def _untracked() -> set | None:
+    """The checkout's untracked files (git status), or None outside a git checkout."""
+    if shutil.which("git") is None:
+        return None
+    done = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain",
+                           "--untracked-files=all"], capture_output=True, text=True, check=False)
+    return {line[3:] for line in done.stdout.splitlines() if line.startswith("??")} \
+        if done.returncode == 0 else None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def checkout_stays_clean():
+    before = _untracked()
+    yield
+    after = _untracked()
+    if before is not None and after is not None:
+        assert after <= before, f"examples left untracked files: {sorted(after - before)}"
+
+
+@pytest.fixture(autouse=True)
+def workdir(tmp_path, monkeypatch):
+    """An empty working folder for the example; afterwards it may hold files only in runs/."""
+    folder = tmp_path / "cwd"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    yield folder
+    stray = [str(p.relative_to(folder)) for p in folder.rglob("*")
+             if p.is_file() and p.relative_to(folder).parts[0] != "runs"]
+    assert not stray, f"files written outside runs/: {stray}"
+
+
+def run_example(name: str, *args: str, check: bool = True, without: tuple = ()):
+    """Run ``examples/name`` in a fresh interpreter in the current (scratch) folder; ``without``
+    names modules to hide (matplotlib: the run without the plot extra)."""
+    path = str(ROOT / "examples" / name)
+    command = [sys.executable, "-c", WITHOUT, ",".join(without), path] if without else \
+        [sys.executable, path]
     # The timeout only stops a hung example; it is far above any normal run time.
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / name), *args], cwd=ROOT,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run([*command, *args], cwd=os.getcwd(), capture_output=True, text=True,
+                            timeout=600)
     if check and result.returncode != 0:
         pytest.fail(f"{name} {' '.join(args)} exited with {result.returncode}:\n{result.stderr}")
     return result
+
+
+def needs(extra: str) -> None:
+    """Skip the with-``extra`` variant of a test where the module is not installed."""
+    if importlib.util.find_spec(extra) is None:
+        pytest.skip(f"{extra} is not installed")
 
 
 def test_examples_are_numbered_and_say_how_to_run_them():
@@ -159,9 +213,12 @@ def test_06_fit_reaches_95_percent_test_accuracy():
     assert accuracy >= 0.95, out
 
 
-def test_07_early_stopping_stops_after_the_validation_minimum(tmp_path):
-    plot = tmp_path / "curves.png"
-    out = run_example("07_early_stopping.py", "--plot", str(plot)).stdout
+@pytest.mark.parametrize("matplotlib", ["with", "without"])
+def test_07_early_stopping_stops_after_the_validation_minimum(matplotlib, workdir):
+    if matplotlib == "with":
+        needs("matplotlib")
+    hidden = ("matplotlib",) if matplotlib == "without" else ()
+    out = run_example("07_early_stopping.py", without=hidden).stdout
     best = re.search(r"^best epoch (\d+): val loss (\S+)$", out, re.M)
     stopped = re.search(r"^stopped after epoch (\d+) of at most 300 \(early stopping", out, re.M)
     assert best and stopped, out
@@ -169,8 +226,9 @@ def test_07_early_stopping_stops_after_the_validation_minimum(tmp_path):
     assert "over-fitting: the training loss kept falling while the validation loss rose" in out
     restored = re.search(r"^restored weights: val loss (\S+)", out, re.M).group(1)
     assert restored == best.group(2)
-    if importlib.util.find_spec("matplotlib") is None:
-        assert "learning curves not drawn" in out
+    plot = workdir / "runs" / "07_early_stopping" / "learning_curves.png"  # the default
+    if matplotlib == "without":
+        assert "learning curves not drawn" in out and not plot.exists()
     else:
         assert plot.read_bytes()[:4] == b"\x89PNG"
 
@@ -190,9 +248,12 @@ def test_08_batch_size_vs_epochs_table():
     assert updates[-1] < updates[0]  # ... but fewer updates
 
 
-def test_09_gradient_flow_vanishes_in_deep_sigmoid_not_in_relu(tmp_path):
-    plot = tmp_path / "flow.png"
-    out = run_example("09_gradient_flow.py", "--epochs", "1", "--plot", str(plot)).stdout
+@pytest.mark.parametrize("matplotlib", ["with", "without"])
+def test_09_gradient_flow_vanishes_in_deep_sigmoid_not_in_relu(matplotlib, workdir):
+    if matplotlib == "with":
+        needs("matplotlib")
+    hidden = ("matplotlib",) if matplotlib == "without" else ()
+    out = run_example("09_gradient_flow.py", "--epochs", "1", without=hidden).stdout
     rows = re.findall(r"^\s*(\d+)\s+(\S+e\S+)\s+(\S+e\S+)$", out, re.M)
     assert [int(r[0]) for r in rows] == list(range(1, 14)), out  # 12 hidden layers + output
     sigmoid = [float(r[1]) for r in rows]
@@ -205,11 +266,12 @@ def test_09_gradient_flow_vanishes_in_deep_sigmoid_not_in_relu(tmp_path):
                               out, re.M))
     assert int(flagged["sigmoid"]) > 0 and int(flagged["relu"]) == 0, out
     assert re.search(r"^first warning: vanishing gradient: 0\.weight", out, re.M)
-    if importlib.util.find_spec("matplotlib") is None:
-        assert "plot not drawn" in out
+    plots = [workdir / "runs" / "09_gradient_flow" / f"gradient_flow_{name}.png"
+             for name in ("sigmoid", "relu")]  # the default names
+    if matplotlib == "without":
+        assert "plot not drawn" in out and not any(p.exists() for p in plots)
     else:
-        for name in ("sigmoid", "relu"):
-            assert (tmp_path / f"flow_{name}.png").read_bytes()[:4] == b"\x89PNG"
+        assert all(p.read_bytes()[:4] == b"\x89PNG" for p in plots)
 
 
 def test_10_seeing_backprop_graph_trace_and_anomaly(tmp_path):
@@ -225,3 +287,24 @@ def test_10_seeing_backprop_graph_trace_and_anomaly(tmp_path):
     assert sent == stored
     assert re.search(r"^detect_anomaly: Log produced Inf", out, re.M), out
     assert re.search(r"created at: .*10_seeing_backprop\.py:\d+$", out, re.M), out
+
+
+# --------------------------------------------------------------------------------------------
+# benchmarks/: by default their records go under runs/ too
+# --------------------------------------------------------------------------------------------
+
+def test_a_benchmark_writes_its_records_under_runs(workdir):
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "conv.py"), "--quick",
+                           "--cases", "mnist1"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    written = [p.relative_to(workdir) for p in workdir.rglob("*") if p.is_file()]
+    assert len(written) == 1 and written[0].parts[:2] == ("runs", "benchmarks"), written
+    records = json.loads((workdir / written[0]).read_text())
+    assert [r["case"] for r in records if "case" in r][:1] == ["mnist1"], records
+
+
+@pytest.mark.parametrize("script", ["conv", "op_overhead", "optim_step"])
+def test_every_benchmark_defaults_to_runs(script):
+    source = (ROOT / "benchmarks" / f"{script}.py").read_text()
+    assert f'args.json or _timing.default_results_path("{script}")' in source
+    assert not re.search(r"join\([^)]*\"results\"", source)  # not benchmarks/results/ any more

@@ -5,6 +5,7 @@ import json
 import math
 import pathlib
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -157,13 +158,30 @@ def test_fit_rejects_bad_arguments():
         fit(model, loss, opt, triples, 1, progress=False)
 
 
-def test_fit_shows_a_progress_bar_by_default(capsys):
+def hide_module(monkeypatch, name: str) -> None:
+    """Make ``import name`` (and its submodules) fail for this test, as if it were not installed."""
+    for loaded in [m for m in sys.modules if m == name or m.startswith(f"{name}.")] + [name]:
+        monkeypatch.setitem(sys.modules, loaded, None)
+
+
+@pytest.mark.parametrize("bar", ["plain", "tqdm"])
+def test_fit_shows_a_progress_bar_by_default(bar, capsys, monkeypatch):
+    """Without tqdm the plain bar, with tqdm (the progress extra) tqdm's: both run wherever tqdm
+    is installed, so the outcome does not depend on which extras the venv has."""
+    if bar == "tqdm":
+        pytest.importorskip("tqdm", reason="tqdm is optional (the progress extra)")
+    else:
+        hide_module(monkeypatch, "tqdm")
     x, y = blobs(n_per_class=4)
     model = mlp()
     fit(model, tn.nn.CrossEntropyLoss(), tn.optim.SGD(model.parameters(), lr=0.1),
         tn.data.DataLoader(dataset(x, y), batch_size=4), epochs=2)
     err = capsys.readouterr().err
-    assert "epoch 1/2" in err and "epoch 2/2" in err and "iteration 3/3" in err
+    assert "epoch 1/2" in err and "epoch 2/2" in err
+    if bar == "tqdm":
+        assert re.search(r"epoch 2/2: 100%\S* 3/3", err), err  # tqdm's own counter
+    else:
+        assert "iteration 3/3" in err and "%|" not in err, err
 
 
 # --- evaluate -----------------------------------------------------------------------------------
@@ -381,12 +399,38 @@ def test_history_plot_writes_a_png(tmp_path):
     data = (tmp_path / "curves.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    assert (width, height) == (1000, 400)  # two panels: loss and accuracy, figsize 10x4 at 100 dpi
+    assert (width, height) == (1350, 440)  # three panels: loss, accuracy, lr; 4.5x4.4 in each
     only_loss = History([{"epoch": 1, "loss": 1.0}, {"epoch": 2, "loss": 0.5}])
     only_loss.plot(tmp_path / "loss.png")
     assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="empty"):
         History().plot(tmp_path / "none.png")
+
+
+def test_history_figure_reads_at_every_epoch():
+    """Log-scale loss, the learning rate in its own panel, a title, a note on how the training
+    curves were measured, and the best and stopping epochs inside every panel's frame."""
+    pytest.importorskip("matplotlib", reason="History.figure needs matplotlib (the plot extra)")
+    h = _history()
+    h.append({"epoch": 4, "loss": 0.01, "accuracy": 0.99, "val_loss": 0.5, "val_accuracy": 0.9,
+              "lr": 0.01})  # the best epoch is the last: its marker must not sit on the frame
+    h.stopped_epoch = 4
+    fig = h.figure(title="mlp on digits: test accuracy 0.97")
+    loss_ax, acc_ax, lr_ax = fig.axes
+    assert [ax.get_title() for ax in fig.axes] == ["loss", "accuracy", "learning rate"]
+    assert (loss_ax.get_yscale(), acc_ax.get_yscale()) == ("log", "linear")
+    assert [list(line.get_ydata()) for line in lr_ax.get_lines()][0] == h["lr"]
+    assert fig.get_suptitle() == "mlp on digits: test accuracy 0.97"
+    note = " ".join(t.get_text() for t in fig.texts)
+    assert "mean over each epoch's batches" in note and "dropout" in note
+    for ax in fig.axes:
+        low, high = ax.get_xlim()
+        assert low <= 0.5 and high >= 4.5  # epochs 1 and 4 are half an epoch from the frame
+    dots = [line for line in loss_ax.get_lines() if len(line.get_xdata()) == 1]
+    assert [(d.get_xdata()[0], d.get_ydata()[0]) for d in dots] == [(4, 0.5)]  # best val_loss
+    low, high = loss_ax.get_ylim()
+    assert low < 0.5 < high
+    assert History([{"epoch": 1, "loss": 0.0}]).figure().axes[0].get_yscale() == "linear"
 
 
 # --- search ---------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np  # host data, the hand-written reference and the report only
@@ -463,10 +464,15 @@ def measure_fixed_cost(impl: str, dev: str, steps: int, repeats: int) -> dict:
 
 def _tinynet_trial_us(model: str, x: np.ndarray, y: np.ndarray, batch: int, device: tn.Device,
                       sizes: tuple) -> float:
-    """Median microseconds of a tinynet training step over ``AUTO_TRIAL`` steps (warm-up
-    excluded), with whatever BLAS thread count is set now."""
+    """:func:`trial_step_us` of a fresh benchmark ``model``."""
+    return trial_step_us(*_tinynet_training(model, sizes, device), x, y, batch, device)
+
+
+def trial_step_us(net, opt, loss_fn, x: np.ndarray, y: np.ndarray, batch: int,
+                  device: tn.Device) -> float:
+    """Median microseconds of a training step of ``net`` on batches of the host arrays ``x, y``
+    over ``AUTO_TRIAL`` steps (warm-up excluded), with whatever BLAS thread count is set now."""
     warmup, timed = AUTO_TRIAL
-    net, opt, loss_fn = _tinynet_training(model, sizes, device)
     batches = max(1, len(y) // batch)
     times = []
     for k in range(warmup + timed):
@@ -483,8 +489,15 @@ def _tinynet_trial_us(model: str, x: np.ndarray, y: np.ndarray, batch: int, devi
 
 def choose_threads(model: str, x: np.ndarray, y: np.ndarray, batch: int, device: tn.Device,
                    sizes: tuple) -> tuple[int, dict]:
-    """The BLAS thread count (1 or all logical CPUs) whose trial steps are faster, and the
-    trial figures (us per step, keyed by thread count). Leaves the chosen count set.
+    """The BLAS thread count (1 or all logical CPUs) whose trial steps of the benchmark
+    ``model`` are faster, and the trial figures: :func:`faster_thread_count`."""
+    return faster_thread_count(lambda: _tinynet_trial_us(model, x, y, batch, device, sizes))
+
+
+def faster_thread_count(trial_us: Callable[[], float]) -> tuple[int, dict]:
+    """The BLAS thread count (1 or all logical CPUs) under which ``trial_us()`` (microseconds
+    per step of a few training steps) is lower, and the trial figures (us per step, keyed by
+    thread count). Leaves the chosen count set; ``tinynet train --threads auto`` uses it too.
 
     The counts take turns over ``AUTO_ROUNDS`` rounds (a slow drift of the machine hits both) and
     each gets the median of its rounds. More threads must win by ``AUTO_MARGIN``: one thread is
@@ -494,8 +507,7 @@ def choose_threads(model: str, x: np.ndarray, y: np.ndarray, batch: int, device:
     for _ in range(AUTO_ROUNDS):
         for n in sorted({1, os.cpu_count() or 1}):
             if set_blas_threads(n):  # a count the library did not take is not tried under its name
-                rounds.setdefault(n, []).append(_tinynet_trial_us(model, x, y, batch, device,
-                                                                  sizes))
+                rounds.setdefault(n, []).append(trial_us())
     if not rounds:  # nothing could be set (run_bench checked that switching works): keep as is
         return blas_thread_count(), {}
     trial = {n: statistics.median(us) for n, us in rounds.items()}

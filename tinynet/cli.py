@@ -1,11 +1,13 @@
 """``tinynet train``: the command line that trains a model on a built-in dataset, end to end.
 
-``tinynet train`` with no arguments trains ``tn.models.mlp`` on the embedded 8x8 digits on the CPU:
-a seeded, stratified 70/15/15 train/validation/test split, standardised pixels, a progress bar, a
-table of per-epoch train/validation loss and accuracy, the test accuracy of the best checkpoint,
-and a run folder holding ``config.json``, ``history.csv``, ``best.npz`` (and ``last.npz``) and
-``learning_curves.png`` (with matplotlib). Everything here is glue over ``tn.data``,
-``tn.datasets``, ``tn.models`` and ``tn.train.fit``: read those first.
+``tinynet train`` with no arguments trains ``tn.models.mlp`` on the embedded 8x8 digits on the CPU
+with one BLAS thread (``--threads``): a seeded, stratified 70/15/15 train/validation/test split,
+standardised pixels, the model in one line, a progress bar, a table of per-epoch train/validation
+loss and accuracy under a legend (``*``: the best epoch so far, lowest val_loss), the test
+accuracy of the best checkpoint, and a run folder holding ``config.json``, ``history.csv``,
+``best.npz`` (and ``last.npz``) and ``learning_curves.png`` (with matplotlib), listed at the end.
+Everything here is glue over ``tn.data``, ``tn.datasets``, ``tn.models`` and ``tn.train.fit``:
+read those first.
 
 A bad value (``--epochs -1``, an unknown optimizer, a missing data folder, ``cuda`` without CuPy)
 is reported as one line on stderr with exit status 2, never a traceback.
@@ -16,13 +18,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+import textwrap
 import time
 from pathlib import Path
 
 import numpy as np  # host-side data preparation (splits, normalisation statistics)
 
 import tinynet as tn
+
+# The BLAS-thread helpers (moving out of the backend: follow them there).
+from .backend.host import blas_thread_count, set_blas_threads
 
 MODELS = ("mlp", "cnn")
 DATASETS = ("digits", "spirals", "mnist")
@@ -90,6 +97,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _threads(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer or auto, got {text!r}") \
+            from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``tinynet`` parser with its ``train`` subcommand."""
     parser = _Parser(prog="tinynet", description="tinynet: train neural networks from scratch.")
@@ -102,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--model", choices=MODELS, default="mlp", help="network (default: mlp)")
     add("--dataset", choices=DATASETS, default="digits", help="data (default: digits, embedded)")
     add("--data-dir", metavar="DIR", help="folder with the MNIST IDX files (for --dataset mnist)")
+    add("--download", action="store_true",
+        help="fetch the MNIST files missing from --data-dir first (checksum-verified)")
     add("--epochs", type=_positive_int, default=None, help="epochs (default: 30 mlp, 10 cnn)")
     add("--batch-size", type=_positive_int, default=32, help="mini-batch size (default: 32)")
     add("--lr", type=_positive_float, default=None,
@@ -116,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop after this many epochs without a better validation loss (default: 0, off)")
     add("--seed", type=_non_negative_int, default=0, help="seed of split, weights, batch order")
     add("--device", default="cpu", help="cpu, cuda, cuda:N or standin (default: cpu)")
+    add("--threads", type=_threads, default=None, metavar="N|auto",
+        help="BLAS threads of the CPU math: a count, or auto (time a few steps with 1 and with "
+             "all CPUs; more only when 10%% faster). Default: 1, which does not slow down when "
+             "other processes load the CPU, unless OMP/OPENBLAS/MKL_NUM_THREADS is set")
     add("--out", metavar="DIR", help="run folder (default: runs/<date-time>-<model>-<dataset>)")
     add("--resume", metavar="PATH",
         help="continue a run from its checkpoint (last.npz, or the run folder); its config.json "
@@ -181,9 +204,11 @@ def _fill_defaults(args: argparse.Namespace) -> None:
         raise UsageError("--model cnn needs images: use --dataset digits or mnist")
     if args.dataset == "mnist":
         if args.data_dir is None:
-            raise UsageError("--dataset mnist needs --data-dir DIR (the folder with the IDX files)")
-        if not Path(args.data_dir).is_dir():
-            raise UsageError(f"--data-dir: no such folder: {args.data_dir}")
+            raise UsageError("--dataset mnist needs --data-dir DIR (the folder with the IDX files; "
+                             "add --download to fetch them into it)")
+        if not Path(args.data_dir).is_dir() and not args.download:
+            raise UsageError(f"--data-dir: no such folder: {args.data_dir} (add --download to "
+                             "fetch MNIST into it)")
 
 
 def _device(name: str) -> tn.Device:
@@ -222,6 +247,16 @@ def _arrays(dataset) -> tuple:
     return x.numpy(), y.numpy()
 
 
+def _mnist(args: argparse.Namespace, train: bool) -> tuple:
+    """One MNIST split from ``--data-dir`` (fetched first with ``--download``) as host arrays; a
+    missing file's message names the flag, not the Python argument ``download=True``."""
+    try:
+        return _arrays(tn.datasets.mnist(args.data_dir, train=train, download=args.download))
+    except FileNotFoundError as error:
+        raise FileNotFoundError(str(error).replace("pass download=True", "add --download")) \
+            from None
+
+
 def load_data(args: argparse.Namespace) -> dict:
     """``{"train": (x, y), "val": (x, y), "test": (x, y), "normalise": {...}}`` on the host."""
     image = args.model == "cnn"
@@ -233,8 +268,8 @@ def load_data(args: argparse.Namespace) -> dict:
             x, y = _arrays(tn.datasets.spirals(seed=args.seed))
             splits = [(x[i], y[i]) for i in stratified_split(y, SPLIT, args.seed)]
         else:
-            x, y = _arrays(tn.datasets.mnist(args.data_dir, train=True))
-            test = _arrays(tn.datasets.mnist(args.data_dir, train=False))
+            x, y = _mnist(args, train=True)
+            test = _mnist(args, train=False)
             train_idx, val_idx = stratified_split(y, (11 / 12, 1 / 12), args.seed)  # 55k / 5k
             splits = [(x[train_idx], y[train_idx]), (x[val_idx], y[val_idx]), test]
     except (OSError, ValueError, RuntimeError) as error:  # missing, unreadable or corrupt files
@@ -322,6 +357,75 @@ def build_schedule(args: argparse.Namespace, optimizer, steps_per_epoch: int):
     return None
 
 
+def describe_model(model: tn.nn.Module) -> str:
+    """The layers in one line: ``Flatten -> Linear(64, 256) -> ReLU -> Dropout(0.2) -> ...``."""
+    def short(layer) -> str:
+        name = type(layer).__name__
+        if isinstance(layer, tn.nn.Linear):
+            return f"{name}({layer.in_features}, {layer.out_features})"
+        if isinstance(layer, tn.nn.Conv2d):
+            k = layer.kernel_size
+            return f"{name}({layer.in_channels}, {layer.out_channels}, {k[0]}x{k[1]})"
+        for attr in ("p", "num_features", "kernel_size"):  # Dropout, BatchNorm, pooling
+            if isinstance(getattr(layer, attr, None), (int, float)):
+                return f"{name}({getattr(layer, attr)})"
+        return name
+    return " -> ".join(short(layer) for layer in model.children())
+
+
+# --------------------------------------------------------------------------------------------
+# BLAS threads
+# --------------------------------------------------------------------------------------------
+
+# One BLAS thread unless asked otherwise: the models here are small enough that a second thread
+# gains little when the machine is idle, and OpenBLAS threads that wait for a busy core make a
+# step several times slower under load (docs/training.md section 10 has the measurements).
+DEFAULT_THREADS = 1
+
+
+def set_threads(args: argparse.Namespace, make_trial) -> str:
+    """Set NumPy's BLAS thread count as ``--threads`` asks; returns the line to print about it.
+
+    For ``auto``, ``make_trial()`` gives a function that times a few training steps
+    (microseconds per step), and the bench's rule picks: one thread unless all CPUs are 10%
+    faster. Without ``--threads`` the count is ``DEFAULT_THREADS``, unless a thread variable was
+    set before start (then it is left alone). OpenBLAS's count is changed at run time (its own C
+    function, or threadpoolctl), before the first training step.
+    """
+    from .bench import THREAD_ENV_VARS, faster_thread_count
+
+    asked, why = args.threads, ""
+    if asked is None:
+        preset = next((k for k in THREAD_ENV_VARS if os.environ.get(k)), None)
+        if preset is not None:
+            return f"BLAS threads: {blas_thread_count() or '?'} (from {preset})"
+        asked, why = DEFAULT_THREADS, " (the default; --threads auto|N to change)"
+    if asked == "auto":
+        if args.device.startswith("cuda"):  # the GPU does the math: the host needs no threads
+            asked, why = 1, " (auto: the GPU does the math)"
+        else:
+            chosen, trial = faster_thread_count(make_trial())
+            timings = ", ".join(f"{n}: {us:,.0f} us" for n, us in trial.items())
+            return f"BLAS threads: {chosen} (auto: per step {timings})"
+    if not set_blas_threads(asked):
+        return (f"BLAS threads: could not set {asked} at run time (NumPy's BLAS is not OpenBLAS "
+                f"and threadpoolctl is not installed): set OMP_NUM_THREADS={asked} before "
+                f"starting; using {blas_thread_count() or 'the default'}")
+    return f"BLAS threads: {asked}{why}"
+
+
+def trial_steps(args: argparse.Namespace, data: dict, device: tn.Device):
+    """A function timing a few training steps (us per step) of a throwaway copy of the model,
+    with its own weights and optimizer: the run's own stay untouched (and seeded alike)."""
+    from .bench import trial_step_us
+
+    x, y = data["train"]
+    model = build_model(args, x, data["num_classes"]).to(device)
+    optimizer = build_optimizer(args, model)
+    return lambda: trial_step_us(model, optimizer, tn.nn.CrossEntropyLoss(), x, y,
+                                 args.batch_size, device)
+
+
 # --------------------------------------------------------------------------------------------
 # Run folder and output
 # --------------------------------------------------------------------------------------------
@@ -351,6 +455,16 @@ def write_json(path: Path, obj: dict) -> None:
     tmp.replace(path)  # atomic: a reader never sees half a file
 
 
+RUN_FILES = {  # what the run folder holds, as the end of the output lists it
+    "best.npz": "the weights of the best epoch (lowest val_loss): the test accuracy is theirs",
+    "config.json": "the options, sample counts, normalisation and result of this run",
+    "history.csv": "the table above, one row per epoch",
+    "last.npz": "weights, optimizer and schedule after the last epoch (for --resume)",
+    "learning_curves.png": "loss (log scale), accuracy and learning rate per epoch",
+}
+TABLE_LEGEND = ("loss, accuracy: training set, mean over the epoch's batches (dropout and "
+                "augmentation on); val_loss, val_acc: validation set after the epoch; *: the "
+                "lowest val_loss so far, i.e. the best epoch (its weights are kept in best.npz)")
 TABLE_HEADER = (f"{'epoch':>5}  {'loss':>8}  {'accuracy':>8}  {'val_loss':>8}  "
                 f"{'val_acc':>8}  {'lr':>9}  {'time':>6}")
 
@@ -372,6 +486,7 @@ class EpochTable(tn.train.callbacks.Callback):
         self.best = best
 
     def on_train_begin(self, state) -> None:
+        print(textwrap.fill(TABLE_LEGEND, 100), flush=True)
         print(TABLE_HEADER, flush=True)
 
     def on_epoch_end(self, state) -> None:
@@ -396,7 +511,8 @@ def train(args: argparse.Namespace) -> dict:
         raise UsageError(f"--batch-size {args.batch_size} is larger than the training set "
                          f"({data['samples']['train']} samples)")
     say = (lambda *a: None) if args.quiet else print
-    tn.manual_seed(args.seed)  # weights and dropout masks
+    threads = set_threads(args, lambda: trial_steps(args, data, device))  # before any step
+    tn.manual_seed(args.seed)  # weights and dropout masks (after the trial steps of auto)
     model = build_model(args, x_train, data["num_classes"]).to(device)
     train_loader = make_loader(x_train, y_train, args.batch_size, True, args.seed, device)
     val_loader = make_loader(*data["val"], EVAL_BATCH, False, args.seed, device)
@@ -420,7 +536,7 @@ def train(args: argparse.Namespace) -> dict:
               "samples": data["samples"],
               "num_classes": data["num_classes"], "normalise": data["normalise"],
               "parameters": sum(p.numel() for p in model.parameters()),
-              "tinynet": tn.__version__}
+              "blas_threads": blas_thread_count(), "tinynet": tn.__version__}
     write_json(run_dir / "config.json", config)
 
     samples = data["samples"]
@@ -428,9 +544,12 @@ def train(args: argparse.Namespace) -> dict:
                if args.augment == "shift" else "")
     say(f"{args.dataset}: {samples['train']} train{shifted}, {samples['val']} val, "
         f"{samples['test']} test samples")
-    say(f"{args.model}: {config['parameters']:,} parameters on {device}; {args.optimizer} lr "
-        f"{args.lr:g}, {args.schedule} schedule; {args.epochs} epochs of {len(train_loader)} "
-        f"iterations (batch size {args.batch_size}, reshuffled every epoch)")
+    layers = describe_model(model).replace(", ", ",\xa0")  # wrap between layers only
+    say(textwrap.fill(f"{args.model}, {config['parameters']:,} parameters on {device}: {layers}",
+                      100, subsequent_indent="    ").replace("\xa0", " "))
+    say(f"{args.optimizer} lr {args.lr:g}, {args.schedule} schedule; {args.epochs} epochs of "
+        f"{len(train_loader)} iterations (batch size {args.batch_size}, reshuffled every epoch)")
+    say(threads)
     callbacks = [tn.train.callbacks.NaNGuard(),  # stops, naming the epoch and iteration
                  tn.train.callbacks.ModelCheckpoint(run_dir, monitor="val_loss")]
     if args.patience:
@@ -440,7 +559,9 @@ def train(args: argparse.Namespace) -> dict:
         best = min((r["val_loss"] for r in history.epochs), default=math.inf) if history else \
             math.inf
         # The bar erases itself at the end of each epoch, then the table prints the epoch's row.
-        callbacks.append(tn.train.callbacks.ProgressBar(leave=False))
+        # Into a file or pipe (a log) no bar at all: tqdm would leave every redraw there.
+        callbacks.append(tn.train.callbacks.ProgressBar(
+            leave=False, use_tqdm=None if sys.stderr.isatty() else False))
         callbacks.append(EpochTable(best))
     start = time.perf_counter()
     step_per = "iteration" if args.schedule == "onecycle" else "epoch"
@@ -454,11 +575,6 @@ def train(args: argparse.Namespace) -> dict:
     history.to_csv(run_dir / "history.csv")
     if not (run_dir / "best.npz").is_file() or not history.epochs:
         raise TrainingFailed("no epoch ended with a finite validation loss; try a smaller --lr")
-    try:
-        history.plot(run_dir / "learning_curves.png")
-    except ImportError:
-        say("learning_curves.png not written: matplotlib is not installed "
-            "(pip install \"tinynet[plot]\")")
     best_row = history.best("val_loss", "min")
     checkpoint = tn.load(run_dir / "best.npz")
     model.load_state_dict(checkpoint["model"])
@@ -468,9 +584,20 @@ def train(args: argparse.Namespace) -> dict:
               "train_seconds": round(elapsed, 2)}
     config["result"] = result
     write_json(run_dir / "config.json", config)
+    try:
+        history.plot(run_dir / "learning_curves.png",
+                     title=f"{args.model} on {args.dataset}: test accuracy "
+                           f"{result['test_accuracy']:.4f} with the best epoch "
+                           f"({result['best_epoch']}, lowest val_loss)")
+    except ImportError:
+        say("learning_curves.png not written: matplotlib is not installed "
+            "(pip install \"tinynet[plot]\")")
     print(f"test accuracy {result['test_accuracy']:.4f} (loss {result['test_loss']:.4f}) with "
-          f"the best checkpoint (epoch {result['best_epoch']}); trained in {elapsed:.1f} s")
+          f"the best checkpoint, lowest val_loss (epoch {result['best_epoch']}); trained in "
+          f"{elapsed:.1f} s")
     print(f"run folder: {run_dir}")
+    for name in sorted(p.name for p in run_dir.iterdir() if p.is_file()):
+        say(f"  {name:<20} {RUN_FILES.get(name, '')}".rstrip())
     return result
 
 

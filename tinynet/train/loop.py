@@ -57,6 +57,14 @@ def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable, epochs: int
         step_per: ``"epoch"`` or ``"iteration"``: when the scheduler steps.
         scheduler_monitor: the history key a ``ReduceLROnPlateau`` watches.
 
+    Threads: ``fit`` leaves the process's BLAS thread count alone (OpenBLAS starts one thread
+    per CPU). For small models (the digits MLP and CNN of ``tinynet train``) one thread is about
+    as fast on an idle machine and does not collapse when other processes keep the CPU busy,
+    where waiting BLAS threads made ``tinynet train`` several times slower; so call
+    ``tn.backend.set_blas_threads(1)`` once before ``fit`` (or start Python with
+    ``OMP_NUM_THREADS=1``), as ``tinynet train`` does unless ``--threads`` says otherwise.
+    Measurements: docs/training.md, section 10.
+
     Returns:
         The :class:`History`, one record per epoch (``history.stop_reason`` says why a callback
         ended the run early).
