@@ -49,8 +49,12 @@ def _as_tuple(x) -> tuple:
     return tuple(x) if isinstance(x, (tuple, list)) else (x,)
 
 
+_CPU = backend.Device("cpu")
+
+
 def _host(t: Tensor):
-    return t.detach().cpu().numpy().astype("float64").ravel()
+    """A flat float64 host copy of ``t``'s data (a copy: fn may return an input it perturbs)."""
+    return backend.to_device(t.data, t.device, _CPU).astype("float64").ravel()
 
 
 def _float_outputs(outputs) -> list:
@@ -130,7 +134,7 @@ def _gradcheck(fn, inputs, labels: Labels, *, eps, atol, rtol, fast_mode, raise_
         if labels.output_names is None:
             labels.set_outputs(len(outputs))
         if check_inplace:
-            watched_backward(outputs, inputs, checked, labels, seed)
+            watched_backward(outputs, inputs, checked, labels)
         if fast_mode:
             _check_directional(fn, inputs, checked, outputs, labels, tol, seed)
         else:

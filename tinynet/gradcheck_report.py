@@ -160,14 +160,14 @@ def unravel(flat: int, shape: tuple) -> tuple:
 def locate(row: int, out_shapes: list[tuple]) -> tuple[int, tuple]:
     """The output (its number) and the element a row of the stacked Jacobian belongs to."""
     for k, shape in enumerate(out_shapes):
-        size = _numel(shape)
+        size = numel(shape)
         if row < size:
             return k, unravel(row, shape)
         row -= size
     raise IndexError(row)
 
 
-def _numel(shape) -> int:
+def numel(shape) -> int:
     n = 1
     for s in shape:
         n *= s
@@ -235,4 +235,4 @@ def jacobian_mismatch(labels: Labels, i: int, x, x_values, analytic, numeric, ba
 
 
 __all__ = ["GradcheckError", "Labels", "argument_names", "element", "function_name", "jacobian_mismatch",
-           "locate", "neighbourhood", "show", "unravel"]
+           "locate", "neighbourhood", "numel", "show", "unravel"]
