@@ -14,18 +14,7 @@ import tinynet as tn
 from tinynet import autograd
 from tinynet.testing import check_gradients, shapes, tensors
 
-
-class TripleInPlace(tn.Function):
-    """3x, with a backward that scales the upstream gradient in place."""
-
-    @staticmethod
-    def forward(ctx, a):
-        return a * 3
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        grad_out *= 3
-        return grad_out
+from planted import ClampSavedInput, TripleInPlace
 
 
 def test_an_in_place_backward_gives_right_numbers_alone_and_wrong_ones_in_an_expression():
@@ -74,21 +63,6 @@ def test_a_forward_writing_to_its_input_fails_saying_so_not_with_a_numeric_error
     assert "DoubleInputInPlace.forward modified 't' (input 0" in message
     assert "in place:" in message and "numeric" not in message
     assert not np.array_equal(x.detach().cpu().numpy(), before)  # it really did write
-
-
-class ClampSavedInput(tn.Function):
-    """x^2 whose backward clamps the saved input in place before using it."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x * x
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        (x,) = ctx.saved_tensors
-        ctx.xp.clip(x, 0.5, None, out=x)
-        return 2 * x * grad_out
 
 
 def test_a_backward_writing_to_a_saved_input_fails_naming_the_op():

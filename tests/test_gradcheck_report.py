@@ -18,6 +18,8 @@ from tinynet.gradcheck import TOLERANCES
 from tinynet.gradcheck_report import MAX_JACOBIAN, MAX_LISTED
 from tinynet.testing import check_gradients, shapes, tensors
 
+from planted import WrongSquare
+
 ENTRY = re.compile(r"^  d (\S+(?:\[[^\]]*\])?) / d (\S+(?:\[[^\]]*\])?): analytic", re.M)
 
 
@@ -35,20 +37,6 @@ class ScaledPow(tn.Function):
         base, exponent, out = ctx.saved_tensors
         xp = ctx.xp
         return grad_out * exponent * base ** (exponent - 1), 2 * grad_out * out * xp.log(base)
-
-
-class WrongSquare(tn.Function):
-    """x^2 with backward 3x instead of 2x: every diagonal Jacobian entry is wrong."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x * x
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        (x,) = ctx.saved_tensors
-        return 3 * x * grad_out
 
 
 def failure(fn, *inputs, check=tn.gradcheck, **kw) -> str:

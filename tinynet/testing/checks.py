@@ -13,7 +13,9 @@ from collections.abc import Callable
 import numpy as np
 
 import tinynet as tn
-from tinynet.gradcheck_report import Labels, element, neighbourhood, show, unravel
+from tinynet.gradcheck_report import (
+    Labels, element, function_name, neighbourhood, show, unravel,
+)
 
 # Forward against the reference, by the dtype of the op's output: (rtol, atol).
 FORWARD_TOLERANCES = {"float64": (1e-7, 1e-9), "float32": (1e-4, 1e-5)}
@@ -93,7 +95,7 @@ def check_op(fn: Callable[..., tn.Tensor | tuple], *inputs, reference: Callable,
     got = list(got) if isinstance(got, (tuple, list)) else [got]
     expected = list(expected) if isinstance(expected, (tuple, list)) else [expected]
     labels.set_outputs(len(got))
-    ref_name = getattr(reference, "__qualname__", type(reference).__qualname__)
+    ref_name = function_name(reference)
     if len(got) != len(expected):
         raise AssertionError(f"{labels.prefix()}: returned {len(got)} output(s), the reference "
                              f"{ref_name} {len(expected)}")
