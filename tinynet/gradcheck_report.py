@@ -89,7 +89,7 @@ def function_name(fn) -> str:
         return f"{cls.__qualname__}.{fn.__name__}"
     if hasattr(fn, "func") and hasattr(fn, "args"):  # functools.partial
         return f"partial({function_name(fn.func)})"
-    name = getattr(fn, "__qualname__", None)
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)  # a ufunc: __name__
     if name is None:
         return type(fn).__qualname__  # a callable object, such as a Module
     code = getattr(fn, "__code__", None)
