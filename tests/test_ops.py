@@ -46,7 +46,10 @@ def draw_hosts(data, case, max_side=3):
 
 def make_tensors(hosts, device, dtype, requires_grad=True):
     """Tensors keeping the hosts' memory layout (a strided host array gives a strided tensor)."""
-    return [to_tensor(h, dtype, device, requires_grad) for h in hosts]
+    tensors = [to_tensor(h, dtype, device, requires_grad) for h in hosts]
+    for h, t in zip(hosts, tensors):  # the ops really meet the drawn layout, on every device
+        assert t.data.flags.c_contiguous == h.flags.c_contiguous
+    return tensors
 
 
 def as_list(result):

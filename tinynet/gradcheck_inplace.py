@@ -116,6 +116,7 @@ def _hooked(name: str, hook):
 def watched_forward(fn, inputs, labels: Labels):
     """``fn(*inputs)`` with the graph recorded, failing as soon as an op writes to an input."""
     kept = _Inputs(inputs, labels)
+
     def after_op(cls, *_):
         kept.check(lambda: f"{cls.__name__}.forward")
 
@@ -207,9 +208,10 @@ def watched_backward(outputs, inputs, checked, labels: Labels) -> None:
 def _check_aliasing(inputs, checked, seeds, labels: Labels) -> None:
     """No input's ``.grad`` may share memory with an input, an upstream gradient or another
     input's ``.grad``: an optimizer or ``zero_grad`` writing to it would change them too."""
-    others = [(labels.input(i), t._data) for i, t in enumerate(inputs) if isinstance(t, Tensor)]
-    others += [("the upstream gradient given to backward", s._data) for s in seeds]
-    grads = []
+    # (array, what it is): names are made only for a failure (inspect.signature is not free)
+    others = [(t._data, lambda i=i: labels.input(i)) for i, t in enumerate(inputs)
+              if isinstance(t, Tensor)]
+    others += [(s._data, lambda: "the upstream gradient given to backward") for s in seeds]
     for i in checked:
         x = inputs[i]
         if x.grad_fn is not None or x.grad is None:
@@ -217,15 +219,16 @@ def _check_aliasing(inputs, checked, seeds, labels: Labels) -> None:
         g = x.grad._data
         if not isinstance(g, x.device.array_type):
             continue  # a NumPy scalar (0-d gradients may come as one) shares no memory
-        for what, array in others + grads:
+        for array, what in others:
             if isinstance(array, x.device.array_type) and bool(_xp(g).shares_memory(g, array)):
+                name = labels.inputs[i]
                 raise GradcheckError(
-                    f"{labels.prefix()}: the gradient backward stored in "
-                    f"{labels.inputs[i]}.grad shares memory with {what}: an optimizer step or "
-                    f"zero_grad() writing to {labels.inputs[i]}.grad would change it too. A "
-                    f"backward must not return an input or a saved array itself; return a new "
-                    f"array (or let the engine copy it).", "inplace")
-        grads.append((f"{labels.inputs[i]}.grad", g))
+                    f"{labels.prefix()}: the gradient backward stored in {name}.grad shares "
+                    f"memory with {what()}: an optimizer step or zero_grad() writing to "
+                    f"{name}.grad would change it too. A backward must not return an input or "
+                    f"a saved array itself; return a new array (or let the engine copy it).",
+                    "inplace")
+        others.append((g, lambda i=i: f"{labels.inputs[i]}.grad"))
 
 
 __all__ = ["graph", "watched_backward", "watched_forward"]

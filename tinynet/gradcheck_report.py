@@ -50,7 +50,7 @@ class Labels:
     def __init__(self, fn, n_inputs: int, check: str = "gradcheck"):
         self.fn = fn
         self.n_inputs = n_inputs
-        self.check = check  # "gradcheck" or "gradgradcheck": the message's first word
+        self.check = check  # "gradcheck", "gradgradcheck" or "check_op": the message's first word
         self.output_names: list[str] | None = None  # set once the outputs are known
 
     @cached_property
@@ -67,7 +67,7 @@ class Labels:
         if x is not None:
             where += f", shape {tuple(x.shape)}, {x.dtype}"
         name = self.inputs[i]
-        return f"{where}" if name == f"input {i}" else f"'{name}' ({where})"
+        return where if name == f"input {i}" else f"'{name}' ({where})"
 
     def output(self, k: int) -> str:
         names = self.output_names or []
