@@ -77,6 +77,13 @@ def measure(name, shapes, fn, tfn, torch, repeats: int, warmup: int) -> dict:
     return out
 
 
+def _pair(med: dict, ours: str, theirs: str) -> str:
+    """``ours | theirs | ratio`` table cells (n/a without PyTorch)."""
+    if theirs not in med:
+        return f"{med[ours]:.2f} | n/a | n/a"
+    return f"{med[ours]:.2f} | {med[theirs]:.2f} | {med[ours] / med[theirs]:.2f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=15, help="timed calls per measurement")
@@ -98,16 +105,10 @@ def main() -> None:
         n_in = sum(int(np.prod(s)) for s in shapes)
         n_out = fn(*[tn.zeros(s, dtype=tn.float64) for s in shapes]).numel()
         med = {k: v["median"] for k, v in res.items()}
-
-        def pair(ours, theirs):
-            if theirs not in med:
-                return f"{med[ours]:.2f} | n/a | n/a"
-            return f"{med[ours]:.2f} | {med[theirs]:.2f} | {med[ours] / med[theirs]:.2f}"
-
-        first = pair("tinynet", "torch").split(" | ")
+        first = _pair(med, "tinynet", "torch").split(" | ")
         print(f"| {name} | {n_in} / {n_out} | {first[0]} | {med['tinynet_no_watch']:.2f} | "
-              f"{first[1]} | {first[2]} | {pair('tinynet_second', 'torch_second')} | "
-              f"{pair('tinynet_fast', 'torch_fast')} |")
+              f"{first[1]} | {first[2]} | {_pair(med, 'tinynet_second', 'torch_second')} | "
+              f"{_pair(med, 'tinynet_fast', 'torch_fast')} |")
         records.append({"case": name, "inputs": shapes, "n_in": n_in, "n_out": n_out,
                         "unit": "ms", "results": res})
     path = args.json or os.path.join(HERE, "results", f"gradcheck-{_timing.machine_slug()}.json")
