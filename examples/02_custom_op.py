@@ -88,7 +88,7 @@ print("gradcheck(buggy)    :", tn.gradcheck(BuggySiLU.apply, (a,), raise_excepti
 try:
     tn.gradcheck(BuggySiLU.apply, (a,))
 except tn.GradcheckError as err:
-    print("GradcheckError:", str(err).splitlines()[0])
+    print("GradcheckError:", "\n".join(str(err).splitlines()[:2]))  # the headline, the worst entry
 print("saving the intermediate s: gradcheck", tn.gradcheck(SiLUSavingS.apply, (a,)),
       "but gradgradcheck", tn.gradgradcheck(SiLUSavingS.apply, (a,), raise_exception=False))
 

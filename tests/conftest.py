@@ -4,10 +4,11 @@ Devices: ``cpu`` (NumPy), ``standin`` (NumPy behind CuPy's rules: proves the GPU
 stray host-NumPy call), and ``cuda`` (CuPy; skipped with a reason when CuPy or a GPU is missing).
 ``pytest --device cuda`` runs the device-parametrised tests on one device only.
 
-Hypothesis profiles: ``ci`` (derandomized, bounded, no deadline; used by .ci/run through
-HYPOTHESIS_PROFILE=ci) and ``dev`` (the default locally: more examples, random). The
-function-scoped-fixture health check is off: the ``device`` fixture only names a device, so sharing it
-across the examples of one test is what we want.
+Hypothesis profiles: ``ci`` (derandomized, bounded; used by .ci/run through HYPOTHESIS_PROFILE=ci)
+and ``dev`` (the default locally: more examples, random), both built on ``tinynet.testing``'s public
+``"tinynet"`` profile (no deadline, no explain phase, print_blob). The function-scoped-fixture
+health check is off: the ``device`` fixture only names a device, so sharing it across the examples
+of one test is what we want.
 """
 
 import os
@@ -16,13 +17,15 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import tinynet as tn
+from tinynet.testing import PROFILE
 
+# Both derive from tinynet.testing's public profile (no explain phase, no deadline, print_blob).
 settings.register_profile(
-    "ci", derandomize=True, max_examples=25, deadline=None, print_blob=True,
+    "ci", settings.get_profile(PROFILE), derandomize=True, max_examples=25,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                            HealthCheck.function_scoped_fixture])
 settings.register_profile(
-    "dev", max_examples=100, deadline=None, print_blob=True,
+    "dev", settings.get_profile(PROFILE), max_examples=100,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 

@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tinynet as tn
-from tinynet.testing import OP_TABLE, Domain, arrays, check_gradients, shapes
+from tinynet.testing import (
+    OP_TABLE, Domain, arrays, check_gradients, grad_outputs, shapes, to_tensor,
+)
 
 
 def _params(select):
@@ -34,7 +36,8 @@ FEWER = settings(max_examples=max(5, settings().max_examples * 2 // 5))
 
 
 def draw_hosts(data, case, max_side=3):
-    """Host float64 arrays for the case's inputs: its shapes, its domains, sometimes strided."""
+    """Host float64 arrays for the case's inputs: its shapes, its domains, and in about half the
+    examples non-contiguous (transposed or strided views, which ``make_tensors`` keeps)."""
     input_shapes = data.draw(case.shapes(max_side), label="shapes")
     strided = data.draw(st.booleans(), label="non_contiguous")
     return [data.draw(arrays(shape, np.float64, domain, non_contiguous=strided), label=f"input {i}")
@@ -42,7 +45,11 @@ def draw_hosts(data, case, max_side=3):
 
 
 def make_tensors(hosts, device, dtype, requires_grad=True):
-    return [tn.tensor(h, dtype=dtype, device=device, requires_grad=requires_grad) for h in hosts]
+    """Tensors keeping the hosts' memory layout (a strided host array gives a strided tensor)."""
+    tensors = [to_tensor(h, dtype, device, requires_grad) for h in hosts]
+    for h, t in zip(hosts, tensors):  # the ops really meet the drawn layout, on every device
+        assert t.data.flags.c_contiguous == h.flags.c_contiguous
+    return tensors
 
 
 def as_list(result):
@@ -55,8 +62,7 @@ def host(t):
 
 def upstream(data, outputs):
     """Random upstream gradients, one per output, in the output's dtype and device."""
-    return [tn.tensor(data.draw(arrays(o.shape, np.float64, "real"), label="grad_out"),
-                      dtype=o.dtype, device=o.device) for o in outputs]
+    return list(data.draw(grad_outputs(outputs), label="grad_out"))
 
 
 # --- forward ------------------------------------------------------------------------------------
@@ -67,9 +73,9 @@ def upstream(data, outputs):
 def test_forward_matches_numpy_reference(case, device, data):
     hosts = draw_hosts(data, case)
     for dtype, (rtol, atol) in ((np.float64, (1e-9, 1e-12)), (np.float32, case.f32_tol)):
-        values = [h.astype(dtype, copy=False) for h in hosts]  # float64 keeps strided views
-        expected = as_list(case.reference(*[v.astype(np.float64) for v in values]))
-        got = as_list(case.call(*make_tensors(values, device, dtype)))
+        # The reference sees the values the tensors hold: rounded to dtype, then float64.
+        expected = as_list(case.reference(*[h.astype(dtype).astype(np.float64) for h in hosts]))
+        got = as_list(case.call(*make_tensors(hosts, device, dtype)))
         assert len(got) == len(expected)
         for out, ref in zip(got, expected):
             assert out.device == device
@@ -84,9 +90,9 @@ def test_forward_matches_numpy_reference(case, device, data):
 def test_no_gradient_ops_forward_and_record_nothing(case, device, data):
     hosts = draw_hosts(data, case)
     for dtype in (np.float64, np.float32):
-        values = [h.astype(dtype, copy=False) for h in hosts]
-        out = case.call(*make_tensors(values, device, dtype, requires_grad=True))
-        expected = np.asarray(case.reference(*[v.astype(np.float64) for v in values]))
+        out = case.call(*make_tensors(hosts, device, dtype, requires_grad=True))
+        expected = np.asarray(case.reference(*[h.astype(dtype).astype(np.float64)
+                                               for h in hosts]))
         assert not out.requires_grad and out.grad_fn is None
         assert out.device == device and out.dtype.kind == expected.dtype.kind
         np.testing.assert_array_equal(host(out), expected, err_msg=case.id)

@@ -1,5 +1,6 @@
 """A user's own op, property-tested with ``tinynet.testing`` (the example of docs/testing.md), and
-proof that ``check_gradients`` catches a wrong backward with a message that says where.
+proof that ``check_gradients`` catches a wrong backward with a message that says where: the
+argument by name, every failing element, worst first.
 """
 
 import re
@@ -9,6 +10,7 @@ import pytest
 from hypothesis import given
 
 import tinynet as tn
+from tinynet.gradcheck_report import element
 from tinynet.testing import Domain, check_gradients, shapes, tensors
 
 # --- the example from docs/testing.md ------------------------------------------------------------
@@ -55,19 +57,25 @@ class WrongCube(tn.Function):
 DISTINCT_POSITIVE = Domain(0.25, 3.0, grid=1 / 16, unique=True)
 
 
+# One failing entry of the message: "d out[i, j] / d x[k, l]: analytic A, numeric N, ...".
+ENTRY = re.compile(r"d (out(?:\[[^\]]*\])?) / d (\w+(?:\[[^\]]*\])?): analytic (\S+), "
+                   r"numeric (\S+),")
+
+
 @given(tensors(shape=shapes(max_side=3), domain=DISTINCT_POSITIVE))
-def test_check_gradients_names_input_and_worst_element_of_a_wrong_backward(x):
+def test_check_gradients_names_argument_and_lists_the_worst_element_first(x):
     a = x.detach().numpy()
     worst = tuple(int(i) for i in np.unravel_index(np.argmax(a), a.shape))
     with pytest.raises(AssertionError) as failure:
         check_gradients(WrongCube.apply, x)
     message = str(failure.value)
-    assert "WrongCube" in message and "input 0" in message
-    assert f"worst at input element {worst}" in message
-    analytic, numeric = (float(v) for v in re.search(r"analytic (\S+), numeric (\S+),",
-                                                       message).groups())
-    assert analytic == pytest.approx(2 * a[worst] ** 2)
-    assert numeric == pytest.approx(3 * a[worst] ** 2, rel=1e-6)
+    assert "WrongCube.apply" in message and "'x' (input 0" in message
+    entries = ENTRY.findall(message)
+    assert len(entries) == a.size  # every diagonal entry is wrong, and every one is listed
+    out_name, x_name, analytic, numeric = entries[0]
+    assert x_name == element("x", worst) and out_name == element("out", worst)
+    assert float(analytic) == pytest.approx(2 * a[worst] ** 2)
+    assert float(numeric) == pytest.approx(3 * a[worst] ** 2, rel=1e-6)
 
 
 @given(tensors(shape=shapes(max_side=3), domain="positive"))
@@ -90,6 +98,6 @@ def test_check_gradients_passes_a_second_input_and_names_it_when_wrong():
 
     a = tn.tensor([[1.0, 2.0]], dtype=tn.float64, requires_grad=True)
     b = tn.tensor([[3.0, 5.0]], dtype=tn.float64, requires_grad=True)
-    with pytest.raises(AssertionError, match=r"input 1 \(shape \(1, 2\)\).*worst at input element "
-                                             r"\(0, 1\)"):
+    with pytest.raises(AssertionError, match=r"'b' \(input 1, shape \(1, 2\), float64\)"
+                                             r"(.|\n)*worst first:\n  d out\[0, 1\] / d b\[0, 1\]"):
         check_gradients(WrongMul.apply, a, b)

@@ -19,11 +19,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 import tinynet as tn
 
-from .strategies import DOMAINS, Domain, broadcastable_shapes, shapes
+from .strategies import (
+    DOMAINS, Domain, broadcastable_shapes, conv_output_size, matmul_shapes, shapes,
+)
+from .strategies import conv_shapes as _conv_shapes
+from .strategies import pool_shapes as _pool_shapes_of
 
 ShapeStrategy = Callable[[int], st.SearchStrategy]  # max_side -> strategy of a tuple of shapes
 
@@ -175,18 +178,8 @@ def _softmax_ce_ref(a, weighted=False, reduction="mean"):
 
 
 def matrices(kind: str) -> ShapeStrategy:
-    """matmul operand shapes: "1d@1d", "2d@2d", "1d@2d", "2d@1d", or "batched" (broadcast batch
-    dimensions, sides of at most 2 so that a batch stays a few dozen elements)."""
-    def make(max_side):
-        if kind == "batched":
-            return hnp.mutually_broadcastable_shapes(
-                signature="(n,k),(k,m)->(n,m)", min_dims=1, max_dims=2,
-                max_side=min(max_side, 2)).map(lambda r: r.input_shapes)
-        dims = st.tuples(*[st.integers(1, max_side)] * 3)
-        form = {"1d@1d": lambda n, k, m: ((k,), (k,)), "2d@2d": lambda n, k, m: ((n, k), (k, m)),
-                "1d@2d": lambda n, k, m: ((k,), (k, m)), "2d@1d": lambda n, k, m: ((n, k), (k,))}
-        return dims.map(lambda d: form[kind](*d))
-    return make
+    """matmul operand shapes (see ``strategies.matmul_shapes``)."""
+    return lambda max_side: matmul_shapes(kind, max_side)
 
 
 # --- NumPy references and index helpers ---------------------------------------------------------
@@ -485,38 +478,12 @@ OP_TABLE: tuple[OpCase, ...] = (
 # fits (padding included) up to max_side more, so full-Jacobian checks stay at a few dozen elements.
 
 
-def _fits(k: int, s: int, p: int, d: int, max_side: int) -> st.SearchStrategy:
-    """Input sizes along one axis that give at least one output (and at most a few)."""
-    low = max(1, d * (k - 1) + 1 - 2 * p)
-    return st.integers(low, low + max_side - 1)
+_out = conv_output_size
 
 
-def _out(size: int, k: int, s: int, p: int, d: int) -> int:
-    return (size + 2 * p - d * (k - 1) - 1) // s + 1
-
-
-def conv_shapes(kernel=(2, 2), stride=1, padding=0, dilation=1, groups=1, bias=True,
-                role="conv") -> ShapeStrategy:
-    """Shapes for conv2d (``role="conv"``: x, w[, b]), for its input gradient (``"input_grad"``:
-    g, w) or for its weight gradient (``"weight_grad"``: x, g)."""
-    kh, kw = kernel
-
-    def make(max_side):
-        side = min(max_side, 3)
-        dims = st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(1, 2),
-                         _fits(kh, stride, padding, dilation, side),
-                         _fits(kw, stride, padding, dilation, side))
-
-        def build(d):
-            n, cg, og, h, w = d
-            x = (n, cg * groups, h, w)
-            wt = (og * groups, cg, kh, kw)
-            g = (n, og * groups, _out(h, kh, stride, padding, dilation),
-                 _out(w, kw, stride, padding, dilation))
-            return {"conv": (x, wt, (og * groups,)) if bias else (x, wt),
-                    "input_grad": (g, wt), "weight_grad": (x, g)}[role]
-        return dims.map(build)
-    return make
+def conv_shapes(*args, **kwargs) -> ShapeStrategy:
+    """conv2d operand shapes (see ``strategies.conv_shapes``), at most 3 more than the kernel."""
+    return lambda max_side: _conv_shapes(*args, max_side=min(max_side, 3), **kwargs)
 
 
 def _conv_ref(a, wt, b=None, stride=1, padding=0, dilation=1, groups=1):
@@ -610,11 +577,7 @@ def _max_pool_ref(a, kernel_size, stride, padding=0, dilation=1):
 
 
 def _pool_shapes(k, s, p, d) -> ShapeStrategy:
-    def make(max_side):
-        side = min(max_side, 3)
-        return st.tuples(st.integers(1, 2), st.integers(1, 2), _fits(k, s, p, d, side),
-                         _fits(k, s, p, d, side)).map(lambda t: (t,))
-    return make
+    return lambda max_side: _pool_shapes_of(k, s, p, d, min(max_side, 3)).map(lambda t: (t,))
 
 
 _CONV_F32 = (1e-4, 1e-4)  # float32 sums of up to a few dozen products of values in [-2, 2]

@@ -1,26 +1,28 @@
-"""Hypothesis strategies for tinynet: shapes, dtypes, value domains, host arrays and Tensors.
+"""Hypothesis strategies for tinynet: shapes, dtypes, axes, indices, host arrays and Tensors.
 
 Built on ``hypothesis.extra.numpy`` (``array_shapes``, ``mutually_broadcastable_shapes``,
 ``arrays``). Shapes are small on purpose: a full-Jacobian gradient check costs two forward passes
-per input element, so the defaults stay at a few dozen elements per tensor.
+per input element, so the defaults stay at a few dozen elements per tensor. Which values an input
+may take is a :class:`~tinynet.testing.domains.Domain` (``domains.py``).
 
-A :class:`Domain` says which values an input may take: an interval, points to stay away from (the
-kink of ``relu``, the pole of ``1/x``) and, for ops whose gradient jumps at ties (``max``,
-``maximum``), a grid of distinct values. The named domains are in :data:`DOMAINS`.
+* shapes: :func:`shapes`, :func:`broadcastable_shapes`, :func:`matmul_shapes`,
+  :func:`conv_shapes`, :func:`pool_shapes`;
+* arguments: :func:`dtypes`, :func:`axes`, :func:`reduction_kwargs`, :func:`index_arrays`;
+* values: :func:`elements`, :func:`arrays` (host NumPy), :func:`tensors`, :func:`grad_outputs`
+  (upstream gradients for given outputs), and :func:`to_tensor`, which moves a host array to a
+  device keeping its memory layout.
 
 Example:
     >>> from hypothesis import given
     >>> from tinynet.testing import tensors
-    >>> @given(tensors(domain="positive"))
+    >>> @given(tensors(domain="positive", non_contiguous=True))
     ... def test_log_is_finite(x):
     ...     assert bool((x.log() == x.log()).all())
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from hypothesis import strategies as st
@@ -28,107 +30,11 @@ from hypothesis.extra import numpy as hnp
 
 import tinynet as tn
 
+from .domains import DOMAINS, Domain, as_domain
+
 FLOAT_DTYPES = (np.dtype("float32"), np.dtype("float64"))
 
-
-@dataclass(frozen=True)
-class Domain:
-    """The values one input may take.
-
-    Attributes:
-        lo, hi: the closed interval values are drawn from.
-        avoid: points to keep away from: kinks (``relu`` at 0), poles (``1/x`` at 0), thresholds.
-        margin: the smallest allowed distance ``|x - p|`` to each point ``p`` in ``avoid``.
-        grid: when set, values lie on the grid ``(k + phase) * grid``. Powers of two are exact in
-            float32 and float64. Two inputs with different phases never tie.
-        phase: offset of the grid, in units of ``grid`` (0 <= phase < 1).
-        unique: no two elements of one tensor are equal (needs ``grid``): keeps ``max``/``min``
-            and ``std`` away from ties and zero variance.
-    """
-
-    lo: float = -2.0
-    hi: float = 2.0
-    avoid: tuple[float, ...] = ()
-    margin: float = 0.0
-    grid: float | None = None
-    phase: float = 0.0
-    unique: bool = False
-
-    def __post_init__(self):
-        if not self.lo <= self.hi:
-            raise ValueError(f"Domain: lo={self.lo} must not exceed hi={self.hi}")
-        if self.unique and self.grid is None:
-            raise ValueError("Domain: unique=True needs a grid (distinct grid points cannot tie)")
-
-    def replace(self, **changes) -> Domain:
-        """A copy with fields changed: ``DOMAINS["real"].replace(avoid=(0.0,), margin=0.1)``."""
-        return dataclasses.replace(self, **changes)
-
-    def allows(self, value: float) -> bool:
-        """Whether ``value`` is in the interval and at least ``margin`` from each avoided point."""
-        return self.lo <= value <= self.hi and all(abs(value - p) >= self.margin
-                                                   for p in self.avoid)
-
-    def intervals(self) -> list[tuple[float, float]]:
-        """The interval with the open balls of radius ``margin`` around avoided points cut out."""
-        pieces = [(self.lo, self.hi)]
-        if self.margin > 0:
-            for p in sorted(self.avoid):
-                cut = []
-                for a, b in pieces:
-                    if a < p - self.margin:
-                        cut.append((a, min(b, p - self.margin)))
-                    if b > p + self.margin:
-                        cut.append((max(a, p + self.margin), b))
-                pieces = cut
-        if not pieces:
-            raise ValueError(f"{self}: the margins around {self.avoid} leave no values")
-        return pieces
-
-    def points(self, dtype=np.float64) -> list[float]:
-        """The grid values allowed by this domain (grid domains only), exact in ``dtype``."""
-        if self.grid is None:
-            raise ValueError("Domain.points: this domain has no grid")
-        first = math.ceil(self.lo / self.grid - self.phase)
-        last = math.floor(self.hi / self.grid - self.phase)
-        values = [float(np.dtype(dtype).type((k + self.phase) * self.grid))
-                  for k in range(first, last + 1)]
-        values = [v for v in values if self.allows(v)]
-        if not values:
-            raise ValueError(f"{self}: no grid point lies in the domain")
-        return values
-
-
-DOMAINS: dict[str, Domain] = {
-    # A symmetric interval: exp, tanh, sin ... stay well inside float32 range.
-    "real": Domain(-2.0, 2.0),
-    # log, sqrt, pow's base: 0 is a pole or a branch point; 0.25 keeps central differences accurate.
-    "positive": Domain(0.25, 3.0),
-    # divisors: 1/x has a pole at 0.
-    "nonzero": Domain(-3.0, 3.0, avoid=(0.0,), margin=0.25),
-    # inside (-1, 1), away from the ends where atanh, arcsin ... blow up.
-    "unit": Domain(-0.9, 0.9),
-    # pairwise distinct values (a grid of 1/16): max/min/std have no ties and no zero variance.
-    "distinct": Domain(-2.0, 2.0, grid=1 / 16, unique=True),
-}
-
-
-def as_domain(domain: str | Domain, margin: float = 0.0,
-              avoid: tuple[float, ...] | None = None) -> Domain:
-    """Resolve a domain name (see :data:`DOMAINS`), optionally adding a margin around ``avoid``
-    (default: around 0, the kink of relu and abs)."""
-    if isinstance(domain, str):
-        if domain not in DOMAINS:
-            raise ValueError(f"unknown domain {domain!r}; known: {', '.join(DOMAINS)}")
-        domain = DOMAINS[domain]
-    if margin > 0:
-        points = (0.0,) if avoid is None else tuple(avoid)
-        domain = domain.replace(avoid=tuple(domain.avoid) + points,
-                                margin=max(domain.margin, margin))
-    return domain
-
-
-# --- shapes and dtypes --------------------------------------------------------------------------
+# --- shapes -------------------------------------------------------------------------------------
 
 
 def shapes(min_dims: int = 0, max_dims: int = 3, min_side: int = 1,
@@ -139,18 +45,174 @@ def shapes(min_dims: int = 0, max_dims: int = 3, min_side: int = 1,
 
 
 def broadcastable_shapes(num_shapes: int = 2, min_dims: int = 0, max_dims: int = 3,
-                         min_side: int = 1,
-                         max_side: int = 4) -> st.SearchStrategy[tuple[tuple[int, ...], ...]]:
-    """Tuples of ``num_shapes`` mutually broadcastable shapes
-    (``hnp.mutually_broadcastable_shapes``)."""
-    return hnp.mutually_broadcastable_shapes(
+                         min_side: int = 1, max_side: int = 4, *, with_result: bool = False):
+    """Tuples of ``num_shapes`` mutually broadcastable shapes.
+
+    With ``with_result=True`` each draw is ``(input_shapes, result_shape)`` (hypothesis's
+    ``BroadcastableShapes``), the shape broadcasting gives, which is the output shape of a
+    broadcasting op and the shape its upstream gradient has.
+
+    Example:
+        >>> @given(broadcastable_shapes(2, with_result=True))
+        ... def test_add_shape(drawn):
+        ...     (sa, sb), result = drawn
+        ...     assert (tn.zeros(sa) + tn.zeros(sb)).shape == result
+    """
+    drawn = hnp.mutually_broadcastable_shapes(
         num_shapes=num_shapes, min_dims=min_dims, max_dims=max_dims, min_side=min_side,
-        max_side=max_side).map(lambda result: result.input_shapes)
+        max_side=max_side)
+    return drawn if with_result else drawn.map(lambda result: result.input_shapes)
+
+
+MATMUL_KINDS = ("1d@1d", "2d@2d", "1d@2d", "2d@1d", "batched")
+
+
+def matmul_shapes(kind: str = "any", max_side: int = 4) -> st.SearchStrategy[tuple]:
+    """Operand shapes ``(a_shape, b_shape)`` that ``a @ b`` accepts.
+
+    Args:
+        kind: one of ``"1d@1d"``, ``"2d@2d"``, ``"1d@2d"``, ``"2d@1d"``, ``"batched"`` (up to two
+            broadcast batch dimensions, every side at most 2 so that a batch stays a few dozen
+            elements), or ``"any"`` (all of them).
+        max_side: the largest ``n``, ``k``, ``m`` of ``(n, k) @ (k, m)``.
+    """
+    if kind == "any":
+        return st.one_of([matmul_shapes(k, max_side) for k in MATMUL_KINDS])
+    if kind == "batched":
+        return hnp.mutually_broadcastable_shapes(
+            signature="(n,k),(k,m)->(n,m)", min_dims=1, max_dims=2,
+            max_side=min(max_side, 2)).map(lambda r: r.input_shapes)
+    forms = {"1d@1d": lambda n, k, m: ((k,), (k,)), "2d@2d": lambda n, k, m: ((n, k), (k, m)),
+             "1d@2d": lambda n, k, m: ((k,), (k, m)), "2d@1d": lambda n, k, m: ((n, k), (k,))}
+    if kind not in forms:
+        raise ValueError(f"matmul_shapes: unknown kind {kind!r}; known: any, "
+                         f"{', '.join(MATMUL_KINDS)}")
+    return st.tuples(*[st.integers(1, max_side)] * 3).map(lambda d: forms[kind](*d))
+
+
+def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0,
+                     dilation: int = 1) -> int:
+    """The output length of a convolution or pooling along one axis (PyTorch's formula)."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _fitting_sizes(kernel: int, padding: int, dilation: int, max_side: int):
+    """Input lengths along one axis that give at least one output (and at most a few)."""
+    low = max(1, dilation * (kernel - 1) + 1 - 2 * padding)
+    return st.integers(low, low + max_side - 1)
+
+
+def conv_shapes(kernel=(2, 2), stride: int = 1, padding: int = 0, dilation: int = 1,
+                groups: int = 1, bias: bool = True, role: str = "conv",
+                max_side: int = 3) -> st.SearchStrategy[tuple]:
+    """Shapes for ``conv2d``: ``(N, C, H, W)`` inputs with ``N`` and ``C / groups`` in 1..2 and
+    ``H``, ``W`` from the smallest size the kernel fits (padding included) up to ``max_side``
+    more, so that full-Jacobian checks stay at a few dozen elements.
+
+    ``role="conv"`` draws ``(x, w, b)`` (``(x, w)`` without ``bias``); ``"input_grad"`` draws
+    ``(grad_out, w)`` and ``"weight_grad"`` draws ``(x, grad_out)``, the operands of conv2d's two
+    backward convolutions.
+    """
+    kh, kw = kernel
+    dims = st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(1, 2),
+                     _fitting_sizes(kh, padding, dilation, max_side),
+                     _fitting_sizes(kw, padding, dilation, max_side))
+
+    def build(d):
+        n, cg, og, h, w = d
+        x = (n, cg * groups, h, w)
+        wt = (og * groups, cg, kh, kw)
+        g = (n, og * groups, conv_output_size(h, kh, stride, padding, dilation),
+             conv_output_size(w, kw, stride, padding, dilation))
+        return {"conv": (x, wt, (og * groups,)) if bias else (x, wt),
+                "input_grad": (g, wt), "weight_grad": (x, g)}[role]
+    if role not in ("conv", "input_grad", "weight_grad"):
+        raise ValueError(f"conv_shapes: role must be conv, input_grad or weight_grad, got {role!r}")
+    return dims.map(build)
+
+
+def pool_shapes(kernel_size: int, stride: int, padding: int = 0, dilation: int = 1,
+                max_side: int = 3) -> st.SearchStrategy[tuple[int, int, int, int]]:
+    """``(N, C, H, W)`` input shapes a square pooling window fits, as in :func:`conv_shapes`."""
+    side = _fitting_sizes(kernel_size, padding, dilation, max_side)
+    return st.tuples(st.integers(1, 2), st.integers(1, 2), side, side)
+
+
+# --- arguments: dtypes, axes, indices -----------------------------------------------------------
 
 
 def dtypes() -> st.SearchStrategy[np.dtype]:
     """The floating dtypes tinynet computes in: float32 and float64."""
     return st.sampled_from(FLOAT_DTYPES)
+
+
+def axes(ndim: int, *, allow_none: bool = True, allow_tuple: bool = True,
+         negative: bool = True) -> st.SearchStrategy[int | tuple[int, ...] | None]:
+    """``axis`` arguments valid for an ``ndim``-dimensional tensor: ``None`` (all axes), one axis,
+    or a tuple of distinct axes (``()`` included: no axis reduced), negative axes included unless
+    ``negative=False``."""
+    choices = [st.none()] if allow_none else []
+    if ndim > 0:
+        choices.append(st.integers(-ndim if negative else 0, ndim - 1))
+    if allow_tuple:
+        tuples = hnp.valid_tuple_axes(ndim)
+        choices.append(tuples if negative else tuples.map(lambda t: tuple(a % ndim for a in t)))
+    if not choices:
+        raise ValueError(f"axes: nothing to draw for ndim={ndim} with allow_none=False, "
+                         "allow_tuple=False")
+    return st.one_of(choices)
+
+
+def reduction_kwargs(ndim: int, **axes_options) -> st.SearchStrategy[dict]:
+    """``{"axis": ..., "keepdims": ...}`` for a reduction over an ``ndim``-dimensional tensor;
+    the same dict works for tinynet (``tn.sum(x, **kw)``) and NumPy (``np.sum(a, **kw)``).
+    ``axes_options`` go to :func:`axes`."""
+    return st.fixed_dictionaries({"axis": axes(ndim, **axes_options), "keepdims": st.booleans()})
+
+
+@st.composite
+def index_arrays(draw, size, shape=None, *, repeats: bool | None = None,
+                 negative: bool = True) -> np.ndarray:
+    """Integer index arrays (host int64) into an axis of length ``size``.
+
+    Args:
+        size: the length of the indexed axis (an int or a strategy).
+        shape: the index array's shape (a tuple or a strategy); by default 1-d, up to 5 long.
+        repeats: True: some element is indexed at least twice (gradients of gathers must
+            accumulate there), False: every element at most once, None: either.
+        negative: also draw negative indices (``-1`` is the last element; a repeat may be
+            written ``i`` once and ``i - size`` the other time).
+
+    Example:
+        >>> @given(tensors(shape=(4, 2)), st.data())
+        ... def test_gather(x, data):
+        ...     idx = tn.tensor(data.draw(index_arrays(4, repeats=True)))
+        ...     check_gradients(lambda x: x[idx], x)
+    """
+    size = draw(size) if isinstance(size, st.SearchStrategy) else int(size)
+    if size < 1:
+        raise ValueError(f"index_arrays: size must be >= 1, got {size}")
+    if shape is None:
+        longest = min(5, size) if repeats is False else 5
+        shape = shapes(1, 1, min_side=2 if repeats else 1, max_side=longest)
+    shape = draw(shape) if isinstance(shape, st.SearchStrategy) else tuple(shape)
+    n = math.prod(shape)
+    if repeats and n < 2:
+        raise ValueError(f"index_arrays: repeats=True needs at least 2 indices, shape is {shape}")
+    if repeats is False and n > size:
+        raise ValueError(f"index_arrays: {n} distinct indices do not fit an axis of {size}")
+    if repeats is False:
+        flat = np.array(draw(st.permutations(range(size)))[:n], dtype=np.int64)
+    else:
+        flat = np.array(draw(st.lists(st.integers(0, size - 1), min_size=n, max_size=n)),
+                        dtype=np.int64)
+        if repeats and len(set(flat.tolist())) == n:  # no repeat drawn: copy one index onto another
+            i, j = draw(st.lists(st.integers(0, n - 1), min_size=2, max_size=2, unique=True))
+            flat[j] = flat[i]
+    if negative:
+        flip = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool)
+        flat = np.where(flip, flat - size, flat)
+    return flat.reshape(shape)
 
 
 # --- values -------------------------------------------------------------------------------------
@@ -190,29 +252,64 @@ def _inward(a: float, b: float, dtype) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def _layouts(shape: tuple) -> list[str]:
+    """The non-contiguous layouts that really are non-contiguous for ``shape``. A transpose of a
+    shape with a single axis longer than 1 is still contiguous; one element never has a gap."""
+    if math.prod(shape) <= 1:
+        return []
+    return ["strided"] + (["transposed"] if sum(s > 1 for s in shape) >= 2 else [])
+
+
 @st.composite
 def arrays(draw, shape, dtype=np.float64, domain: str | Domain = "real", *,
            margin: float = 0.0, avoid: tuple[float, ...] | None = None,
            non_contiguous: bool = False) -> np.ndarray:
     """Host NumPy arrays of ``shape`` (a tuple or a strategy) with values from ``domain``.
 
-    ``non_contiguous=True`` returns a strided view (a transpose, or every other column) instead of
-    a fresh contiguous array, so ops meet the memory layouts a user's data may have.
+    ``dtype`` may be a strategy (``dtypes()``). ``non_contiguous=True`` returns a view that is
+    not C-contiguous whenever the array has two or more elements: a transpose (all axes
+    reversed) or every other element of a twice-as-long last axis, so ops meet the memory
+    layouts a user's data may have. Pass it to :func:`to_tensor` to keep the layout on a device.
     """
     shape = draw(shape) if isinstance(shape, st.SearchStrategy) else tuple(shape)
+    dtype = np.dtype(draw(dtype) if isinstance(dtype, st.SearchStrategy) else dtype)
     dom = as_domain(domain, margin, avoid)
-    elems = elements(dom, dtype)
-    layout = "contiguous"
-    if non_contiguous and len(shape) >= 1:
-        layout = "transposed" if len(shape) >= 2 and draw(st.booleans()) else "strided"
+    layouts = _layouts(shape) if non_contiguous else []
+    layout = draw(st.sampled_from(layouts)) if layouts else "contiguous"
     base_shape = {"contiguous": shape, "transposed": shape[::-1],
                   "strided": shape[:-1] + (2 * shape[-1],) if shape else shape}[layout]
-    base = draw(hnp.arrays(np.dtype(dtype), base_shape, elements=elems, unique=dom.unique))
+    base = draw(hnp.arrays(dtype, base_shape, elements=elements(dom, dtype), unique=dom.unique))
     if layout == "transposed":
         return base.T
     if layout == "strided":
         return base[..., ::2]  # every other element of the last axis
     return base
+
+
+def to_tensor(host: np.ndarray, dtype=None, device="cpu",
+              requires_grad: bool = False) -> tn.Tensor:
+    """A Tensor with the values and the memory layout of a host array.
+
+    On ``"cpu"`` in the array's own dtype the Tensor shares the array (``tn.from_numpy``): same
+    memory, same strides. Otherwise the data is copied to ``device``/``dtype`` and the layout
+    rebuilt there: a transposed array (F-ordered) becomes a transposed device view, any other
+    non-contiguous array every other element of a twice-as-long last axis. ``tn.tensor`` instead
+    always makes a fresh contiguous copy, so an op would never meet a strided input.
+    """
+    dtype = host.dtype if dtype is None else np.dtype(dtype)
+    dev = tn.Device(device)
+    if dev.type == "cpu" and host.dtype == dtype:
+        t = tn.from_numpy(host)
+    elif host.flags.c_contiguous:
+        t = tn.tensor(host, dtype=dtype, device=dev)
+    elif host.flags.f_contiguous:  # a transpose: copy the contiguous base, transpose on the device
+        t = tn.as_tensor(tn.tensor(host.T, dtype=dtype, device=dev).data.T)
+    else:
+        wide = np.zeros(host.shape[:-1] + (2 * host.shape[-1],), dtype=dtype)
+        wide[..., ::2] = host
+        t = tn.as_tensor(tn.tensor(wide, device=dev).data[..., ::2])
+    t.requires_grad = requires_grad
+    return t
 
 
 @st.composite
@@ -223,12 +320,13 @@ def tensors(draw, shape=None, dtype=np.float64, domain: str | Domain = "real", d
 
     Args:
         shape: a tuple, a strategy of shapes, or None for :func:`shapes`'s defaults.
-        dtype: float64 (the default: gradient checks need it) or float32.
+        dtype: float64 (the default: gradient checks need it), float32, or a strategy such as
+            :func:`dtypes`.
         domain: a name from :data:`DOMAINS` or a :class:`Domain`.
         device: where the tensor lives ("cpu", "standin", "cuda").
         requires_grad: whether the tensor is a leaf that gradients flow to.
-        non_contiguous: build the tensor on a transposed/strided view of the data (on "cpu" the
-            Tensor keeps the view; other devices copy it).
+        non_contiguous: the tensor's data is a transposed or strided view whenever it has two
+            or more elements (``x.data.flags.c_contiguous`` is False), on every device.
         margin, avoid: see :func:`elements`.
 
     Example:
@@ -237,10 +335,31 @@ def tensors(draw, shape=None, dtype=np.float64, domain: str | Domain = "real", d
         ...     check_gradients(tn.relu, x)
     """
     shape = shapes() if shape is None else shape
+    dtype = draw(dtype) if isinstance(dtype, st.SearchStrategy) else dtype
     host = draw(arrays(shape, dtype, domain, margin=margin, avoid=avoid,
                        non_contiguous=non_contiguous))
-    return tn.tensor(host, dtype=dtype, device=device, requires_grad=requires_grad)
+    return to_tensor(host, dtype, device, requires_grad)
 
 
-__all__ = ["DOMAINS", "FLOAT_DTYPES", "Domain", "arrays", "as_domain", "broadcastable_shapes",
-           "dtypes", "elements", "shapes", "tensors"]
+def grad_outputs(outputs, domain: str | Domain = "real", *, non_contiguous: bool = False):
+    """Upstream gradients for ``outputs`` (a Tensor, or a tuple/list of them): each of its
+    output's shape, dtype and device, values from ``domain``, not requiring grad. Draws a Tensor
+    for a Tensor and a tuple for a tuple.
+
+    Example:
+        >>> @given(tensors(shape=(2, 3)), st.data())
+        ... def test_backward_runs(x, data):
+        ...     y = x.tanh()
+        ...     y.backward(data.draw(grad_outputs(y)))
+    """
+    if isinstance(outputs, tn.Tensor):
+        return tensors(shape=tuple(outputs.shape), dtype=outputs.dtype, domain=domain,
+                       device=outputs.device, requires_grad=False,
+                       non_contiguous=non_contiguous)
+    return st.tuples(*[grad_outputs(o, domain, non_contiguous=non_contiguous) for o in outputs])
+
+
+__all__ = ["DOMAINS", "FLOAT_DTYPES", "MATMUL_KINDS", "Domain", "arrays", "as_domain", "axes",
+           "broadcastable_shapes", "conv_output_size", "conv_shapes", "dtypes", "elements",
+           "grad_outputs", "index_arrays", "matmul_shapes", "pool_shapes", "reduction_kwargs",
+           "shapes", "tensors", "to_tensor"]
