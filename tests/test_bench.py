@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinynet as tn
+from tinynet import runtime
 from tinynet import bench, bench_report
 
 RECORD_KEYS = {"model", "series", "width", "sizes", "impl", "device", "batch_size", "threads",
@@ -235,11 +236,11 @@ def test_set_blas_threads_changes_the_count_the_library_reports():
                     "OpenBLAS C API (another BLAS, or not Linux)")
     try:
         for n in (2, 1, 2):  # each step changes the count, whatever it was before
-            assert tn.backend.set_blas_threads(n) is True
+            assert runtime.set_blas_threads(n) is True
             assert _library_threads() == n
-            assert tn.backend.blas_thread_count() == n
+            assert runtime.blas_thread_count() == n
     finally:
-        tn.backend.set_blas_threads(before)
+        runtime.set_blas_threads(before)
     assert _library_threads() == before
 
 

@@ -46,7 +46,7 @@ import numpy as np  # host data, the hand-written reference and the report only
 import tinynet as tn
 
 from .backend import synchronize
-from .backend.host import allocator_settings, blas_thread_count, keep_freed_memory, set_blas_threads
+from .runtime import allocator_settings, blas_thread_count, keep_freed_memory, set_blas_threads
 
 MLP_SIZES = (784, 256, 128, 10)
 LR, MOMENTUM = 0.01, 0.9

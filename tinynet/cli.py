@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np  # host-side data preparation (splits, normalisation statistics)
 
 import tinynet as tn
+from tinynet import runtime
 
 MODELS = ("mlp", "cnn")
 DATASETS = ("digits", "spirals", "mnist")
@@ -199,21 +200,10 @@ def _device(name: str) -> tn.Device:
 # Data: load, split, normalise
 # --------------------------------------------------------------------------------------------
 
-def stratified_split(labels: np.ndarray, fractions, seed: int) -> list:
-    """Index arrays, one per fraction, each holding every class in (about) that proportion.
-
-    Within each class the indices are shuffled with ``seed`` and cut at the cumulative fractions;
-    each part is then shuffled again so the classes are interleaved.
-    """
-    rng = np.random.default_rng(seed)  # a private stream: NumPy's global RNG is left alone
-    parts = [[] for _ in fractions]
-    bounds = np.cumsum(fractions)[:-1]
-    for label in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == label))
-        cuts = np.round(bounds * len(members)).astype(int)
-        for part, chunk in zip(parts, np.split(members, cuts)):
-            part.append(chunk)
-    return [rng.permutation(np.concatenate(part)) for part in parts]
+def _split_indices(labels: np.ndarray, fractions, seed: int) -> list:
+    """Index arrays, one per fraction, each holding every class in its proportion:
+    ``tn.data.stratified_split``, seeded by a ``tn.Generator``."""
+    return [part.indices for part in tn.data.stratified_split(labels, fractions, labels, seed=seed)]
 
 
 def _arrays(dataset) -> tuple:
@@ -228,14 +218,14 @@ def load_data(args: argparse.Namespace) -> dict:
     try:
         if args.dataset == "digits":
             x, y = _arrays(tn.datasets.digits(as_image=image))
-            splits = [(x[i], y[i]) for i in stratified_split(y, SPLIT, args.seed)]
+            splits = [(x[i], y[i]) for i in _split_indices(y, SPLIT, args.seed)]
         elif args.dataset == "spirals":
             x, y = _arrays(tn.datasets.spirals(seed=args.seed))
-            splits = [(x[i], y[i]) for i in stratified_split(y, SPLIT, args.seed)]
+            splits = [(x[i], y[i]) for i in _split_indices(y, SPLIT, args.seed)]
         else:
             x, y = _arrays(tn.datasets.mnist(args.data_dir, train=True))
             test = _arrays(tn.datasets.mnist(args.data_dir, train=False))
-            train_idx, val_idx = stratified_split(y, (11 / 12, 1 / 12), args.seed)  # 55k / 5k
+            train_idx, val_idx = _split_indices(y, (11 / 12, 1 / 12), args.seed)  # 55k / 5k
             splits = [(x[train_idx], y[train_idx]), (x[val_idx], y[val_idx]), test]
     except (OSError, ValueError, RuntimeError) as error:  # missing, unreadable or corrupt files
         raise UsageError(f"--dataset {args.dataset}: {str(error).splitlines()[0]}") from None
@@ -487,8 +477,8 @@ def main(argv: list | None = None) -> int:
 
             return bench.main(args, argv)
         # The command owns its process: keep freed memory for the next step's temporaries instead
-        # of page-faulting it in again every step (tinynet/backend/host.py; glibc only).
-        tn.backend.keep_freed_memory()
+        # of page-faulting it in again every step (tinynet/runtime.py; glibc only).
+        runtime.keep_freed_memory()
         train(args)
     except SystemExit as stop:  # argparse: --help (0) or a bad option (2, message printed)
         return stop.code if isinstance(stop.code, int) else 2

@@ -245,28 +245,36 @@ class Module:
         for _, m in self.named_children():
             yield m
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator:
-        """(dotted name, Parameter), each parameter once even if shared by two modules."""
+    def _named_members(self, table: str, prefix: str, recurse: bool,
+                       remove_duplicate: bool) -> Iterator:
+        """(dotted name, tensor) for every non-None entry of each module's ``table``
+        (``"_parameters"`` or ``"_buffers"``), here and below if ``recurse``; a tensor shared by
+        two modules (or two names) comes once, under its first name, unless ``remove_duplicate``
+        is False. The one walk behind ``named_parameters`` and ``named_buffers``."""
         seen = set()
-        modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        modules = (self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
+                   if recurse else [(prefix, self)])
         for mod_name, module in modules:
-            for name, p in module._parameters.items():
-                if p is not None and id(p) not in seen:
-                    seen.add(id(p))
-                    yield (f"{mod_name}.{name}" if mod_name else name), p
+            for name, t in getattr(module, table).items():
+                if t is None or (remove_duplicate and id(t) in seen):
+                    continue
+                seen.add(id(t))
+                yield (f"{mod_name}.{name}" if mod_name else name), t
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True,
+                         remove_duplicate: bool = True) -> Iterator:
+        """(dotted name, Parameter), each parameter once even if shared by two modules (unless
+        ``remove_duplicate=False``, as in PyTorch)."""
+        return self._named_members("_parameters", prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse: bool = True) -> Iterator:
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator:
-        seen = set()
-        modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
-        for mod_name, module in modules:
-            for name, b in module._buffers.items():
-                if b is not None and id(b) not in seen:
-                    seen.add(id(b))
-                    yield (f"{mod_name}.{name}" if mod_name else name), b
+    def named_buffers(self, prefix: str = "", recurse: bool = True,
+                      remove_duplicate: bool = True) -> Iterator:
+        """(dotted name, buffer), as :meth:`named_parameters`."""
+        return self._named_members("_buffers", prefix, recurse, remove_duplicate)
 
     def buffers(self, recurse: bool = True) -> Iterator:
         for _, b in self.named_buffers(recurse=recurse):
@@ -327,7 +335,7 @@ class Module:
             if dtype is not None and arr.dtype.kind == "f" and arr.dtype != dtype:
                 arr = arr.astype(dtype)
             if dev is not None and t.device is not dev:
-                arr = backend.to_device(arr, t.device, dev)
+                arr = backend.transfer(arr, t.device, dev)
                 t._device = dev
             t._data = arr
 
@@ -514,7 +522,7 @@ def _converted(value, target: Tensor):
         arr, src = backend.host_array(value), backend.Device("cpu")
         if arr.dtype.kind not in "biufc":
             raise TypeError(f"got {type(value).__name__}")
-    arr = backend.to_device(arr, src, target.device)
+    arr = backend.transfer(arr, src, target.device)
     if arr.dtype != target.dtype:
         arr = arr.astype(target.dtype)
     return arr

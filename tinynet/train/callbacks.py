@@ -66,34 +66,34 @@ class Callback:
 
 
 class CallbackList(Callback):
-    """Runs each event on every callback, in the order given."""
+    """Runs each event on every callback, in the order given: every event goes through one
+    fan-out, :meth:`call`."""
 
     def __init__(self, callbacks=()):
         self.callbacks = list(callbacks)
 
-    def on_train_begin(self, state):
+    def call(self, event: str, state: TrainingState) -> None:
+        """Run ``event`` (``"on_epoch_end"``, ...) on every callback, in order."""
         for c in self.callbacks:
-            c.on_train_begin(state)
+            getattr(c, event)(state)
+
+    def on_train_begin(self, state):
+        self.call("on_train_begin", state)
 
     def on_train_end(self, state):
-        for c in self.callbacks:
-            c.on_train_end(state)
+        self.call("on_train_end", state)
 
     def on_epoch_begin(self, state):
-        for c in self.callbacks:
-            c.on_epoch_begin(state)
+        self.call("on_epoch_begin", state)
 
     def on_epoch_end(self, state):
-        for c in self.callbacks:
-            c.on_epoch_end(state)
+        self.call("on_epoch_end", state)
 
     def on_batch_begin(self, state):
-        for c in self.callbacks:
-            c.on_batch_begin(state)
+        self.call("on_batch_begin", state)
 
     def on_batch_end(self, state):
-        for c in self.callbacks:
-            c.on_batch_end(state)
+        self.call("on_batch_end", state)
 
 
 class _Monitor:
