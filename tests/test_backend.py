@@ -9,6 +9,7 @@ import sys
 import textwrap
 import threading
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -378,6 +379,22 @@ def test_two_cupy_packages_side_by_side_get_a_clear_message(tmp_path, installed)
         names = " ".join(e.split()[0] for e in expected)
         assert f"several CuPy packages are installed side by side ({', '.join(expected)})" in error
         assert f"pip uninstall {names}" in error
+
+
+def test_a_checkout_runs_without_being_installed(tmp_path):
+    # A GPU machine with NumPy (and CuPy) installed and no network: tinynet runs from its
+    # folder, with no install step. -S leaves out site-packages' .pth files, so the editable
+    # install of this checkout is not seen; only the folders on PYTHONPATH are.
+    checkout = Path(tn.__file__).resolve().parents[1]
+    site_dir = Path(np.__file__).resolve().parents[1]
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": f"{checkout}{os.pathsep}{site_dir}"}
+    code = "import tinynet, numpy; print(tinynet.__file__); print(tinynet.zeros(2).tolist())"
+    out = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120, check=True).stdout.split("\n")
+    assert out[0] == str(checkout / "tinynet" / "__init__.py") and out[1] == "[0.0, 0.0]"
+    done = subprocess.run([sys.executable, "-S", "-m", "tinynet", "bench", "--help"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0 and "--device" in done.stdout
 
 
 def test_the_old_host_settings_path_warns_and_points_to_runtime():

@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
              "gives the defaults, so --epochs N trains on up to epoch N")
     add("--quiet", action="store_true", help="no progress bar or table: the result lines only")
     parser.train_parser = train  # parse_train_args sets its defaults from a resumed run
-    from . import bench  # tinynet bench: its options and its code live in tinynet/bench.py
+    from . import bench  # tinynet bench: its options and its code live in tinynet/bench/
 
     bench.add_parser(commands)
     return parser
