@@ -251,14 +251,17 @@ def synchronize(device=None) -> None:
     (Device(device) if device is not None else _thread.device).synchronize()
 
 
+# array class -> the device its arrays live on (each kind adds its own)
+_ARRAY_DEVICES: dict = {np.ndarray: Device("cpu")}
+
+
 def device_of(array) -> Device:
     """The device an array lives on, from its type."""
-    if isinstance(array, np.ndarray):
+    device = _ARRAY_DEVICES.get(type(array))
+    if device is not None:
+        return device
+    if isinstance(array, np.ndarray):  # subclasses: np.memmap, np.matrix
         return Device("cpu")
-    from .standin import StandinArray  # noqa: PLC0415 - a cycle: standin.py defines a Device
-
-    if isinstance(array, StandinArray):
-        return Device("standin")
-    if type(array).__module__.startswith("cupy"):
+    if type(array).__module__.startswith("cupy"):  # one class, many GPUs: ask the array
         return Device("cuda", array.device.id)
     raise TypeError(f"not an array tinynet knows: {type(array).__name__}")

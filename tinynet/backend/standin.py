@@ -25,7 +25,7 @@ import types
 import numpy as np
 
 from . import counting
-from .device import Device
+from .device import _ARRAY_DEVICES, Device
 from .namespace import ArrayNamespace
 
 _NO_HOST = (
@@ -376,3 +376,6 @@ class StandinDevice(Device, kind="standin"):
 
     def synchronize(self) -> None:
         counting.sync("synchronize")
+
+
+_ARRAY_DEVICES[StandinArray] = Device("standin")
