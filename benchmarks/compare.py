@@ -17,7 +17,7 @@ What is timed (medians of many calls per round):
   tensor creation (``tn.tensor``) and a trip to the stand-in device and back;
 * ``MLP step``: one training step of the MLP 784-256-128-10 at batch 32 (forward, cross entropy,
   ``loss.item()``, zero_grad, backward, optimizer step) with Adam and with SGD momentum, as
-  ``fit`` runs it.
+  ``fit`` runs it; and one whole ``fit`` epoch of 10 such steps (loader, callbacks, metrics).
 
 Only the engine's public API is used (``tn.tensor``, ops, ``nn``, ``optim``), so any two
 checkouts that share it can be compared. No asserts: this script measures.
@@ -100,13 +100,28 @@ def mlp_step(tn, optimizer: str):
     return run
 
 
+def fit_epoch(tn, batches: int = 10):
+    """One ``tn.train.fit`` epoch of the MLP with SGD momentum: ``batches`` batches of 32 from a
+    DataLoader, callbacks and metrics included (no progress bar)."""
+    tn.manual_seed(0)
+    nn = tn.nn
+    model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
+                          nn.Linear(128, 10))
+    opt = tn.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    data = tn.data.TensorDataset(tn.randn(32 * batches, 784), tn.randint(0, 10, (32 * batches,)))
+    loader = tn.data.DataLoader(data, batch_size=32, shuffle=True, seed=0)
+    return lambda: tn.train.fit(model, nn.CrossEntropyLoss(), opt, loader, epochs=1,
+                                progress=False)
+
+
 WORKLOADS = [(f"op overhead: chain of 20 {op}", lambda tn, op=op: op_chain(tn, op))
              for op in ("mul", "add", "tanh", "matmul", "sum", "getitem")]
 WORKLOADS += [("op overhead: 20 x tn.tensor(list)", lambda tn: creation(tn, False)),
               ("op overhead: 20 x tn.tensor(list).to('standin').cpu()",
                lambda tn: creation(tn, True)),
               ("MLP step, Adam, batch 32", lambda tn: mlp_step(tn, "adam")),
-              ("MLP step, SGD momentum, batch 32", lambda tn: mlp_step(tn, "sgd"))]
+              ("MLP step, SGD momentum, batch 32", lambda tn: mlp_step(tn, "sgd")),
+              ("fit epoch: MLP, SGD momentum, 10 batches of 32", fit_epoch)]
 
 
 def median_us(run, calls: int) -> float:

@@ -147,9 +147,10 @@ class Optimizer:
             step = None
             if "step" in state:
                 step = state["step"] = state["step"] + 1
-            arrays = {k: (state[k]._data if state.get(k) is not None else None) for k in keys}
+            arrays = {k: state[k]._data for k in keys if state.get(k) is not None}
             xp = p._device.xp
-            self._create_slots(xp, p._data, arrays, group)
+            if len(arrays) < len(keys):  # the first step: create the state arrays
+                self._create_slots(xp, p._data, arrays, group)
             self._update(xp, p._data, p.grad._data, arrays, step, group)
             for k in keys:  # the ones created for this first step
                 if state.get(k) is None:
@@ -157,19 +158,20 @@ class Optimizer:
 
     def _create_slots(self, xp, w, arrays: dict, group: dict[str, Any]) -> None:
         """Create, in ``arrays``, the state arrays not created yet: each filled with
-        ``_slot_initial_value`` and shaped like ``w``. The one place optimizers' state starts."""
+        ``_slot_initial_value`` and shaped like ``w``. The one place optimizers' state starts.
+        A key whose initial value is None is set to None: ``_update`` makes it."""
         for key in self._state_keys(group):
             if arrays.get(key) is None:
                 fill = self._slot_initial_value(key, group)
-                if fill is not None:  # None: _update makes it from the first gradient
-                    arrays[key] = xp.zeros_like(w) if fill == 0 else xp.full_like(w, fill)
+                arrays[key] = (None if fill is None else
+                               xp.zeros_like(w) if fill == 0 else xp.full_like(w, fill))
 
     def _slot_tensors(self, p: Tensor, group: dict[str, Any]) -> dict[str, Tensor]:
         """A parameter's state arrays before its first step, as tensors (for optimizers whose
         state exists from construction, as Adagrad's does in PyTorch)."""
         arrays: dict = {}
         self._create_slots(p.device.xp, p.data, arrays, group)
-        return {k: Tensor._make(v, p.device) for k, v in arrays.items()}
+        return {k: Tensor._make(v, p.device) for k, v in arrays.items() if v is not None}
 
     # What a subclass defines:
     def _state_keys(self, group: dict[str, Any]) -> tuple:
