@@ -15,7 +15,6 @@ Read next: ``checkpoint.py`` (what ``ModelCheckpoint`` writes and ``resume`` rea
 from __future__ import annotations
 
 import functools
-
 import json
 import math
 import os
