@@ -169,7 +169,10 @@ class CpuDevice(Device, kind="cpu"):
         return host
 
     def read_scalars(self, *arrays) -> tuple:
-        return tuple(a.item() for a in arrays)  # no transfer to batch up: skip the stack
+        # No transfer to batch up, so no stack. int()/float() are ~4x cheaper than .item() on
+        # NumPy scalars, and this runs in every cross-entropy call's label check.
+        return tuple([int(a) if isinstance(a, np.integer) else
+                      float(a) if isinstance(a, np.floating) else a.item() for a in arrays])
 
 
 def _parse(spec, index):
