@@ -140,6 +140,21 @@ def test_assigning_a_plain_tensor_to_a_parameter_name_raises():
         Module().register_parameter("w", tn.zeros(2))
 
 
+@pytest.mark.parametrize("method, value, kind", [
+    ("register_parameter", tn.zeros(2), "Parameter"), ("register_buffer", [1.0], "Tensor"),
+    ("add_module", tn.zeros(1), "Module")])
+def test_every_register_method_checks_the_same_way(method, value, kind):
+    with pytest.raises(TypeError, match=rf"^{method}: 'x' must be a {kind} or None, got "):
+        getattr(Module(), method)("x", value)
+
+    class Forgets(Module):
+        def __init__(self):  # no super().__init__()
+            getattr(self, method)("x", None)
+
+    with pytest.raises(AttributeError, match=rf"call super\(\).__init__\(\) before {method}"):
+        Forgets()
+
+
 def test_names_are_checked():
     m = Affine(1, 1)
     with pytest.raises(KeyError, match="contain no"):

@@ -149,25 +149,25 @@ class Module:
         if name not in table and hasattr(self, name):
             raise KeyError(f"{method}: attribute {name!r} already exists")
 
+    def _register(self, method: str, table: str, name: str, value, kind: type) -> None:
+        """What every ``register_*`` does: check that ``__init__`` ran, that ``name`` can be a
+        state-dict key, and that ``value`` is a ``kind`` or None; then put it in ``table``."""
+        if table not in self.__dict__:
+            raise AttributeError(f"call super().__init__() before {method}()")
+        entries = self.__dict__[table]
+        self._check_name(method, name, entries)
+        if value is not None and not isinstance(value, kind):
+            raise TypeError(f"{method}: {name!r} must be a {kind.__name__} or None, got "
+                            f"{type(value).__name__}")
+        entries[name] = value
+
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         """Register ``param`` as ``name``, like ``self.name = param`` (None reserves the name)."""
-        if "_parameters" not in self.__dict__:
-            raise AttributeError("call super().__init__() before register_parameter()")
-        self._check_name("register_parameter", name, self._parameters)
-        if param is not None and not isinstance(param, Parameter):
-            raise TypeError(f"register_parameter: {name!r} must be a Parameter or None, got "
-                            f"{type(param).__name__}")
-        self._parameters[name] = param
+        self._register("register_parameter", "_parameters", name, param, Parameter)
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """Register state that is not trained (saved in the state dict unless not persistent)."""
-        if "_buffers" not in self.__dict__:
-            raise AttributeError("call super().__init__() before register_buffer()")
-        self._check_name("register_buffer", name, self._buffers)
-        if tensor is not None and not isinstance(tensor, Tensor):
-            raise TypeError(f"register_buffer: {name!r} must be a Tensor or None, got "
-                            f"{type(tensor).__name__}")
-        self._buffers[name] = tensor
+        self._register("register_buffer", "_buffers", name, tensor, Tensor)
         if persistent:
             self._non_persistent.discard(name)
         else:
@@ -175,12 +175,7 @@ class Module:
 
     def add_module(self, name: str, module: Module | None) -> None:
         """Register ``module`` as a child called ``name`` (same as ``self.name = module``)."""
-        if "_modules" not in self.__dict__:
-            raise AttributeError("call super().__init__() before add_module()")
-        self._check_name("add_module", name, self._modules)
-        if module is not None and not isinstance(module, Module):
-            raise TypeError(f"add_module: {name!r} must be a Module, got {type(module).__name__}")
-        self._modules[name] = module
+        self._register("add_module", "_modules", name, module, Module)
 
     register_module = add_module
 
