@@ -92,18 +92,13 @@ class Module:
             raise AttributeError(f"{type(self).__name__}: call super().__init__() before "
                                  f"assigning attribute {name!r}")
         params, buffers, modules = d["_parameters"], d["_buffers"], d["_modules"]
-        if isinstance(value, Parameter):
-            buffers.pop(name, None)
-            modules.pop(name, None)
-            d.pop(name, None)
+        if isinstance(value, (Parameter, Module)):  # the name moves to its table
+            table = params if isinstance(value, Parameter) else modules
+            for other in (params, buffers, modules, d):
+                if other is not table:
+                    other.pop(name, None)
             d["_non_persistent"].discard(name)
-            params[name] = value
-        elif isinstance(value, Module):
-            params.pop(name, None)
-            buffers.pop(name, None)
-            d.pop(name, None)
-            d["_non_persistent"].discard(name)
-            modules[name] = value
+            table[name] = value
         elif name in buffers:
             if value is not None and not isinstance(value, Tensor):
                 raise TypeError(f"cannot assign {type(value).__name__} as buffer {name!r} "
