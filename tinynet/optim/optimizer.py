@@ -138,6 +138,7 @@ class Optimizer:
         keys = self._state_keys(group)
         if 1 < len(params) == len(group["params"]) and flat_step(self, group, params, keys):
             return
+        n_keys = len(keys)
         for p in params:
             state = self.state.get(p)
             if state is None:
@@ -149,7 +150,7 @@ class Optimizer:
                 step = state["step"] = state["step"] + 1
             arrays = {k: state[k]._data for k in keys if state.get(k) is not None}
             xp = p._device.xp
-            if len(arrays) < len(keys):  # the first step: create the state arrays
+            if len(arrays) < n_keys:  # the first step: create the state arrays
                 self._create_slots(xp, p._data, arrays, group)
             self._update(xp, p._data, p.grad._data, arrays, step, group)
             for k in keys:  # the ones created for this first step
