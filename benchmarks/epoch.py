@@ -22,10 +22,10 @@ from tinynet import bench, cli
 
 def main(argv: list) -> int:
     args = cli.build_parser().parse_args(["bench", *argv])
-    bench.EXTRA_ENVIRONMENT = _timing.environment  # git revision, OpenBLAS runtime threads
-    # a child process (one per --threads count) reruns this script, so it keeps the extras
-    bench.CHILD_COMMAND = [sys.executable, os.path.abspath(__file__)]
-    return bench.main(args, ["bench", *argv])
+    # extra record fields: git revision, OpenBLAS runtime threads; a child process (one per
+    # --threads count) reruns this script, so it keeps them
+    return bench.main(args, ["bench", *argv], extra_environment=_timing.environment,
+                      child_command=[sys.executable, os.path.abspath(__file__)])
 
 
 if __name__ == "__main__":

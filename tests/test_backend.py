@@ -3,8 +3,13 @@ errors, the missing-CuPy path, the extra functions of ``ArrayNamespace``, and cr
 
 import importlib.util
 import math
+import os
 import subprocess
 import sys
+import textwrap
+import threading
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tinynet as tn
+from tinynet import runtime
 
 HAS_CUPY = importlib.util.find_spec("cupy") is not None
 
@@ -105,6 +111,70 @@ def test_set_default_device():
     assert tn.randn(2).device == "cpu"
 
 
+def _in_thread(fn):
+    """Run ``fn`` in a new thread and return what it returned (or raise what it raised)."""
+    out = {}
+
+    def run():
+        try:
+            out["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            out["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=60)
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
+def test_device_blocks_in_two_threads_do_not_move_each_others_tensors():
+    # Thread A enters a stand-in block; while it is inside, thread B enters a cpu block; then each
+    # makes a tensor. With one process-wide default, A's tensor would land on B's cpu.
+    both_inside, a_made = threading.Barrier(2, timeout=30), threading.Barrier(2, timeout=30)
+    made = {}
+
+    def thread_a():
+        with tn.device("standin"):
+            both_inside.wait()
+            made["a"] = tn.zeros(1).device
+            a_made.wait()
+        made["a_after"] = tn.get_default_device()
+
+    def thread_b():
+        both_inside.wait()
+        with tn.device("cpu"):
+            a_made.wait()
+            made["b"] = tn.zeros(1).device
+        made["b_after"] = tn.get_default_device()
+
+    threads = [threading.Thread(target=thread_a), threading.Thread(target=thread_b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert made == {"a": "standin", "a_after": "cpu", "b": "cpu", "b_after": "cpu"}
+
+
+def test_the_default_device_is_per_thread_and_new_threads_start_on_the_cpu():
+    tn.set_default_device("standin")
+    assert _in_thread(lambda: tn.zeros(1).device) == "cpu"  # as torch.set_default_device
+
+    def set_it_there():
+        tn.set_default_device("standin")
+        return tn.get_default_device()
+
+    tn.set_default_device("cpu")
+    assert _in_thread(set_it_there) == "standin"
+    assert tn.get_default_device() == "cpu" and tn.zeros(1).device == "cpu"  # not here
+
+
+def test_the_default_dtype_is_process_wide_as_in_pytorch():
+    tn.set_default_dtype(tn.float64)
+    assert _in_thread(lambda: tn.zeros(1).dtype) == np.float64
+
+
 def test_tensor_of_device_data_stays_on_its_device():
     s = tn.ones(2, device="standin")
     assert tn.tensor(s).device == "standin"  # device data keeps its device
@@ -114,6 +184,56 @@ def test_tensor_of_device_data_stays_on_its_device():
 # --------------------------------------------------------------------------------------------
 # Transfers
 # --------------------------------------------------------------------------------------------
+
+
+def test_one_device_class_per_kind_with_the_attributes_ops_use():
+    kinds = {"cpu": tn.backend.CpuDevice, "standin": tn.backend.StandinDevice,
+             "cuda:1": tn.backend.CudaDevice}
+    for spec, cls in kinds.items():
+        dev = tn.device(spec)
+        assert type(dev) is cls and isinstance(dev, tn.Device)
+        assert dev.name == str(dev) == spec and dev == spec
+    for spec in ("cpu", "standin"):
+        dev = tn.device(spec)
+        assert dev.xp.name == {"cpu": "numpy", "standin": "standin"}[spec]
+        assert isinstance(dev.xp.zeros(2), dev.array_type)
+
+
+def test_transfer_copies_between_devices_and_returns_the_array_when_nothing_moves():
+    cpu, standin = tn.device("cpu"), tn.device("standin")
+    a = np.arange(3.0)
+    assert tn.backend.transfer(a, cpu, cpu) is a
+    with tn.backend.count_calls() as counts:
+        on_device = tn.backend.transfer(a, cpu, standin)
+        back = tn.backend.transfer(on_device, standin, cpu)
+    assert isinstance(on_device, standin.array_type) and isinstance(back, np.ndarray)
+    np.testing.assert_array_equal(back, a)
+    a[0] = 7.0  # copies: the device array does not see the change
+    assert back[0] == 0.0 and standin.read_scalars(on_device[0]) == (0.0,)
+    assert (counts.uploads, counts.syncs) == (1, 1)  # one copy up, one read back
+
+
+def test_read_scalars_reads_several_values_in_one_sync(device):
+    x = tn.tensor([3, -1, 4], device=device).data
+    with tn.backend.count_calls() as counts:
+        got = tn.device(device).read_scalars(x.min(), x.max(), x.sum())
+    assert got == (-1, 4, 6) and all(type(v) is int for v in got)
+    assert counts.syncs == (1 if device == "standin" else 0)
+
+
+def test_synchronize_names_one_wait_per_device():
+    with tn.backend.count_calls() as counts:
+        tn.synchronize("standin")
+        with tn.device("standin"):
+            tn.synchronize()  # the default device
+        tn.synchronize("cpu")  # nothing is queued on the CPU
+    assert counts.sync_calls == {"synchronize": 2}
+    with pytest.raises(ValueError, match=r"tn.cuda.synchronize: expected a CUDA device, got cpu"):
+        tn.cuda.synchronize("cpu")
+    if not tn.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CuPy"):
+            tn.cuda.synchronize(0)
+
 
 
 @given(hnp.arrays(np.float64, hnp.array_shapes(min_dims=0, max_dims=3, max_side=4),
@@ -217,6 +337,74 @@ def test_cuda_without_cupy_says_how_to_install_it():
                  lambda: tn.ones(2).cuda(), lambda: tn.Device("cuda:0").xp):
         with pytest.raises(RuntimeError, match=r"tinynet\[gpu\]"):
             make()
+
+
+_FAKE_DIST = """Metadata-Version: 2.1
+Name: {name}
+Version: {version}
+"""
+
+
+@pytest.mark.parametrize("installed", [
+    [("cupy-cuda12x", "13.3.0")],
+    [("cupy-cuda12x", "13.3.0"), ("cupy_cuda13x", "14.0.1")],
+])
+def test_two_cupy_packages_side_by_side_get_a_clear_message(tmp_path, installed):
+    # Real distribution metadata on sys.path, read by importlib.metadata in a fresh interpreter
+    # (on a GPU machine the real CuPy package is found too, and counted).
+    for name, version in installed:
+        info = tmp_path / f"{name.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(_FAKE_DIST.format(name=name, version=version))
+    expected = sorted({f"{n.replace('_', '-')} {v}" for n, v in installed}
+                      | set(tn.backend.cuda.cupy_distributions()))
+    code = textwrap.dedent("""
+        import tinynet as tn
+        from tinynet.backend import cuda
+        print(cuda.cupy_distributions())
+        try:
+            tn.zeros(1, device="cuda")
+            print("no error")
+        except RuntimeError as err:
+            print(err)
+    """)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         timeout=120, env=env)
+    listed, error = out.stdout.splitlines()[:2]
+    assert listed == repr(expected)
+    if len(expected) == 1:
+        assert "side by side" not in error
+    else:
+        names = " ".join(e.split()[0] for e in expected)
+        assert f"several CuPy packages are installed side by side ({', '.join(expected)})" in error
+        assert f"pip uninstall {names}" in error
+
+
+def test_a_checkout_runs_without_being_installed(tmp_path):
+    # A GPU machine with NumPy (and CuPy) installed and no network: tinynet runs from its
+    # folder, with no install step. -S leaves out site-packages' .pth files, so the editable
+    # install of this checkout is not seen; only the folders on PYTHONPATH are.
+    checkout = Path(tn.__file__).resolve().parents[1]
+    site_dir = Path(np.__file__).resolve().parents[1]
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": f"{checkout}{os.pathsep}{site_dir}"}
+    code = "import tinynet, numpy; print(tinynet.__file__); print(tinynet.zeros(2).tolist())"
+    out = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120, check=True).stdout.split("\n")
+    assert out[0] == str(checkout / "tinynet" / "__init__.py") and out[1] == "[0.0, 0.0]"
+    done = subprocess.run([sys.executable, "-S", "-m", "tinynet", "bench", "--help"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0 and "--device" in done.stdout
+
+
+def test_the_old_host_settings_path_warns_and_points_to_runtime():
+    with pytest.warns(DeprecationWarning, match="tinynet.runtime.keep_freed_memory"):
+        moved = tn.backend.keep_freed_memory
+    assert moved is runtime.keep_freed_memory
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(AttributeError, match="no attribute 'to_device'"):
+            tn.backend.to_device  # noqa: B018 - one meaning per name: it is backend.transfer
 
 
 def test_cuda_device_count_agrees_with_availability():
@@ -346,8 +534,8 @@ def test_default_dtype_must_be_floating():
 # --- host allocator ------------------------------------------------------------------------------
 _RSS_AFTER_FREE = """
 import sys, numpy as np
-from tinynet.backend import host
-applied = host.keep_freed_memory() if sys.argv[1] == "keep" else None
+from tinynet import runtime
+applied = runtime.keep_freed_memory() if sys.argv[1] == "keep" else None
 page = {page}
 
 def rss():
@@ -361,7 +549,7 @@ print(applied is not None, before - rss())
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or tn.backend.host._libc() is None,
+@pytest.mark.skipif(not sys.platform.startswith("linux") or runtime._libc() is None,
                     reason="keep_freed_memory acts on glibc's malloc only (Linux)")
 def test_keep_freed_memory_keeps_a_freed_block_in_the_process():
     # Without it, glibc hands a freed 16 MiB block straight back to the OS (the next step's

@@ -21,15 +21,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinynet as tn
-from tinynet import bench, bench_report
+from tinynet import bench, runtime
+from tinynet.bench import cli as bench_cli
+from tinynet.bench import report, run, threads, workloads
 
 RECORD_KEYS = {"model", "series", "width", "sizes", "impl", "device", "batch_size", "threads",
                "blas_threads", "samples", "iterations", "epoch_seconds", "samples_per_s",
                "iterations_per_s", "matmul_gflop_per_epoch", "gflop_per_s",
-               "matmul_peak_gflop_per_s", "fraction_of_peak", "overhead_us_per_step",
+               "matmul_peak_gflop_per_s", "fraction_of_peak", "overhead_us_per_step", "peak_exceeded",
                "loss_first", "loss_last", "loss_decreased", "peak_rss_mib", "peak_traced_mib",
                "time_vs_tinynet"}
-TABLE_PIPES = 17  # 16 columns
+TABLE_PIPES = 16  # 15 columns
 
 
 def _bench(*args, timeout=300):
@@ -65,7 +67,7 @@ def test_quick_run_writes_table_json_and_plot(tmp_path):
     # --threads 1 exercises the pinned-thread path (a child process when threadpoolctl is
     # missing); "standin" runs tinynet through the device path with CuPy's rules.
     out = tmp_path / "bench"
-    done = _bench("--quick", "--threads", "1", "--device", "cpu,standin,cuda", "--model",
+    done = _bench("--quick", "--threads", "1", "--device", "cpu,standin", "--model",
                   "mlp,cnn", "--batch-sizes", "16,32", "--out", str(out))
     doc = json.loads((out / "bench.json").read_text())
     assert doc["quick"] and doc["epochs_measured"] == 1 and doc["threads"] == 1
@@ -90,11 +92,7 @@ def test_quick_run_writes_table_json_and_plot(tmp_path):
             assert ((model, "numpy", "cpu", batch) in have) == (model == "mlp")
             if bench.torch_status("cpu") is None:
                 assert (model, "torch", "cpu", batch) in have
-    if tn.cuda.is_available():
-        assert any(r["device"] == "cuda" for r in records)
-    else:
-        assert "cuda" in doc["missing"] and "cuda: not run" in done.stdout
-        assert "needs a GPU" in done.stdout
+    assert "needs a GPU" in done.stdout and "cuda" not in doc["missing"]  # cuda was not asked
 
     for rec in records:
         if rec["impl"] == "tinynet":
@@ -121,18 +119,20 @@ def test_quick_run_writes_table_json_and_plot(tmp_path):
         us = row["us_per_step"]
         assert all(_positive_finite(us[k]) for k in ("median", "min", "max"))
         assert us["min"] <= us["median"] <= us["max"] and _positive_finite(row["mean_us_per_step"])
-        assert row["sizes"] == list(bench.FIXED_SIZES) and row["batch_size"] == bench.FIXED_BATCH
-        assert (row["steps"], us["repeats"]) == bench.FIXED_STEPS[True] and row["threads"] == 1
+        assert row["sizes"] == list(workloads.FIXED_SIZES)
+        assert row["batch_size"] == workloads.FIXED_BATCH
+        assert (row["steps"], us["repeats"]) == run.FIXED_STEPS[True] and row["threads"] == 1
 
     main, fixed_table = _tables(done.stdout)[:2]
-    assert main[0].startswith("| model | width | batch | samples | impl | device | threads |")
-    assert "peak MiB (traced)" in main[0]
+    assert "Epoch time by batch size (MLP 784-256-128-10, CNN):" in done.stdout
+    assert main[0].startswith("| model | batch | samples | impl | device | threads | epoch s |")
+    assert "peak MiB (traced)" in main[0] and "width sweep" not in done.stdout
     assert len(main) == 2 + len(records)  # header, rule, then one row per record
     assert all(line.count("|") == TABLE_PIPES for line in main)
     assert fixed_table[0].startswith("| impl | device | threads | us/step")
     assert len(fixed_table) == 2 + len(fixed)
     assert "Fixed cost per training step (MLP 16-16-16-10, batch 8" in done.stdout
-    assert (out / "bench.md").read_text().startswith(main[0])
+    assert (out / "bench.md").read_text().startswith("Epoch time by batch size")
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -151,7 +151,7 @@ SWEEP_WIDTHS, SWEEP_BATCH, SWEEP_SAMPLES = (256, 512), 64, 128
 def sweep_run(tmp_path_factory):
     """One quick run with a width sweep at two BLAS thread counts (one child process each)."""
     out = tmp_path_factory.mktemp("bench-sweep")
-    done = _bench("--quick", "--device", "cpu", "--model", "mlp", "--batch-sizes", "64",
+    done = _bench("--quick", "--model", "mlp", "--batch-sizes", "64",  # default devices
                   "--widths", ",".join(map(str, SWEEP_WIDTHS)), "--sweep-batch", str(SWEEP_BATCH),
                   "--sweep-samples", str(SWEEP_SAMPLES),
                   "--threads", "1,2", "--no-fixed", "--out", str(out))
@@ -160,8 +160,10 @@ def sweep_run(tmp_path_factory):
 
 def test_width_sweep_records_are_present_and_well_formed(sweep_run):
     done, doc, out = sweep_run
+    if not tn.cuda.is_available():  # the default devices: cpu, and cuda only where it can run
+        assert "cuda" in doc["missing"] and "- cuda: not run (device 'cuda' needs" in done.stdout
     impls = ["tinynet", "numpy"] + (["torch"] if bench.torch_status("cpu") is None else [])
-    sweep = [r for r in doc["records"] if r["series"] == "width"]
+    sweep = [r for r in doc["records"] if r["series"] == "width" and r["device"] == "cpu"]
     assert doc["widths"] == list(SWEEP_WIDTHS) and doc["sweep_batch_sizes"] == [SWEEP_BATCH]
     assert sorted((r["width"], r["impl"], r["threads"]) for r in sweep) == sorted(
         itertools.product(SWEEP_WIDTHS, impls, (1, 2)))
@@ -180,10 +182,14 @@ def test_width_sweep_records_are_present_and_well_formed(sweep_run):
     # the batch-size runs carry their width too: the standard network is the W=256 one
     assert {r["width"] for r in doc["records"] if r["series"] == "batch"} == {256}
 
-    main = _tables(done.stdout)[0]
-    assert all(line.count("|") == TABLE_PIPES for line in main)
-    assert len(main) == 2 + len(doc["records"])
-    widths_in_table = {line.split("|")[2].strip() for line in main[2:]}
+    by_batch, by_width = _tables(done.stdout)[:2]
+    assert all(line.count("|") == TABLE_PIPES for line in by_batch + by_width)
+    assert len(by_batch) + len(by_width) == 4 + len(doc["records"])
+    heading = f"MLP width sweep (784-W-(W/2)-10, {SWEEP_SAMPLES} samples per epoch):"
+    assert heading in done.stdout
+    assert done.stdout.index("Epoch time by batch size") < done.stdout.index(heading)
+    assert by_width[0].startswith("| width | batch | samples |")
+    widths_in_table = {line.split("|")[1].strip() for line in by_width[2:]}
     assert widths_in_table == {str(w) for w in SWEEP_WIDTHS}
     assert "over batch sizes and widths): needs a GPU" in done.stdout
     if (out / "bench.png").exists():  # matplotlib: a batch-size panel and a width panel
@@ -199,14 +205,14 @@ def test_two_thread_counts_give_records_for_both(sweep_run):
     for rec in doc["records"]:
         # OpenBLAS caps the count it starts with at the number of CPUs
         assert rec["blas_threads"] in (None, rec["threads"], min(rec["threads"], os.cpu_count()))
-    runs = {run["threads"]: run["environment"]["thread_env"] for run in doc["runs"]}
-    assert runs == {1: {k: "1" for k in bench.THREAD_ENV_VARS},
-                    2: {k: "2" for k in bench.THREAD_ENV_VARS}}
+    runs = {r["threads"]: r["environment"]["thread_env"] for r in doc["runs"]}
+    assert runs == {1: {k: "1" for k in threads.THREAD_ENV_VARS},
+                    2: {k: "2" for k in threads.THREAD_ENV_VARS}}
     for rec in doc["records"]:  # the ratio compares within one thread count
         if rec["impl"] == "tinynet":
             assert rec["time_vs_tinynet"] == 1.0
     assert doc["fixed_step_us"] == [] and "Fixed cost per training step" not in done.stdout
-    threads_column = {line.split("|")[7].strip() for line in _tables(done.stdout)[0][2:]}
+    threads_column = {line.split("|")[6].strip() for line in _tables(done.stdout)[0][2:]}
     assert {c.split()[0] for c in threads_column} == {"1", "2"}
 
 
@@ -235,11 +241,11 @@ def test_set_blas_threads_changes_the_count_the_library_reports():
                     "OpenBLAS C API (another BLAS, or not Linux)")
     try:
         for n in (2, 1, 2):  # each step changes the count, whatever it was before
-            assert tn.backend.set_blas_threads(n) is True
+            assert runtime.set_blas_threads(n) is True
             assert _library_threads() == n
-            assert tn.backend.blas_thread_count() == n
+            assert runtime.blas_thread_count() == n
     finally:
-        tn.backend.set_blas_threads(before)
+        runtime.set_blas_threads(before)
     assert _library_threads() == before
 
 
@@ -263,7 +269,7 @@ def test_auto_threads_runs_each_tinynet_record_with_the_chosen_count(tmp_path):
         assert sorted(trial) == sorted(map(str, counts))
         assert all(_positive_finite(us) for us in trial.values())
         # one thread unless all CPUs were at least AUTO_MARGIN faster in the trial
-        faster = trial[str(counts[-1])] < (1 - bench.AUTO_MARGIN) * trial[str(counts[0])]
+        faster = trial[str(counts[-1])] < (1 - threads.AUTO_MARGIN) * trial[str(counts[0])]
         assert rec["threads_chosen"] == (counts[-1] if faster else counts[0])
         assert rec["blas_threads"] == rec["threads_chosen"]
     for rec in doc["records"]:  # the others run with the process's own count, put back
@@ -287,11 +293,11 @@ def test_crossover_table_finds_the_first_batch_and_width_where_the_gpu_wins():
                 _record("batch", 256, 512, "cuda", 0.2)]
     records += [_record("width", w, 512, "cpu", w / 512) for w in (256, 1024, 4096)]
     records += [_record("width", w, 512, "cuda", 2.0) for w in (256, 1024, 4096)]
-    table = bench_report.crossover_table({"records": records, "missing": {}})
+    table = report.crossover_table({"records": records, "missing": {}})
     assert "| batch | mlp | 1 | crossover batch: 128 |" in table
     assert "| width | mlp | 1 | crossover width: 4096 |" in table
     assert "| width | mlp | 1 | 1024 | 512 | 2.000 | 2.000 | cpu |" in table  # a tie: not faster
-    no_gpu = bench_report.crossover_table(
+    no_gpu = report.crossover_table(
         {"records": [r for r in records if r["device"] == "cpu"],
          "missing": {"cuda": "CuPy is not installed"}})
     assert no_gpu.endswith("needs a GPU run on both devices (CuPy is not installed).")
@@ -305,6 +311,7 @@ def test_crossover_table_finds_the_first_batch_and_width_where_the_gpu_wins():
     (["--threads", "1,many"], "got 'many'"),
     (["--widths", "1"], "at least 2"),
     (["--sweep-samples", "0"], "--sweep-samples must be positive"),
+    (["--device", "tpu"], "unknown device 'tpu': use cpu, cuda, standin"),
 ])
 def test_bad_options_are_usage_errors(args, message, capsys):
     from tinynet import cli
@@ -313,8 +320,21 @@ def test_bad_options_are_usage_errors(args, message, capsys):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.skipif(tn.cuda.is_available(), reason="CUDA is usable here")
+@pytest.mark.parametrize("devices", ["cuda", "cpu,cuda"])
+def test_asking_for_cuda_without_it_exits_2_with_the_install_hint(devices, tmp_path, capsys):
+    from tinynet import cli
+
+    assert cli.main(["bench", "--quick", "--device", devices, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tinynet bench: error: --device cuda: device 'cuda' needs")
+    assert ('pip install "tinynet[gpu-cuda12]"' in err) == (importlib.util.find_spec("cupy")
+                                                            is None)
+    assert not (tmp_path / "bench.json").exists()  # nothing ran, nothing was written
+
+
 def test_thread_settings_parse_counts_and_auto():
-    assert bench._thread_settings("1,2,auto,2") == [1, 2, "auto"]
+    assert bench_cli.thread_settings("1,2,auto,2") == [1, 2, "auto"]
 
 
 # --- FLOP counts and the NumPy ceiling --------------------------------------------------------
@@ -352,7 +372,7 @@ def test_numpy_mlp_step_follows_tinynet_sgd():
     model = _tiny_mlp([5, 4, 3])
     linears = [m for m in model.modules() if isinstance(m, tn.nn.Linear)]
     ref = bench.NumpyMLP([m.weight.numpy() for m in linears], [m.bias.numpy() for m in linears])
-    opt = tn.optim.SGD(model.parameters(), lr=bench.LR, momentum=bench.MOMENTUM)
+    opt = tn.optim.SGD(model.parameters(), lr=workloads.LR, momentum=workloads.MOMENTUM)
     rng = np.random.default_rng(0)
     for _ in range(3):
         x = rng.standard_normal((4, 5)).astype(np.float32)
@@ -370,8 +390,8 @@ def test_linear_flops_count_every_multiply_add():
     # forward x @ W.T: B*O dot products of length I; weight grad: O*I of length B; input grad:
     # B*I of length O. Two FLOPs per multiply-add.
     b, i, o = 3, 5, 7
-    assert bench.linear_flops(b, i, o, input_grad=False) == 2 * (b * o * i + o * i * b)
-    assert bench.linear_flops(b, i, o) == 2 * (b * o * i + o * i * b + b * i * o)
+    assert workloads.linear_flops(b, i, o, input_grad=False) == 2 * (b * o * i + o * i * b)
+    assert workloads.linear_flops(b, i, o) == 2 * (b * o * i + o * i * b + b * i * o)
 
 
 @settings(max_examples=25)
@@ -392,8 +412,8 @@ def test_step_flops_of_any_mlp_is_the_sum_over_the_built_networks_layers(sizes, 
 
 
 def test_swept_mlp_at_width_256_is_the_standard_network():
-    assert bench.mlp_sizes(256) == bench.MLP_SIZES
-    assert bench.mlp_sizes(4096) == (784, 4096, 2048, 10)
+    assert workloads.mlp_sizes(256) == workloads.MLP_SIZES
+    assert workloads.mlp_sizes(4096) == (784, 4096, 2048, 10)
 
 
 def test_step_flops_match_the_networks_shapes():
@@ -414,3 +434,74 @@ def test_step_flops_match_the_networks_shapes():
             want += 2 * out.numel() * per_out * (2 if k == 0 else 3)
         x = out
     assert bench.step_flops("cnn", batch) == want
+
+
+# --- derived figures and their formatting (no timing: made-up records) ---------------------------
+
+@given(flops=st.floats(1e6, 1e12), seconds=st.floats(1e-4, 1e2), iterations=st.integers(1, 2000),
+       peak=st.floats(0.1, 1e5))
+def test_figures_from_the_matmul_peak_are_derived_only_where_they_can_be_true(
+        flops, seconds, iterations, peak):
+    got = run.peak_figures(flops, seconds, iterations, peak)
+    rate = flops / seconds / 1e9
+    assert got["gflop_per_s"] == pytest.approx(rate)
+    assert got["fraction_of_peak"] == pytest.approx(rate / peak)
+    if rate > peak:  # faster than the peak: the peak measurement was low, not the run fast
+        assert got["peak_exceeded"] and got["overhead_us_per_step"] is None
+    else:  # the time beyond the products at peak speed: never negative
+        assert not got["peak_exceeded"]
+        want = (seconds - flops / (peak * 1e9)) / iterations * 1e6
+        assert got["overhead_us_per_step"] == pytest.approx(want, rel=1e-9, abs=1e-9)
+        assert got["overhead_us_per_step"] >= -1e-9
+    assert run.peak_figures(flops, seconds, iterations, None)["fraction_of_peak"] is None
+
+
+def test_a_spread_is_shown_only_for_several_repeats():
+    assert report.spread({"median": 1.5, "min": 1.5, "max": 1.5, "repeats": 1}) == "1.500"
+    assert report.spread({"median": 2, "min": 1, "max": 3, "repeats": 3}, ".0f") == "2 (1-3)"
+
+
+def _full_record(series, width, batch, impl, seconds, peak=50.0, repeats=1):
+    epochs = [{"seconds": seconds, "losses": [2.0, 1.5], "warmup_loss": 2.3}] * repeats
+    sizes = workloads.mlp_sizes(width)
+    rec = run.make_record("mlp", impl, "cpu", batch, 2 * batch, epochs, peak, sizes, series,
+                          threads=1, blas_threads=1)
+    rec["time_vs_tinynet"] = 1.0
+    return rec
+
+
+def test_the_report_puts_the_width_sweep_under_its_own_heading_and_flags_a_low_peak():
+    fast = 2 * 8 * (784 * 256 * 2 + 256 * 128 * 3 + 128 * 10 * 3) * 2 / 1e9 / 100  # 100 GFLOP/s
+    records = [_full_record("batch", 256, 8, "tinynet", 0.5),
+               _full_record("batch", 256, 8, "numpy", fast),  # faster than the 50 GFLOP/s peak
+               _full_record("width", 512, 8, "tinynet", 0.7, repeats=3)]
+    assert [r["peak_exceeded"] for r in records] == [False, True, False]
+    doc = {"records": records, "missing": {"cuda": "CuPy is not installed"},
+           "epochs_measured": 1}
+    text = report.markdown_table(doc)
+    lines = text.splitlines()
+    by_batch = lines.index("Epoch time by batch size (MLP 784-256-128-10):")
+    by_width = lines.index("MLP width sweep (784-W-(W/2)-10, 16 samples per epoch):")
+    assert by_batch < by_width
+    batch_rows = [line for line in lines[by_batch:by_width] if line.startswith("| mlp |")]
+    width_rows = [line for line in lines[by_width:] if line.startswith("| 512 |")]
+    assert len(batch_rows) == 2 and len(width_rows) == 1
+    numpy_cells = [c.strip() for c in batch_rows[1].split("|")]
+    assert numpy_cells[11:13] == ["100.0 (-*)", "-*"]  # no 200% of peak, no negative overhead
+    assert "Rows marked *: faster than the float32 matmul peak measured in the same run " \
+           "(cpu 50.0 GFLOP/s)" in text
+    tinynet_cells = [c.strip() for c in batch_rows[0].split("|")]
+    assert tinynet_cells[7] == "0.500"  # one epoch: a value, not a range "0.500 (0.500-0.500)"
+    assert "-" not in tinynet_cells[12] and not tinynet_cells[11].endswith("*)")
+    assert [c.strip() for c in width_rows[0].split("|")][7] == "0.700 (0.700-0.700)"
+    assert text.endswith("- cuda: not run (CuPy is not installed)")
+
+
+def test_fixed_cost_rows_show_a_range_only_for_several_repeats():
+    rows = [{"impl": impl, "device": "cpu", "threads": 1, "blas_threads": 1, "sizes": [16, 10],
+             "batch_size": 8, "steps": 50, "mean_us_per_step": 120.0,
+             "us_per_step": {"median": 100.0, "min": 90.0, "max": 110.0, "repeats": repeats}}
+            for impl, repeats in (("tinynet", 1), ("numpy", 3))]
+    table = report.fixed_cost_table({"fixed_step_us": rows})
+    assert "| tinynet | cpu | 1 | 100 | 120 | 1 x 50 |" in table
+    assert "| numpy | cpu | 1 | 100 (90-110) | 120 | 3 x 50 |" in table

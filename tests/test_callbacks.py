@@ -282,3 +282,31 @@ def test_use_tqdm_true_without_tqdm_is_a_clear_error(monkeypatch):
     stream = io.StringIO()
     run([ProgressBar(stream=stream)], 1)  # the default falls back to the plain bar
     assert "iteration 3/3" in stream.getvalue() and "%|" not in stream.getvalue()
+
+
+# --- CallbackList: one fan-out for every event --------------------------------------------------
+
+EVENTS = ("on_train_begin", "on_epoch_begin", "on_batch_begin", "on_batch_end", "on_epoch_end",
+          "on_train_end")
+
+
+class _Recorder(Callback):
+    """Writes (its name, the event, the state it got) into a shared log for every event."""
+
+    def __init__(self, name, log):
+        self.name, self.log = name, log
+
+
+for _event in EVENTS:
+    setattr(_Recorder, _event,
+            lambda self, state, _event=_event: self.log.append((self.name, _event, state)))
+
+
+def test_callback_list_runs_every_event_on_every_callback_in_order():
+    log = []
+    callbacks = tn.train.callbacks.CallbackList([_Recorder("a", log), _Recorder("b", log)])
+    state = object()
+    for event in EVENTS:
+        getattr(callbacks, event)(state)
+    assert log == [(name, event, state) for event in EVENTS for name in ("a", "b")]
+    assert set(EVENTS) <= set(vars(tn.train.callbacks.CallbackList))  # named in the class body

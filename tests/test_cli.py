@@ -86,7 +86,7 @@ def test_test_accuracy_is_recomputable_from_the_best_checkpoint(tmp_path, capsys
     config = json.loads((out / "config.json").read_text())
     # Rebuild the split and normalisation independently of the cli module's code path.
     x, y = (t.numpy() for t in tn.datasets.digits().tensors)
-    _, _, test_idx = cli.stratified_split(y, cli.SPLIT, seed=0)
+    test_idx = tn.data.stratified_split(y, cli.SPLIT, y, seed=0)[2].indices
     mean, std = config["normalise"]["mean"][0], config["normalise"]["std"][0]
     model = tn.models.mlp(hidden=(256, 128), dropout=0.2)
     model.load_state_dict(tn.load(out / "best.npz")["model"])
@@ -286,23 +286,8 @@ def test_console_script_is_declared():
 
 
 # --------------------------------------------------------------------------------------------
-# Helpers: stratified split, shift augmentation
+# Helpers: shift augmentation
 # --------------------------------------------------------------------------------------------
-
-def test_stratified_split_is_a_seeded_partition_keeping_class_proportions():
-    labels = np.repeat(np.arange(5), [40, 21, 7, 100, 13])
-    parts = cli.stratified_split(labels, (0.7, 0.15, 0.15), seed=3)
-    joined = np.concatenate(parts)
-    assert sorted(joined.tolist()) == list(range(len(labels)))  # disjoint and complete
-    for part, fraction in zip(parts, (0.7, 0.15, 0.15)):
-        for label in range(5):
-            expected = fraction * np.count_nonzero(labels == label)
-            assert abs(np.count_nonzero(labels[part] == label) - expected) <= 1
-    again = cli.stratified_split(labels, (0.7, 0.15, 0.15), seed=3)
-    assert all(np.array_equal(a, b) for a, b in zip(parts, again))
-    other = cli.stratified_split(labels, (0.7, 0.15, 0.15), seed=4)
-    assert not np.array_equal(parts[0], other[0])
-
 
 @pytest.mark.parametrize("flat", [True, False])
 def test_shift_augment_adds_four_one_pixel_shifts(flat):

@@ -19,8 +19,8 @@ import pytest
 
 import tinynet as tn
 from tinynet import cli
-from tinynet.backend.host import blas_thread_count, set_blas_threads
-from tinynet.bench import AUTO_MARGIN, THREAD_ENV_VARS
+from tinynet.runtime import blas_thread_count, set_blas_threads
+from tinynet.bench.threads import AUTO_MARGIN, THREAD_ENV_VARS
 
 QUICK = ("--augment", "none", "--epochs", "2")
 

@@ -275,14 +275,14 @@ class TransferCounter:
 
     def __init__(self, monkeypatch):
         self.copies = 0
-        real = backend.to_device
+        real = backend.transfer
 
         def counting(array, src, dst):
             if src.type == "cpu" and dst.type != "cpu":
                 self.copies += 1
             return real(array, src, dst)
 
-        monkeypatch.setattr(backend, "to_device", counting)
+        monkeypatch.setattr(backend, "transfer", counting)
 
 
 def test_batches_are_put_on_the_loader_device(device, monkeypatch):

@@ -493,18 +493,34 @@ def test_loss_weights_are_buffers_in_the_state_dict(device):
     assert repr(tn.nn.MSELoss()) == "MSELoss()"
 
 
-def test_reduction_is_checked_and_legacy_arguments_translate():
+def test_reduction_is_checked():
     with pytest.raises(ValueError, match=r"MSELoss: reduction must be one of 'mean', 'sum', "
                                          r"'none', got 'avg'"):
         tn.nn.MSELoss(reduction="avg")
     with pytest.raises(ValueError, match="cross_entropy: reduction"):
         F.cross_entropy(tn.zeros(2, 3), tn.tensor([0, 1]), reduction="batchmean")
     assert tn.nn.KLDivLoss(reduction="batchmean").reduction == "batchmean"
-    with pytest.warns(DeprecationWarning, match="reduction='sum'"):
-        assert tn.nn.L1Loss(size_average=False).reduction == "sum"
-    with pytest.warns(DeprecationWarning, match="reduction='none'"):
-        out = F.mse_loss(tn.zeros(3), tn.ones(3), reduce=False)
-    assert out.shape == (3,)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: tn.nn.L1Loss(size_average=False),
+    lambda: tn.nn.CrossEntropyLoss(reduce=False),
+    lambda: F.mse_loss(tn.zeros(3), tn.ones(3), reduce=False),
+    lambda: F.nll_loss(tn.zeros(2, 3), tn.tensor([0, 1]), size_average=True),
+])
+def test_pytorchs_removed_size_average_and_reduce_are_rejected_by_name(call):
+    with pytest.raises(TypeError, match="size_average|reduce"):
+        call()
+
+
+def test_options_after_the_tensors_are_keyword_only():
+    # In PyTorch the 4th positional argument of cross_entropy is size_average, and MSELoss's
+    # first is size_average: taken by position they would silently mean something else here.
+    with pytest.raises(TypeError, match="positional"):
+        F.cross_entropy(tn.zeros(2, 3), tn.tensor([0, 1]), None, -100)
+    with pytest.raises(TypeError, match="positional"):
+        tn.nn.MSELoss("sum")
+    assert tn.nn.CrossEntropyLoss(tn.ones(3)).weight.shape == (3,)  # weight stays positional
 
 
 # --- errors --------------------------------------------------------------------------------------

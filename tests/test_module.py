@@ -140,6 +140,21 @@ def test_assigning_a_plain_tensor_to_a_parameter_name_raises():
         Module().register_parameter("w", tn.zeros(2))
 
 
+@pytest.mark.parametrize("method, value, kind", [
+    ("register_parameter", tn.zeros(2), "Parameter"), ("register_buffer", [1.0], "Tensor"),
+    ("add_module", tn.zeros(1), "Module")])
+def test_every_register_method_checks_the_same_way(method, value, kind):
+    with pytest.raises(TypeError, match=rf"^{method}: 'x' must be a {kind} or None, got "):
+        getattr(Module(), method)("x", value)
+
+    class Forgets(Module):
+        def __init__(self):  # no super().__init__()
+            getattr(self, method)("x", None)
+
+    with pytest.raises(AttributeError, match=rf"call super\(\).__init__\(\) before {method}"):
+        Forgets()
+
+
 def test_names_are_checked():
     m = Affine(1, 1)
     with pytest.raises(KeyError, match="contain no"):
@@ -177,6 +192,21 @@ def test_shared_parameters_are_yielded_once_but_listed_under_every_key():
     assert list(m.state_dict()) == ["extra", "a.weight", "a.bias", "c.weight", "c.bias"]
     sd = m.state_dict()
     assert sd["a.weight"].data is sd["c.weight"].data is sd["extra"].data
+    # remove_duplicate=False (PyTorch's flag): every name, as the state dict lists them
+    everyone = [n for n, _ in m.named_parameters(remove_duplicate=False)]
+    assert everyone == ["extra", "a.weight", "a.bias", "c.weight", "c.bias"]
+
+
+def test_shared_buffers_follow_the_same_rule_as_shared_parameters():
+    stats = Stats()
+    m = Module()
+    m.first, m.second = stats, stats
+    m.register_buffer("alias", stats.count)
+    assert [n for n, _ in m.named_buffers()] == ["alias", "first.running", "first.scratch"]
+    assert [n for n, _ in m.named_buffers(remove_duplicate=False)] == [
+        "alias", "first.running", "first.count", "first.scratch", "second.running",
+        "second.count", "second.scratch"]
+    assert [n for n, _ in m.named_buffers(prefix="net", recurse=False)] == ["net.alias"]
 
 
 def test_state_dict_keys_and_orders_match_pytorch():
@@ -195,6 +225,8 @@ def test_state_dict_keys_and_orders_match_pytorch():
     theirs = build(torch.nn, torch.nn.Linear, torch.nn.Tanh)
     assert list(ours.state_dict()) == list(theirs.state_dict())
     assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    assert ([n for n, _ in ours.named_parameters(remove_duplicate=False)]
+            == [n for n, _ in theirs.named_parameters(remove_duplicate=False)])
     assert [n for n, _ in ours.named_modules()] == [n for n, _ in theirs.named_modules()]
     order_ours, order_theirs = [], []
     ours.apply(lambda mod: order_ours.append(type(mod).__name__))

@@ -520,6 +520,45 @@ def test_defaults_are_pytorchs():
     assert (ada["lr"], ada["eps"], ada["initial_accumulator_value"]) == (1e-2, 1e-10, 0.0)
 
 
+class _RunningMax(tn.optim.Optimizer):
+    """A minimal optimizer written as docs/optim.md says: ``_state_keys``, ``_update`` and, for
+    a state that does not start at zero, ``_slot_initial_value``. Its update records the state it
+    was handed, so the test sees what the base class created before the first update."""
+
+    def __init__(self, params, start=0.0):
+        super().__init__(params, {"lr": 0.5, "start": start})
+        self.seen = []
+
+    def _state_keys(self, group):
+        return ("peak", "total")
+
+    def _slot_initial_value(self, key, group):
+        return group["start"] if key == "peak" else 0.0
+
+    def _update(self, xp, w, g, arrays, step, group):
+        self.seen.append({k: xp.asarray(v).copy() for k, v in arrays.items()})
+        xp.maximum(arrays["peak"], g, out=arrays["peak"])
+        arrays["total"] += g
+        w -= group["lr"] * arrays["peak"]
+
+
+@pytest.mark.parametrize("start", [0.0, 2.5])
+def test_state_arrays_are_created_once_by_the_base_class_before_the_first_update(device, start):
+    p = leaf([1.0, -1.0, 3.0], device)
+    opt = _RunningMax([p], start=start)
+    for grad in ([1.0, 4.0, -2.0], [3.0, 0.0, 1.0]):
+        p.grad = tn.tensor(grad, dtype=p.dtype, device=device)
+        opt.step()
+    first = opt.seen[0]
+    assert set(first) == {"peak", "total"}
+    np.testing.assert_array_equal(host(tn.tensor(first["peak"])), [start] * 3)
+    np.testing.assert_array_equal(host(tn.tensor(first["total"])), [0.0] * 3)
+    state = opt.state[p]
+    assert state["step"] == 2 and state["peak"].device == device
+    np.testing.assert_array_equal(host(state["peak"]), np.maximum([start] * 3, [3.0, 4.0, 1.0]))
+    np.testing.assert_array_equal(host(state["total"]), [4.0, 4.0, -1.0])
+
+
 def test_zero_grad(device):
     p = leaf([1.0, 2.0], device)
     opt = tn.optim.SGD([p], lr=0.1)

@@ -219,3 +219,127 @@ def test_mlp_forward_and_backward_match_cpu(dtype):
     for a, b in zip(on_cpu, on_standin):
         assert a.dtype == b.dtype == dtype
         np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
+
+
+# --------------------------------------------------------------------------------------------
+# CuPy's index rule: out-of-range integer-array indices wrap around
+# --------------------------------------------------------------------------------------------
+
+
+def test_out_of_range_index_arrays_wrap_around_as_on_cupy():
+    base = np.arange(12.0).reshape(3, 4)
+    a = tn.tensor(base, device="standin").data
+    idx = tn.tensor([5, -4, 1], device="standin").data  # 5 -> 2 and -4 -> 2 along an axis of 3
+    np.testing.assert_array_equal(a[idx].get(), base[[2, 2, 1]])
+    np.testing.assert_array_equal(a[1, idx].get(), base[1, [1, 0, 1]])  # axis 1 has 4
+    np.testing.assert_array_equal(a[..., idx].get(), base[:, [1, 0, 1]])
+    rows, cols = tn.tensor([3, 0], device="standin").data, tn.tensor([4, 7], device="standin").data
+    np.testing.assert_array_equal(a[rows, cols].get(), base[[0, 0], [0, 3]])
+    np.testing.assert_array_equal(XP.take(a, idx, axis=0).get(), base[[2, 2, 1]])
+    np.testing.assert_array_equal(XP.take(a, tn.tensor([13], device="standin").data).get(), [1.0])
+
+    b = XP.zeros(3)
+    b[tn.tensor([4], device="standin").data] = 1.0
+    XP.add.at(b, tn.tensor([-1, 5, 5], device="standin").data, 1.0)
+    np.testing.assert_array_equal(b.get(), [0.0, 1.0, 3.0])
+    mask = a > 5  # boolean masks are not integer indices: unchanged
+    np.testing.assert_array_equal(a[mask].get(), base[base > 5])
+    with pytest.raises(IndexError):
+        a[3]  # a host integer is checked on the host, by CuPy too
+    with pytest.raises(IndexError):
+        np.arange(3)[np.array([5])]  # what NumPy (the CPU device) does instead
+
+
+# --------------------------------------------------------------------------------------------
+# Counting what a GPU pays for: array calls, host syncs, uploads
+# --------------------------------------------------------------------------------------------
+
+
+def test_each_kind_of_array_call_counts_once_and_views_not_at_all():
+    a = _standin([[1.0, -2.0], [3.0, 4.0]])
+    with tn.backend.count_calls() as counts:
+        b = a * 2          # operator: one kernel
+        b += 1             # in place
+        c = XP.exp(b)      # ufunc
+        s = c.sum()        # method (a reduction)
+        XP.maximum(c, 0, out=c)  # ufunc with out=
+        d = XP.stack((s, s))     # function
+        c[0, 0] = 5.0            # setitem
+        e = c[XP.arange(2)]      # gather (and arange)
+        c.reshape(4)             # views of a contiguous array: free
+        c.T
+        c[1:]
+        c.astype(c.dtype, copy=False)  # returns the array itself
+        XP.empty(3)              # allocation only
+    assert counts.calls == {"mul": 1, "iadd": 1, "exp": 1, "sum": 1, "maximum": 1, "stack": 1,
+                            "setitem": 1, "arange": 1, "getitem": 1}
+    assert counts.array_calls == 9 and counts.syncs == 0 and counts.uploads == 0
+    assert d.shape == (2,) and e.shape == (2, 2)
+
+
+def test_every_device_to_host_read_is_a_sync():
+    t = tn.tensor([1.0, 0.0, 3.0], device="standin")
+    with tn.backend.count_calls() as counts:
+        t[0].item()
+        float(t[0])                            # Tensor: through .item()
+        float(t.data[0])                       # raw arrays: their own conversions
+        int(t.data[0])
+        bool(t[0] > 0)
+        t.tolist()
+        t.cpu().numpy()
+        t.data[t.data > 0]                     # how many elements: the host must know
+        XP.nonzero(t.data)
+        XP.unique(t.data)
+        XP.where(t.data > 0)                   # one argument: nonzero
+        XP.where(t.data > 0, t.data, 0.0)      # three: a kernel, no sync
+        repr(t)
+    assert counts.sync_calls == {"item": 2, "float": 1, "int": 1, "bool": 1, "tolist": 1,
+                                 "get": 2, "getitem[mask]": 1, "nonzero": 1, "unique": 1,
+                                 "where": 1}
+    assert counts.syncs == 12
+
+
+def test_uploads_count_host_to_device_copies():
+    with tn.backend.count_calls() as counts:
+        x = tn.tensor(np.ones((2, 2)), device="standin")
+        y = tn.ones(2, 2).to("standin")
+        (x + y).cpu()
+    assert counts.uploads == 2 and counts.syncs == 1
+
+
+def test_counts_nest_are_per_thread_and_stop_at_the_end_of_the_block():
+    a = _standin([1.0, 2.0])
+    with tn.backend.count_calls() as outer:
+        a + 1
+        with tn.backend.count_calls() as inner:
+            a * 3
+        _in_other_thread = __import__("threading").Thread(target=lambda: a - 1)
+        _in_other_thread.start()
+        _in_other_thread.join()
+    a / 2  # after the block: not counted
+    assert outer.calls == {"add": 1, "mul": 1} and inner.calls == {"mul": 1}
+    assert repr(outer) == "CallCounts(array_calls=2, syncs=0, uploads=0)"
+
+
+def test_a_training_step_on_the_cpu_counts_nothing():
+    model = tn.nn.Linear(3, 2)
+    with tn.backend.count_calls() as counts:
+        tn.nn.functional.cross_entropy(model(tn.ones(4, 3)), tn.tensor([0, 1, 1, 0])).backward()
+    assert (counts.array_calls, counts.syncs, counts.uploads) == (0, 0, 0)
+
+
+def test_known_tensor_ops_give_their_counts():
+    # Forward of two elementwise ops and a sum, then backward: the engine's own array calls are
+    # part of the cost a GPU sees, so they are counted too; .item() is the one sync.
+    x = tn.tensor([1.0, 2.0, 3.0], device="standin", requires_grad=True)
+    with tn.backend.count_calls() as forward:
+        y = (x * x).sum()
+    with tn.backend.count_calls() as read:
+        y.item()
+    assert forward.calls["mul"] == 1 and forward.calls["sum"] == 1 and forward.syncs == 0
+    assert read.array_calls == 0 and read.sync_calls == {"item": 1}
+    with tn.backend.count_calls() as backward:
+        y.backward()
+    assert backward.syncs == 0 and backward.uploads == 0
+    assert backward.calls["mul"] >= 2  # d(x*x)/dx = g*x + g*x
+    np.testing.assert_array_equal(x.grad.cpu().numpy(), [2.0, 4.0, 6.0])

@@ -5,7 +5,7 @@ and backward walk) -> ``ops/`` (every forward and backward formula) -> ``gradche
 """
 
 from .tensor import Tensor, is_tensor  # first: autograd and ops import it  # isort: skip
-from . import backend, cuda
+from . import backend, cuda, runtime
 from .autograd import (
     Function, backward, enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled,
 )

@@ -27,9 +27,8 @@ from pathlib import Path
 import numpy as np  # host-side data preparation (splits, normalisation statistics)
 
 import tinynet as tn
+from tinynet import runtime
 
-# The BLAS-thread helpers (moving out of the backend: follow them there).
-from .backend.host import blas_thread_count, set_blas_threads
 
 MODELS = ("mlp", "cnn")
 DATASETS = ("digits", "spirals", "mnist")
@@ -145,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
              "gives the defaults, so --epochs N trains on up to epoch N")
     add("--quiet", action="store_true", help="no progress bar or table: the result lines only")
     parser.train_parser = train  # parse_train_args sets its defaults from a resumed run
-    from . import bench  # tinynet bench: its options and its code live in tinynet/bench.py
+    from . import bench  # tinynet bench: its options and its code live in tinynet/bench/
 
     bench.add_parser(commands)
     return parser
@@ -224,21 +223,10 @@ def _device(name: str) -> tn.Device:
 # Data: load, split, normalise
 # --------------------------------------------------------------------------------------------
 
-def stratified_split(labels: np.ndarray, fractions, seed: int) -> list:
-    """Index arrays, one per fraction, each holding every class in (about) that proportion.
-
-    Within each class the indices are shuffled with ``seed`` and cut at the cumulative fractions;
-    each part is then shuffled again so the classes are interleaved.
-    """
-    rng = np.random.default_rng(seed)  # a private stream: NumPy's global RNG is left alone
-    parts = [[] for _ in fractions]
-    bounds = np.cumsum(fractions)[:-1]
-    for label in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == label))
-        cuts = np.round(bounds * len(members)).astype(int)
-        for part, chunk in zip(parts, np.split(members, cuts)):
-            part.append(chunk)
-    return [rng.permutation(np.concatenate(part)) for part in parts]
+def _split_indices(labels: np.ndarray, fractions, seed: int) -> list:
+    """Index arrays, one per fraction, each holding every class in its proportion:
+    ``tn.data.stratified_split``, seeded by a ``tn.Generator``."""
+    return [part.indices for part in tn.data.stratified_split(labels, fractions, labels, seed=seed)]
 
 
 def _arrays(dataset) -> tuple:
@@ -263,14 +251,14 @@ def load_data(args: argparse.Namespace) -> dict:
     try:
         if args.dataset == "digits":
             x, y = _arrays(tn.datasets.digits(as_image=image))
-            splits = [(x[i], y[i]) for i in stratified_split(y, SPLIT, args.seed)]
+            splits = [(x[i], y[i]) for i in _split_indices(y, SPLIT, args.seed)]
         elif args.dataset == "spirals":
             x, y = _arrays(tn.datasets.spirals(seed=args.seed))
-            splits = [(x[i], y[i]) for i in stratified_split(y, SPLIT, args.seed)]
+            splits = [(x[i], y[i]) for i in _split_indices(y, SPLIT, args.seed)]
         else:
             x, y = _mnist(args, train=True)
             test = _mnist(args, train=False)
-            train_idx, val_idx = stratified_split(y, (11 / 12, 1 / 12), args.seed)  # 55k / 5k
+            train_idx, val_idx = _split_indices(y, (11 / 12, 1 / 12), args.seed)  # 55k / 5k
             splits = [(x[train_idx], y[train_idx]), (x[val_idx], y[val_idx]), test]
     except (OSError, ValueError, RuntimeError) as error:  # missing, unreadable or corrupt files
         raise UsageError(f"--dataset {args.dataset}: {str(error).splitlines()[0]}") from None
@@ -398,7 +386,7 @@ def set_threads(args: argparse.Namespace, make_trial) -> str:
     if asked is None:
         preset = next((k for k in THREAD_ENV_VARS if os.environ.get(k)), None)
         if preset is not None:
-            return f"BLAS threads: {blas_thread_count() or '?'} (from {preset})"
+            return f"BLAS threads: {runtime.blas_thread_count() or '?'} (from {preset})"
         asked, why = DEFAULT_THREADS, " (the default; --threads auto|N to change)"
     if asked == "auto":
         if args.device.startswith("cuda"):  # the GPU does the math: the host needs no threads
@@ -407,10 +395,10 @@ def set_threads(args: argparse.Namespace, make_trial) -> str:
             chosen, trial = faster_thread_count(make_trial())
             timings = ", ".join(f"{n}: {us:,.0f} us" for n, us in trial.items())
             return f"BLAS threads: {chosen} (auto: per step {timings})"
-    if not set_blas_threads(asked):
+    if not runtime.set_blas_threads(asked):
         return (f"BLAS threads: could not set {asked} at run time (NumPy's BLAS is not OpenBLAS "
                 f"and threadpoolctl is not installed): set OMP_NUM_THREADS={asked} before "
-                f"starting; using {blas_thread_count() or 'the default'}")
+                f"starting; using {runtime.blas_thread_count() or 'the default'}")
     return f"BLAS threads: {asked}{why}"
 
 
@@ -536,7 +524,7 @@ def train(args: argparse.Namespace) -> dict:
               "samples": data["samples"],
               "num_classes": data["num_classes"], "normalise": data["normalise"],
               "parameters": sum(p.numel() for p in model.parameters()),
-              "blas_threads": blas_thread_count(), "tinynet": tn.__version__}
+              "blas_threads": runtime.blas_thread_count(), "tinynet": tn.__version__}
     write_json(run_dir / "config.json", config)
 
     samples = data["samples"]
@@ -614,8 +602,8 @@ def main(argv: list | None = None) -> int:
 
             return bench.main(args, argv)
         # The command owns its process: keep freed memory for the next step's temporaries instead
-        # of page-faulting it in again every step (tinynet/backend/host.py; glibc only).
-        tn.backend.keep_freed_memory()
+        # of page-faulting it in again every step (tinynet/runtime.py; glibc only).
+        runtime.keep_freed_memory()
         train(args)
     except SystemExit as stop:  # argparse: --help (0) or a bad option (2, message printed)
         return stop.code if isinstance(stop.code, int) else 2

@@ -40,7 +40,7 @@ def _to_array(data, dtype, device):
         if arr.dtype != dtype:
             _check_lossless(arr, dtype, src)
             arr = arr.astype(dtype)
-    arr = backend.to_device(arr, src, dst)
+    arr = backend.transfer(arr, src, dst)
     if arr is data or (isinstance(data, Tensor) and arr is data._data):
         arr = arr.copy()  # tn.tensor(a) is a copy, never an alias of the caller's memory (PyTorch)
     return arr, dst
@@ -192,7 +192,7 @@ def linspace(start, end, steps: int, dtype=None, device=None, requires_grad=Fals
 
 def _random(host, dtype, device, requires_grad) -> Tensor:
     dev = _device(device)
-    arr = backend.to_device(host.astype(_dtype(dtype), copy=False), Device("cpu"), dev)
+    arr = backend.transfer(host.astype(_dtype(dtype), copy=False), Device("cpu"), dev)
     return _new(arr, dev, requires_grad)
 
 
@@ -216,13 +216,13 @@ def randint(low, high=None, size=(), dtype=None, device=None, generator=None) ->
     host = gen.integers(low, high, tuple(size))
     dev = _device(device)
     host = host.astype(backend.as_dtype(dtype or backend.int64), copy=False)
-    return Tensor._make(backend.to_device(host, Device("cpu"), dev), dev)
+    return Tensor._make(backend.transfer(host, Device("cpu"), dev), dev)
 
 
 def randperm(n: int, device=None, generator=None) -> Tensor:
     gen = generator or backend.default_generator
     dev = _device(device)
-    return Tensor._make(backend.to_device(gen.permutation(n), Device("cpu"), dev), dev)
+    return Tensor._make(backend.transfer(gen.permutation(n), Device("cpu"), dev), dev)
 
 
 def _like(t: Tensor, dtype, device):

@@ -54,7 +54,7 @@ _CPU = backend.Device("cpu")
 
 def _host(t: Tensor):
     """A flat float64 host copy of ``t``'s data (a copy: fn may return an input it perturbs)."""
-    return backend.to_device(t.data, t.device, _CPU).astype("float64").ravel()
+    return backend.transfer(t.data, t.device, _CPU).astype("float64").ravel()
 
 
 def _float_outputs(outputs) -> list:

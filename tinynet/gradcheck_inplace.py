@@ -71,7 +71,7 @@ def _host(a):
     xp = _xp(a)
     if xp is backend.host_namespace():
         return backend.host_namespace().asarray(a)
-    return backend.to_device(a, backend.device_of(a), backend.Device("cpu"))
+    return backend.transfer(a, backend.device_of(a), backend.Device("cpu"))
 
 
 class _Inputs:

@@ -138,7 +138,7 @@ class _Encoder:
             self.members_by_array[id(arr)] = member
             self.keepalive.append(arr)
             # An explicit copy to host memory: the tensor itself is never moved.
-            self.arrays[member] = backend.to_device(arr, device, Device("cpu"))
+            self.arrays[member] = backend.transfer(arr, device, Device("cpu"))
         return {"member": member, "dtype": str(arr.dtype), "shape": list(arr.shape)}
 
     def _member_name(self, path: tuple) -> str:
@@ -399,7 +399,7 @@ class _Decoder:
         arr = self.device_arrays.get(key)
         if arr is None:
             try:
-                arr = backend.to_device(host, Device("cpu"), target)
+                arr = backend.transfer(host, Device("cpu"), target)
             except RuntimeError as exc:
                 raise RuntimeError(f"{self.path}: the tensor at {_where(where)} was saved on "
                                    f"{saved}, which is not usable here ({exc}); pass "

@@ -506,7 +506,7 @@ class Tensor:
 
     # --- display --------------------------------------------------------------------------------
     def __repr__(self) -> str:
-        host = self._data if self._device.type == "cpu" else self._data.get()
+        host = self._device.to_host(self._data)
         body = backend.host_namespace().array2string(
             host, separator=", ", prefix="tensor(", precision=4)
         extras = []

@@ -1,28 +1,33 @@
-"""The backend: devices, their array namespaces (NumPy, CuPy, stand-in), transfers and RNG.
+"""The backend: devices (one class per kind), their array namespaces, transfers, RNG, and the
+stand-in device's call counters.
 
 The only package in tinynet that imports NumPy or CuPy for array math. Everything above it reaches
-array functions through ``tensor.device.xp``.
+array functions through ``tensor.device.xp``. Layout: ``device.py`` (the base class, the default
+device, transfers, the CPU), ``cuda.py`` and ``standin.py`` (the other device kinds),
+``namespace.py`` (the ``xp`` extras), ``counting.py`` (``count_calls``), ``random.py``.
 """
+
+import warnings
 
 import numpy as np
 
+from . import counting
+from .counting import CallCounts, count_calls
+from .cuda import CUPY_INSTALL_HINT, CudaDevice, cuda_device_count, cuda_is_available
 from .device import (
-    CUPY_INSTALL_HINT,
-    ArrayNamespace,
+    CpuDevice,
     Device,
-    cuda_device_count,
-    cuda_is_available,
     device_of,
     get_default_device,
     get_default_dtype,
     set_default_device,
     set_default_dtype,
     synchronize,
-    to_device,
+    transfer,
 )
-from . import host
-from .host import blas_thread_count, keep_freed_memory, set_blas_threads
+from .namespace import ArrayNamespace
 from .random import Generator, default_generator, manual_seed
+from .standin import StandinDevice
 
 # dtypes users name (tn.float32, ...): NumPy dtype objects, which CuPy accepts too.
 float16 = np.dtype("float16")
@@ -42,7 +47,7 @@ def as_dtype(dtype):
 
 
 def host_array(data, dtype=None):
-    """Convert host data (lists, scalars, NumPy arrays) to a NumPy array. Used by tensor creation."""
+    """Host data (lists, scalars, NumPy arrays) as a NumPy array. Used by tensor creation."""
     return np.asarray(data, dtype=dtype)
 
 
@@ -51,10 +56,27 @@ def host_namespace() -> ArrayNamespace:
     return Device("cpu").xp
 
 
+# The process settings that used to live here moved to tinynet.runtime (they are not about
+# devices); these names keep working for scripts written against the old place.
+_MOVED_TO_RUNTIME = ("keep_freed_memory", "allocator_settings", "blas_thread_count",
+                     "set_blas_threads")
+
+
+def __getattr__(name):
+    if name in _MOVED_TO_RUNTIME:
+        warnings.warn(f"tinynet.backend.{name} moved to tinynet.runtime.{name}",
+                      DeprecationWarning, stacklevel=2)
+        from .. import runtime  # noqa: PLC0415
+
+        return getattr(runtime, name)
+    raise AttributeError(f"module 'tinynet.backend' has no attribute {name!r}")
+
+
 __all__ = [
-    "ArrayNamespace", "CUPY_INSTALL_HINT", "Device", "Generator", "as_dtype", "bool_",
-    "cuda_device_count", "cuda_is_available", "default_generator", "device_of", "float16", "float32",
-    "float64", "get_default_device", "get_default_dtype", "host_array", "host_namespace", "int16",
-    "int32", "int64", "int8", "manual_seed", "set_default_device", "set_default_dtype",
-    "synchronize", "to_device", "uint8",
+    "ArrayNamespace", "CUPY_INSTALL_HINT", "CallCounts", "CpuDevice", "CudaDevice", "Device",
+    "Generator", "StandinDevice", "as_dtype", "bool_", "count_calls", "counting",
+    "cuda_device_count", "cuda_is_available", "default_generator", "device_of", "float16",
+    "float32", "float64", "get_default_device", "get_default_dtype", "host_array",
+    "host_namespace", "int16", "int32", "int64", "int8", "manual_seed", "set_default_device",
+    "set_default_dtype", "synchronize", "transfer", "uint8",
 ]

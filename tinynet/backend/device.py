@@ -1,188 +1,84 @@
-"""Devices and the array namespace each one computes with.
+"""Devices: where a tensor's data lives, and the array namespace it computes with.
 
-This is the only place where tinynet decides *which* array library runs the math:
+One class per kind, the differences between kinds written as methods (Chainer's
+``chainer/backends`` layout):
 
-* ``"cpu"``      -> NumPy
-* ``"cuda:N"``   -> CuPy (imported lazily, only when asked for)
-* ``"standin"``  -> NumPy behind CuPy's rules (see ``standin.py``): arrays that refuse implicit
-  conversion to host NumPy arrays. It lets CI prove the GPU code path has no stray ``np.`` call.
+* :class:`CpuDevice` (``"cpu"``, here) computes with NumPy;
+* :class:`~tinynet.backend.cuda.CudaDevice` (``"cuda:N"``) with CuPy, imported only when used;
+* :class:`~tinynet.backend.standin.StandinDevice` (``"standin"``) with NumPy behind CuPy's rules,
+  so CI proves the GPU code path without a GPU, and counts array calls and host syncs.
 
-Every tensor carries its ``Device``; an op reads ``device.xp`` (an :class:`ArrayNamespace`) and never
-imports NumPy itself. Read ``tensor.py`` next.
+This module holds the base class (naming, interning, the ``with tn.device(...)`` context), the
+default device and dtype, and the two functions that move data: :func:`transfer` (an array from
+one device to another) and :func:`synchronize`. Every tensor carries its ``Device``; an op reads
+``device.xp`` (an :class:`~tinynet.backend.namespace.ArrayNamespace`) and never imports NumPy
+itself. Read ``cuda.py`` and ``standin.py`` next, then ``tensor.py``.
 """
 
 from __future__ import annotations
 
-import math
+import threading
 
 import numpy as np
 
-CUPY_INSTALL_HINT = (
-    'install the GPU extra: pip install "tinynet[gpu]" (CuPy for CUDA 12; for CUDA 11 or 13 install '
-    "cupy-cuda11x or cupy-cuda13x instead)"
-)
-
-_SQRT_PI = math.sqrt(math.pi)
-_SMALL = 4096  # elements: below this a copy is cheaper than NumPy's view set-up
-
-
-class ArrayNamespace:
-    """A backend's array module (NumPy, CuPy or the stand-in) plus the few functions NumPy lacks.
-
-    Every NumPy name (``xp.exp``, ``xp.matmul``, ``xp.float32`` ...) is looked up on the wrapped
-    module; the extras below (``erf``, ``sigmoid``, ``index_add``) are written once here so that
-    forward and backward formulas can use them on any backend. Under ``create_graph=True`` the
-    backward formulas see ``tinynet.ops.namespace.TensorNamespace`` instead, which has the same names.
-    """
-
-    def __init__(self, module, name: str):
-        self._module = module
-        self.name = name
-
-    def __getattr__(self, attr):
-        value = getattr(self._module, attr)
-        setattr(self, attr, value)  # cache: the next lookup is a plain attribute read
-        return value
-
-    def __repr__(self) -> str:
-        return f"ArrayNamespace({self.name})"
-
-    # --- functions NumPy does not have -------------------------------------------------------
-
-    def erf(self, x):
-        """Error function without SciPy: ~1e-15 relative error in float64, 0.5 ulp in float32.
-
-        |x| < 2: erf(x) = 2/sqrt(pi) * exp(-x^2) * sum_n x (2x^2)^n / (1*3*...*(2n+1)), whose terms
-        are all positive (no cancellation). |x| >= 2: the continued fraction
-        erfc(x) = exp(-x^2)/sqrt(pi) / (x + (1/2)/(x + 1/(x + (3/2)/(x + ...)))), evaluated backwards.
-        Narrower dtypes are computed in float64 and rounded once: in float32 both formulas amplify
-        the rounding error of x*x by about x^2, which costs ~10 ulp near |x| = 2.
-        """
-        if x.dtype != np.float64:
-            out_dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
-            return self.erf(x.astype(np.float64)).astype(out_dtype)
-        xp = self._module
-        out = xp.empty_like(x)
-        small = xp.abs(x) < 2
-        xs = x[small]
-        term = xp.ones_like(xs)
-        total = xp.ones_like(xs)
-        two_x2 = 2 * xs * xs
-        for n in range(1, 33):
-            term = term * two_x2 / (2 * n + 1)
-            total = total + term
-        out[small] = (2 / _SQRT_PI) * xp.exp(-xs * xs) * xs * total
-        large = ~small
-        xl = x[large]
-        al = xp.abs(xl)
-        frac = al
-        for k in range(40, 0, -1):
-            frac = al + (k / 2) / frac
-        erfc = xp.exp(-al * al) / (_SQRT_PI * frac)
-        out[large] = xp.sign(xl) * (1 - erfc)
-        return out
-
-    def broadcast_to(self, x, shape):
-        """``x`` broadcast to ``shape``. NumPy's ``broadcast_to`` spends ~2.5 us setting up a view;
-        for small results a materialised copy costs a fraction of that, so small ones are copied
-        (used by every reduction's backward). Large results, and CuPy's, stay zero-copy views."""
-        shape = tuple(shape)
-        if self.name == "cupy" or math.prod(shape) > _SMALL:
-            return self._module.broadcast_to(x, shape)
-        out = self._module.empty(shape, dtype=x.dtype)
-        out[...] = x
-        return out
-
-    def sigmoid(self, x):
-        """1 / (1 + exp(-x)) without overflow: exp is only ever taken of -|x|."""
-        xp = self._module
-        e = xp.exp(-xp.abs(x))
-        return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
-
-    def index_add(self, shape, index, values):
-        """A new zero array of ``shape`` with ``values`` added at ``index`` (the adjoint of ``a[index]``).
-
-        Repeated integer indices accumulate. Slices, integers and boolean masks cannot repeat, so they
-        use a plain assignment, which is much faster than a scatter-add.
-        """
-        out = self._module.zeros(shape, dtype=values.dtype)
-        if _index_is_unique(index):
-            out[index] = values
-        else:
-            self.scatter_add(out, index, values)
-        return out
-
-    def scatter_add(self, target, index, values):
-        """In place: target[index] += values, with repeated indices accumulating."""
-        if self.name == "cupy":
-            import cupyx  # noqa: PLC0415 - only on the CuPy backend
-
-            cupyx.scatter_add(target, index, values)
-        else:
-            self._module.add.at(target, index, values)
-
-
-def _index_is_unique(index) -> bool:
-    """True when ``a[index]`` can never select one element twice (no integer arrays in it)."""
-    parts = index if isinstance(index, tuple) else (index,)
-    for part in parts:
-        if part is None or part is Ellipsis or isinstance(part, (slice, int)):
-            continue
-        dtype = getattr(part, "dtype", None)
-        if dtype is not None and dtype.kind == "b" and len(parts) == 1:
-            continue  # a lone boolean mask selects each element at most once
-        return False
-    return True
+from .namespace import ArrayNamespace, NumpyNamespace
 
 
 class Device:
     """Where a tensor's data lives: ``Device("cpu")``, ``Device("cuda:0")``, ``Device("standin")``.
 
-    Devices are interned (``Device("cuda") is Device("cuda:0")``), compare equal to their string
-    names, and work as context managers that set the default device::
+    ``Device(spec)`` returns the instance of the kind's subclass. Devices are interned
+    (``Device("cuda") is Device("cuda:0")``), compare equal to their string names, and work as
+    context managers that set this thread's default device::
 
         with tn.device("cuda"):
             w = tn.randn(3, 3)        # created on the GPU
+
+    Attributes:
+        type: ``"cpu"``, ``"cuda"`` or ``"standin"``.
+        index: the GPU number on ``"cuda"``, else None.
+        name: ``str(device)``: ``"cpu"``, ``"cuda:0"``, ``"standin"``.
+        xp: the array namespace (NumPy, CuPy or the stand-in), imported on first use.
+        array_type: the class of this device's arrays.
+
+    What differs between kinds (each subclass defines it): :meth:`to_host`, :meth:`from_host`,
+    :meth:`copy_from`, :meth:`synchronize`, :meth:`read_scalars`.
     """
 
     __slots__ = ("type", "index", "_xp", "_array_type")
-    _interned: dict = {}
+    _interned: dict = {}  # (spec, index) as given, and (kind, index) -> the one instance
+    _kinds: dict = {}  # "cpu" -> CpuDevice, ...: filled in by the subclasses
+
+    def __init_subclass__(cls, kind: str | None = None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if kind is not None:
+            Device._kinds[kind] = cls
 
     def __new__(cls, spec="cpu", index: int | None = None):
         if isinstance(spec, Device):
             return spec
         key = (spec, index)
-        dev = cls._interned.get(key)
+        dev = Device._interned.get(key)
         if dev is not None:
             return dev
         kind, idx = _parse(spec, index)
-        canonical = cls._interned.get((kind, idx))
+        canonical = Device._interned.get((kind, idx))
         if canonical is None:
-            canonical = object.__new__(cls)
+            canonical = object.__new__(Device._kinds[kind])
             canonical.type = kind
             canonical.index = idx
             canonical._xp = None
             canonical._array_type = None
-            cls._interned[(kind, idx)] = canonical
-        cls._interned[key] = canonical
+            Device._interned[(kind, idx)] = canonical
+        Device._interned[key] = canonical
         return canonical
 
+    # --- what every device has ------------------------------------------------------------------
     @property
     def xp(self) -> ArrayNamespace:
-        """The array namespace for this device (NumPy, CuPy or the stand-in), imported on first use."""
+        """The array namespace of this device (NumPy, CuPy or the stand-in), made on first use."""
         if self._xp is None:
-            if self.type == "cpu":
-                self._xp = ArrayNamespace(np, "numpy")
-            elif self.type == "standin":
-                from . import standin  # noqa: PLC0415
-
-                self._xp = ArrayNamespace(standin.namespace, "standin")
-            else:
-                cupy = _import_cupy()
-                if self.index >= cupy.cuda.runtime.getDeviceCount():
-                    raise RuntimeError(f"device {self} does not exist: CuPy sees "
-                                       f"{cupy.cuda.runtime.getDeviceCount()} CUDA device(s)")
-                self._xp = ArrayNamespace(cupy, "cupy")
+            self._xp = self._namespace()
         return self._xp
 
     @property
@@ -191,6 +87,10 @@ class Device:
         if self._array_type is None:
             self._array_type = self.xp.ndarray
         return self._array_type
+
+    @property
+    def name(self) -> str:
+        return str(self)
 
     def __str__(self) -> str:
         return self.type if self.index is None else f"{self.type}:{self.index}"
@@ -215,13 +115,64 @@ class Device:
         return (Device, (str(self),))
 
     def __enter__(self):
-        _default_device_stack.append(_state.default_device)
-        _state.default_device = self
+        _thread.stack.append(_thread.device)
+        _thread.device = self
         return self
 
     def __exit__(self, *exc):
-        _state.default_device = _default_device_stack.pop()
+        _thread.device = _thread.stack.pop()
         return False
+
+    # --- what differs between kinds -------------------------------------------------------------
+    def _namespace(self) -> ArrayNamespace:
+        raise NotImplementedError
+
+    def to_host(self, array) -> np.ndarray:
+        """``array`` (on this device) as a host NumPy array: a copy, which waits for the device
+        (the array itself on the CPU)."""
+        return array.get()
+
+    def from_host(self, host: np.ndarray):
+        """A host NumPy array as an array on this device: a copy (the array itself on the CPU)."""
+        raise NotImplementedError
+
+    def copy_from(self, array, src: Device):
+        """``array``, which lives on the other device ``src``, copied to this device."""
+        return self.from_host(src.to_host(array))
+
+    def synchronize(self) -> None:
+        """Wait until all work queued on this device is done (a no-op where nothing is queued)."""
+
+    def read_scalars(self, *arrays) -> tuple:
+        """The values of 0-d arrays on this device as Python numbers, in one device -> host read
+        (one sync on a GPU instead of one per value)."""
+        return tuple(self.xp.stack(arrays).tolist())
+
+
+class CpuDevice(Device, kind="cpu"):
+    """``Device("cpu")``: NumPy arrays in host memory, the default device of every thread.
+
+    Host memory is this device's memory, so moving data to or from it needs no copy here
+    (``Tensor.to`` copies where a copy is the contract), nothing is queued, and reading a value
+    needs no synchronisation.
+    """
+
+    __slots__ = ()
+
+    def _namespace(self) -> NumpyNamespace:
+        return NumpyNamespace(np, "numpy")
+
+    def to_host(self, array) -> np.ndarray:
+        return array
+
+    def from_host(self, host: np.ndarray) -> np.ndarray:
+        return host
+
+    def read_scalars(self, *arrays) -> tuple:
+        # No transfer to batch up, so no stack. int()/float() are ~4x cheaper than .item() on
+        # NumPy scalars, and this runs in every cross-entropy call's label check.
+        return tuple([int(a) if isinstance(a, np.integer) else
+                      float(a) if isinstance(a, np.floating) else a.item() for a in arrays])
 
 
 def _parse(spec, index):
@@ -245,103 +196,75 @@ def _parse(spec, index):
     raise ValueError(f"unknown device {spec!r}: use 'cpu', 'cuda', 'cuda:N' or 'standin'")
 
 
-def _import_cupy():
-    try:
-        import cupy  # noqa: PLC0415 - CuPy is an optional extra
-    except ImportError as exc:
-        raise RuntimeError(
-            f"device 'cuda' needs CuPy, which is not installed: {CUPY_INSTALL_HINT}") from exc
-    try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # CUDA driver missing or broken
-        raise RuntimeError(f"device 'cuda' needs a CUDA GPU, and CuPy found none ({exc})") from exc
-    if count == 0:
-        raise RuntimeError("device 'cuda' needs a CUDA GPU, and CuPy found none")
-    return cupy
+# --- the default device (per thread) and dtype -----------------------------------------------
 
 
-class _State:
-    """The library's only global state besides grad mode: default device and dtype."""
+class _ThreadDevice(threading.local):
+    """This thread's default device and the stack of ``with tn.device(...)`` blocks around it.
+    Per thread, like grad mode: a block entered in one thread never moves another thread's
+    tensors. Every thread starts on the CPU."""
 
     def __init__(self):
-        self.default_device = Device("cpu")
-        self.default_dtype = np.dtype("float32")
+        self.device = Device("cpu")
+        self.stack: list = []
 
 
-_state = _State()
-_default_device_stack: list = []
+_thread = _ThreadDevice()
+_default_dtype = np.dtype("float32")
 
 
 def get_default_device() -> Device:
-    return _state.default_device
+    """The device new tensors go to in this thread (``"cpu"`` unless changed)."""
+    return _thread.device
 
 
 def set_default_device(device) -> None:
-    """Create new tensors on ``device`` from now on (``tn.set_default_device("cuda")`` moves a script)."""
-    _state.default_device = Device(device)
+    """Create new tensors on ``device`` from now on, in this thread (as PyTorch's
+    ``torch.set_default_device``; ``tn.set_default_device("cuda")`` atop a script moves it)."""
+    _thread.device = Device(device)
 
 
 def get_default_dtype():
-    return _state.default_dtype
+    return _default_dtype
 
 
 def set_default_dtype(dtype) -> None:
-    """Default floating dtype for new tensors: float32 unless changed (float64 for gradient checks)."""
+    """Default floating dtype for new tensors, in every thread: float32 unless changed (float64
+    for gradient checks)."""
+    global _default_dtype
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
         raise TypeError(f"the default dtype must be a floating dtype, got {dtype}")
-    _state.default_dtype = dtype
+    _default_dtype = dtype
 
 
-def cuda_is_available() -> bool:
-    """True when CuPy imports and sees at least one CUDA device."""
-    try:
-        _import_cupy()
-    except RuntimeError:
-        return False
-    return True
+# --- moving data -----------------------------------------------------------------------------
+
+def transfer(array, src: Device, dst: Device):
+    """``array``, which lives on ``src``, as an array on ``dst``: itself when ``src is dst``, else
+    a copy. The one place host <-> device copies happen (``Tensor.to`` records it as an op)."""
+    if src is dst:
+        return array
+    return dst.copy_from(array, src)
 
 
-def cuda_device_count() -> int:
-    return _import_cupy().cuda.runtime.getDeviceCount() if cuda_is_available() else 0
+def synchronize(device=None) -> None:
+    """Wait for all queued work on ``device`` (this thread's default device if None; a no-op on
+    the CPU): call it before reading a clock."""
+    (Device(device) if device is not None else _thread.device).synchronize()
+
+
+# array class -> the device its arrays live on (each kind adds its own)
+_ARRAY_DEVICES: dict = {np.ndarray: Device("cpu")}
 
 
 def device_of(array) -> Device:
     """The device an array lives on, from its type."""
-    if isinstance(array, np.ndarray):
+    device = _ARRAY_DEVICES.get(type(array))
+    if device is not None:
+        return device
+    if isinstance(array, np.ndarray):  # subclasses: np.memmap, np.matrix
         return Device("cpu")
-    module = type(array).__module__
-    if module.startswith("cupy"):
+    if type(array).__module__.startswith("cupy"):  # one class, many GPUs: ask the array
         return Device("cuda", array.device.id)
-    from . import standin  # noqa: PLC0415
-
-    if isinstance(array, standin.StandinArray):
-        return Device("standin")
     raise TypeError(f"not an array tinynet knows: {type(array).__name__}")
-
-
-def to_device(array, src: Device, dst: Device):
-    """Copy ``array`` from ``src`` to ``dst`` (the one place host<->device transfers happen)."""
-    if src is dst:
-        return array
-    host = array
-    if src.type == "cuda":
-        host = array.get()
-    elif src.type == "standin":
-        host = array.get()
-    if dst.type == "cpu":
-        return host
-    if dst.type == "standin":
-        from . import standin  # noqa: PLC0415
-
-        return standin.from_host(host)
-    cupy = dst.xp._module
-    with cupy.cuda.Device(dst.index):
-        return cupy.asarray(host) if src.type != "cuda" else cupy.array(array, copy=True)
-
-
-def synchronize(device=None) -> None:
-    """Wait for all queued work on ``device`` (a no-op on CPU): call before reading a clock."""
-    dev = Device(device) if device is not None else _state.default_device
-    if dev.type == "cuda":
-        dev.xp._module.cuda.Device(dev.index).synchronize()

@@ -70,7 +70,7 @@ def _calculate_correct_fan(tensor: Tensor, mode: str) -> int:
 
 def _fill_from_host(tensor: Tensor, host) -> Tensor:
     """Copy a host array into the tensor's memory, in place (views of it see the new values)."""
-    arr = backend.to_device(host.astype(tensor.dtype, copy=False), backend.Device("cpu"),
+    arr = backend.transfer(host.astype(tensor.dtype, copy=False), backend.Device("cpu"),
                             tensor.device)
     with no_grad():
         tensor.data[...] = arr

@@ -132,7 +132,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True,
     dtype = input.dtype if input.dtype.kind == "f" else backend.get_default_dtype()
     keep = gen.uniform(input.shape, dtype) < (1.0 - p)  # host bool array, P(keep) = 1 - p
     scale = keep.astype(dtype) * dtype.type(1.0 / (1.0 - p))
-    mask = Tensor._make(backend.to_device(scale, backend.Device("cpu"), input.device),
+    mask = Tensor._make(backend.transfer(scale, backend.Device("cpu"), input.device),
                         input.device)
     return input * mask
 

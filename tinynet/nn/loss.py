@@ -1,10 +1,15 @@
 """Loss functions, each as a function (``tn.nn.functional.cross_entropy``) and a Module
 (``tn.nn.CrossEntropyLoss``), with ``torch.nn``'s names, arguments, defaults and reductions.
+PyTorch's long-deprecated ``size_average``/``reduce`` arguments are not accepted: ``reduction``
+says it, and every argument after the tensors (and ``weight``) is keyword-only, so a PyTorch call
+that passed them by position fails loudly instead of being read as something else.
 
-Every loss is composed from differentiable tinynet ops, so its gradient (and its gradient's
-gradient) comes from the ops' own backward formulas. The stable forms: cross entropy goes through
-``log_softmax`` (never softmax then log), BCE-with-logits through ``softplus`` (never sigmoid then
-log), so logits of +-1e4 give finite, exact losses.
+Most losses are composed from differentiable tinynet ops, so their gradient (and its gradient)
+comes from the ops' own backward formulas. Cross entropy of class indices is one primitive,
+``ops.softmax_cross_entropy``, whose backward (softmax minus one-hot) is written out; with label
+smoothing or a class weight that requires grad it is composed as ``nll(log_softmax(x))`` instead.
+The stable forms: never softmax then log (``log_softmax`` or the fused primitive), BCE-with-logits
+through ``softplus`` (never sigmoid then log), so logits of +-1e4 give finite, exact losses.
 
 Layout: shared checks and reductions, the pointwise losses (MSE, L1, smooth L1, Huber, BCE,
 BCE-with-logits, KL divergence), the class-index losses (NLL, cross entropy), then the Modules.
@@ -24,15 +29,8 @@ _REDUCTIONS = ("mean", "sum", "none")
 # --- shared checks -------------------------------------------------------------------------------
 
 
-def _reduction(name: str, reduction: str, size_average=None, reduce=None,
-               allowed: tuple = _REDUCTIONS) -> str:
-    """The reduction to use: PyTorch's deprecated ``size_average``/``reduce`` win when given."""
-    if size_average is not None or reduce is not None:
-        size_average = True if size_average is None else size_average
-        reduce = True if reduce is None else reduce
-        reduction = ("mean" if size_average else "sum") if reduce else "none"
-        warnings.warn("size_average and reduce args will be deprecated, please use "
-                      f"reduction='{reduction}' instead.", DeprecationWarning, stacklevel=3)
+def _reduction(name: str, reduction: str, allowed: tuple = _REDUCTIONS) -> str:
+    """``reduction``, checked to be one of ``allowed``."""
     if reduction not in allowed:
         raise ValueError(f"{name}: reduction must be one of {', '.join(map(repr, allowed))}, "
                          f"got {reduction!r}")
@@ -118,13 +116,12 @@ def _weighted(name: str, loss: Tensor, reduction: str, weight, input: Tensor,
 # --- regression losses ---------------------------------------------------------------------------
 
 
-def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
-             reduction: str = "mean", weight: Tensor | None = None) -> Tensor:
+def mse_loss(input: Tensor, target: Tensor, *, reduction: str = "mean",
+             weight: Tensor | None = None) -> Tensor:
     """Mean squared error: ``(input - target)^2``, reduced.
 
     Args:
         input, target: tensors of the same shape (a broadcastable one warns, as in PyTorch).
-        size_average, reduce: deprecated, as in PyTorch; use ``reduction``.
         reduction: ``'mean'`` | ``'sum'`` | ``'none'``.
         weight: optional per-element weights (input's shape); ``'mean'`` then divides by their sum.
 
@@ -132,30 +129,30 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
         >>> F.mse_loss(tn.tensor([1.0, 2.0]), tn.tensor([1.0, 4.0]))
         tensor(2.)
     """
-    reduction = _reduction("mse_loss", reduction, size_average, reduce)
+    reduction = _reduction("mse_loss", reduction)
     target = _pointwise_operands("mse_loss", input, target)
     diff = input - target
     return _weighted("mse_loss", diff * diff, reduction, weight, input)
 
 
-def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
-            reduction: str = "mean", weight: Tensor | None = None) -> Tensor:
+def l1_loss(input: Tensor, target: Tensor, *, reduction: str = "mean",
+            weight: Tensor | None = None) -> Tensor:
     """Mean absolute error ``|input - target|`` (gradient 0 where they are equal, as PyTorch).
     Arguments as :func:`mse_loss`."""
-    reduction = _reduction("l1_loss", reduction, size_average, reduce)
+    reduction = _reduction("l1_loss", reduction)
     target = _pointwise_operands("l1_loss", input, target)
     return _weighted("l1_loss", ops.abs(input - target), reduction, weight, input)
 
 
-def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
-                   reduction: str = "mean", beta: float = 1.0) -> Tensor:
+def smooth_l1_loss(input: Tensor, target: Tensor, *, reduction: str = "mean",
+                   beta: float = 1.0) -> Tensor:
     """``0.5 d^2 / beta`` where ``d = |input - target| < beta``, else ``d - 0.5 beta``.
 
     ``beta=0`` is the L1 loss (as in PyTorch); with ``beta=b`` it equals
     ``huber_loss(delta=b) / b``.
     """
     name = "smooth_l1_loss"
-    reduction = _reduction(name, reduction, size_average, reduce)
+    reduction = _reduction(name, reduction)
     if beta < 0:
         raise ValueError(f"{name}: beta must be >= 0, got {beta}")
     target = _pointwise_operands(name, input, target)
@@ -202,8 +199,8 @@ def _broadcast_weight(name: str, what: str, weight, input: Tensor) -> Tensor:
     return weight
 
 
-def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
-                         size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, *,
+                         reduction: str = "mean") -> Tensor:
     """``-w (y log(p) + (1 - y) log(1 - p))`` for probabilities ``p`` (each log clamped to
     ``>= -100``, as in PyTorch; there the clamped term has zero gradient).
 
@@ -216,7 +213,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
         reduction: ``'mean'`` | ``'sum'`` | ``'none'`` (``mean`` is a plain mean of ``w * loss``).
     """
     name = "binary_cross_entropy"
-    reduction = _reduction(name, reduction, size_average, reduce)
+    reduction = _reduction(name, reduction)
     target = _pointwise_operands(name, input, target, same_shape=True)
     xp = input.device.xp
     # One scalar comes back to the host here (a device -> host sync on a GPU): values outside
@@ -232,7 +229,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
-                                     size_average=None, reduce=None, reduction: str = "mean",
+                                     *, reduction: str = "mean",
                                      pos_weight: Tensor | None = None) -> Tensor:
     """BCE on raw scores ``x``: ``-w (p_w y log(sigmoid(x)) + (1 - y) log(1 - sigmoid(x)))``.
 
@@ -251,7 +248,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
         tensor(5000.)
     """
     name = "binary_cross_entropy_with_logits"
-    reduction = _reduction(name, reduction, size_average, reduce)
+    reduction = _reduction(name, reduction)
     target = _pointwise_operands(name, input, target, same_shape=True)
     # threshold=inf: the exact softplus everywhere (the default switches to x above 20).
     positive_term = target * ops.softplus(-input, threshold=math.inf)
@@ -263,8 +260,8 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     return _reduce(loss, reduction)
 
 
-def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None,
-           reduction: str = "mean", log_target: bool = False) -> Tensor:
+def kl_div(input: Tensor, target: Tensor, *, reduction: str = "mean",
+           log_target: bool = False) -> Tensor:
     """Kullback-Leibler divergence ``target * (log(target) - input)``, pointwise.
 
     Args:
@@ -276,7 +273,7 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None,
             or ``'none'``.
     """
     name = "kl_div"
-    reduction = _reduction(name, reduction, size_average, reduce, _REDUCTIONS + ("batchmean",))
+    reduction = _reduction(name, reduction, _REDUCTIONS + ("batchmean",))
     target = _tensor(name, "target", target)
     target = _pointwise_operands(name, input, target, warn=False)
     if log_target:
@@ -347,10 +344,7 @@ def _checked_labels(name: str, input: Tensor, target: Tensor, classes: int, igno
     if labels.size and not 0 <= ignore_index < classes:
         # The usual case first: every label a class (two reductions, one host read) means none is
         # out of range and none equals ignore_index, so there is nothing to mask.
-        if xp.name == "numpy":
-            low, high = int(labels.min()), int(labels.max())
-        else:  # one device -> host read instead of two
-            low, high = xp.stack((labels.min(), labels.max())).tolist()
+        low, high = input.device.read_scalars(labels.min(), labels.max())  # one host read
         if 0 <= low and high < classes:
             return labels, None, labels
     ignored = labels == ignore_index
@@ -406,8 +400,8 @@ def _index_loss(name: str, log_probs: Tensor, target: Tensor, weight, ignore_ind
     return total if reduction == "sum" else total / target_weight.sum()
 
 
-def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
-             ignore_index: int = -100, reduce=None, reduction: str = "mean") -> Tensor:
+def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, *,
+             ignore_index: int = -100, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood ``-w[y] * input[y]`` of class-index targets ``y``.
 
     Args:
@@ -419,7 +413,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
             ``'sum'`` or ``'none'`` (the target's shape).
     """
     name = "nll_loss"
-    reduction = _reduction(name, reduction, size_average, reduce)
+    reduction = _reduction(name, reduction)
     _tensor(name, "input", input)
     classes = _class_count(name, input)
     target = _index_target(name, input, target)
@@ -427,13 +421,19 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     return _index_loss(name, input, target, weight, ignore_index, reduction)
 
 
-def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
-                  ignore_index: int = -100, reduce=None, reduction: str = "mean",
+def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, *,
+                  ignore_index: int = -100, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Tensor:
-    """Cross entropy of logits against class indices or class probabilities.
+    """Cross entropy of logits against class indices or class probabilities:
+    ``-log softmax(input)[target]`` per sample (``-sum_c t_c log softmax(input)_c`` for
+    probabilities), reduced.
 
-    Computed as ``nll_loss(log_softmax(input))``: the log-sum-exp shift keeps logits of +-1e4
-    finite and exact, which softmax followed by log cannot.
+    How it is computed: class indices go through the one fused primitive
+    ``ops.softmax_cross_entropy`` (log-sum-exp shifted forward; backward ``softmax - one_hot``,
+    scaled by the row weights that class weights and ``ignore_index`` give). Label smoothing, or a
+    ``weight`` that requires grad, is composed as ``nll_loss(log_softmax(input))`` instead, and
+    probability targets as ``-(log_softmax(input) * target).sum(class axis)``. Either way the
+    log-sum-exp shift keeps logits of +-1e4 finite and exact, which softmax then log cannot.
 
     Args:
         input: logits, (N, C), (N, C, d1, ...) or (C,).
@@ -451,7 +451,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
         tensor(0.1681)
     """
     name = "cross_entropy"
-    reduction = _reduction(name, reduction, size_average, reduce)
+    reduction = _reduction(name, reduction)
     _tensor(name, "input", input)
     classes = _class_count(name, input)
     if not 0.0 <= label_smoothing <= 1.0:
@@ -496,19 +496,17 @@ class _Loss(Module):
 
     _allowed = _REDUCTIONS
 
-    def __init__(self, size_average=None, reduce=None, reduction: str = "mean"):
+    def __init__(self, *, reduction: str = "mean"):
         super().__init__()
-        self.reduction = _reduction(type(self).__name__, reduction, size_average, reduce,
-                                    self._allowed)
+        self.reduction = _reduction(type(self).__name__, reduction, self._allowed)
 
 
 class _WeightedLoss(_Loss):
     """A loss with a per-class ``weight``, kept as a buffer (moves with ``.to()``, is saved in the
     state dict as ``weight`` when given, as in PyTorch)."""
 
-    def __init__(self, weight: Tensor | None = None, size_average=None, reduce=None,
-                 reduction: str = "mean"):
-        super().__init__(size_average, reduce, reduction)
+    def __init__(self, weight: Tensor | None = None, *, reduction: str = "mean"):
+        super().__init__(reduction=reduction)
         self.register_buffer("weight", weight)
 
 
@@ -529,8 +527,8 @@ class L1Loss(_Loss):
 class SmoothL1Loss(_Loss):
     """:func:`smooth_l1_loss`: quadratic below ``beta``, linear above."""
 
-    def __init__(self, size_average=None, reduce=None, reduction: str = "mean", beta: float = 1.0):
-        super().__init__(size_average, reduce, reduction)
+    def __init__(self, *, reduction: str = "mean", beta: float = 1.0):
+        super().__init__(reduction=reduction)
         self.beta = beta
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
@@ -556,9 +554,9 @@ class CrossEntropyLoss(_WeightedLoss):
         >>> loss = loss_fn(model(x), labels)          # model(x): (N, C) logits, labels: (N,) ints
     """
 
-    def __init__(self, weight: Tensor | None = None, size_average=None, ignore_index: int = -100,
-                 reduce=None, reduction: str = "mean", label_smoothing: float = 0.0):
-        super().__init__(weight, size_average, reduce, reduction)
+    def __init__(self, weight: Tensor | None = None, *, ignore_index: int = -100,
+                 reduction: str = "mean", label_smoothing: float = 0.0):
+        super().__init__(weight, reduction=reduction)
         self.ignore_index = ignore_index
         self.label_smoothing = label_smoothing
 
@@ -570,9 +568,9 @@ class CrossEntropyLoss(_WeightedLoss):
 class NLLLoss(_WeightedLoss):
     """:func:`nll_loss` of log-probabilities (e.g. after ``LogSoftmax``) against class indices."""
 
-    def __init__(self, weight: Tensor | None = None, size_average=None, ignore_index: int = -100,
-                 reduce=None, reduction: str = "mean"):
-        super().__init__(weight, size_average, reduce, reduction)
+    def __init__(self, weight: Tensor | None = None, *, ignore_index: int = -100,
+                 reduction: str = "mean"):
+        super().__init__(weight, reduction=reduction)
         self.ignore_index = ignore_index
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
@@ -591,9 +589,9 @@ class BCEWithLogitsLoss(_Loss):
     """:func:`binary_cross_entropy_with_logits`: sigmoid and BCE in one stable expression.
     ``weight`` and ``pos_weight`` are buffers (state-dict keys ``weight``, ``pos_weight``)."""
 
-    def __init__(self, weight: Tensor | None = None, size_average=None, reduce=None,
-                 reduction: str = "mean", pos_weight: Tensor | None = None):
-        super().__init__(size_average, reduce, reduction)
+    def __init__(self, weight: Tensor | None = None, *, reduction: str = "mean",
+                 pos_weight: Tensor | None = None):
+        super().__init__(reduction=reduction)
         self.register_buffer("weight", weight)
         self.register_buffer("pos_weight", pos_weight)
 
@@ -608,9 +606,8 @@ class KLDivLoss(_Loss):
 
     _allowed = _REDUCTIONS + ("batchmean",)
 
-    def __init__(self, size_average=None, reduce=None, reduction: str = "mean",
-                 log_target: bool = False):
-        super().__init__(size_average, reduce, reduction)
+    def __init__(self, *, reduction: str = "mean", log_target: bool = False):
+        super().__init__(reduction=reduction)
         self.log_target = log_target
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:

@@ -92,18 +92,13 @@ class Module:
             raise AttributeError(f"{type(self).__name__}: call super().__init__() before "
                                  f"assigning attribute {name!r}")
         params, buffers, modules = d["_parameters"], d["_buffers"], d["_modules"]
-        if isinstance(value, Parameter):
-            buffers.pop(name, None)
-            modules.pop(name, None)
-            d.pop(name, None)
+        if isinstance(value, (Parameter, Module)):  # the name moves to its table
+            table = params if isinstance(value, Parameter) else modules
+            for other in (params, buffers, modules, d):
+                if other is not table:
+                    other.pop(name, None)
             d["_non_persistent"].discard(name)
-            params[name] = value
-        elif isinstance(value, Module):
-            params.pop(name, None)
-            buffers.pop(name, None)
-            d.pop(name, None)
-            d["_non_persistent"].discard(name)
-            modules[name] = value
+            table[name] = value
         elif name in buffers:
             if value is not None and not isinstance(value, Tensor):
                 raise TypeError(f"cannot assign {type(value).__name__} as buffer {name!r} "
@@ -149,25 +144,25 @@ class Module:
         if name not in table and hasattr(self, name):
             raise KeyError(f"{method}: attribute {name!r} already exists")
 
+    def _register(self, method: str, table: str, name: str, value, kind: type) -> None:
+        """What every ``register_*`` does: check that ``__init__`` ran, that ``name`` can be a
+        state-dict key, and that ``value`` is a ``kind`` or None; then put it in ``table``."""
+        if table not in self.__dict__:
+            raise AttributeError(f"call super().__init__() before {method}()")
+        entries = self.__dict__[table]
+        self._check_name(method, name, entries)
+        if value is not None and not isinstance(value, kind):
+            raise TypeError(f"{method}: {name!r} must be a {kind.__name__} or None, got "
+                            f"{type(value).__name__}")
+        entries[name] = value
+
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         """Register ``param`` as ``name``, like ``self.name = param`` (None reserves the name)."""
-        if "_parameters" not in self.__dict__:
-            raise AttributeError("call super().__init__() before register_parameter()")
-        self._check_name("register_parameter", name, self._parameters)
-        if param is not None and not isinstance(param, Parameter):
-            raise TypeError(f"register_parameter: {name!r} must be a Parameter or None, got "
-                            f"{type(param).__name__}")
-        self._parameters[name] = param
+        self._register("register_parameter", "_parameters", name, param, Parameter)
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """Register state that is not trained (saved in the state dict unless not persistent)."""
-        if "_buffers" not in self.__dict__:
-            raise AttributeError("call super().__init__() before register_buffer()")
-        self._check_name("register_buffer", name, self._buffers)
-        if tensor is not None and not isinstance(tensor, Tensor):
-            raise TypeError(f"register_buffer: {name!r} must be a Tensor or None, got "
-                            f"{type(tensor).__name__}")
-        self._buffers[name] = tensor
+        self._register("register_buffer", "_buffers", name, tensor, Tensor)
         if persistent:
             self._non_persistent.discard(name)
         else:
@@ -175,12 +170,7 @@ class Module:
 
     def add_module(self, name: str, module: Module | None) -> None:
         """Register ``module`` as a child called ``name`` (same as ``self.name = module``)."""
-        if "_modules" not in self.__dict__:
-            raise AttributeError("call super().__init__() before add_module()")
-        self._check_name("add_module", name, self._modules)
-        if module is not None and not isinstance(module, Module):
-            raise TypeError(f"add_module: {name!r} must be a Module, got {type(module).__name__}")
-        self._modules[name] = module
+        self._register("add_module", "_modules", name, module, Module)
 
     register_module = add_module
 
@@ -245,28 +235,36 @@ class Module:
         for _, m in self.named_children():
             yield m
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator:
-        """(dotted name, Parameter), each parameter once even if shared by two modules."""
+    def _named_members(self, table: str, prefix: str, recurse: bool,
+                       remove_duplicate: bool) -> Iterator:
+        """(dotted name, tensor) for every non-None entry of each module's ``table``
+        (``"_parameters"`` or ``"_buffers"``), here and below if ``recurse``; a tensor shared by
+        two modules (or two names) comes once, under its first name, unless ``remove_duplicate``
+        is False. The one walk behind ``named_parameters`` and ``named_buffers``."""
         seen = set()
-        modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        modules = (self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
+                   if recurse else [(prefix, self)])
         for mod_name, module in modules:
-            for name, p in module._parameters.items():
-                if p is not None and id(p) not in seen:
-                    seen.add(id(p))
-                    yield (f"{mod_name}.{name}" if mod_name else name), p
+            for name, t in getattr(module, table).items():
+                if t is None or (remove_duplicate and id(t) in seen):
+                    continue
+                seen.add(id(t))
+                yield (f"{mod_name}.{name}" if mod_name else name), t
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True,
+                         remove_duplicate: bool = True) -> Iterator:
+        """(dotted name, Parameter), each parameter once even if shared by two modules (unless
+        ``remove_duplicate=False``, as in PyTorch)."""
+        return self._named_members("_parameters", prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse: bool = True) -> Iterator:
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator:
-        seen = set()
-        modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
-        for mod_name, module in modules:
-            for name, b in module._buffers.items():
-                if b is not None and id(b) not in seen:
-                    seen.add(id(b))
-                    yield (f"{mod_name}.{name}" if mod_name else name), b
+    def named_buffers(self, prefix: str = "", recurse: bool = True,
+                      remove_duplicate: bool = True) -> Iterator:
+        """(dotted name, buffer), as :meth:`named_parameters`."""
+        return self._named_members("_buffers", prefix, recurse, remove_duplicate)
 
     def buffers(self, recurse: bool = True) -> Iterator:
         for _, b in self.named_buffers(recurse=recurse):
@@ -327,7 +325,7 @@ class Module:
             if dtype is not None and arr.dtype.kind == "f" and arr.dtype != dtype:
                 arr = arr.astype(dtype)
             if dev is not None and t.device is not dev:
-                arr = backend.to_device(arr, t.device, dev)
+                arr = backend.transfer(arr, t.device, dev)
                 t._device = dev
             t._data = arr
 
@@ -514,7 +512,7 @@ def _converted(value, target: Tensor):
         arr, src = backend.host_array(value), backend.Device("cpu")
         if arr.dtype.kind not in "biufc":
             raise TypeError(f"got {type(value).__name__}")
-    arr = backend.to_device(arr, src, target.device)
+    arr = backend.transfer(arr, src, target.device)
     if arr.dtype != target.dtype:
         arr = arr.astype(target.dtype)
     return arr

@@ -29,13 +29,13 @@ class ToDevice(Function):
     def forward(ctx, x, dst=None):
         ctx.src = ctx.device
         ctx.out_device = dst
-        return backend.to_device(x, ctx.device, dst)
+        return backend.transfer(x, ctx.device, dst)
 
     @staticmethod
     def backward(ctx, g):
         if isinstance(g, Tensor):  # create_graph: the copy back is itself recorded
             return to_device(g, ctx.src), None
-        return backend.to_device(g, ctx.out_device, ctx.src), None
+        return backend.transfer(g, ctx.out_device, ctx.src), None
 
 
 class Clone(Function):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .optimizer import Optimizer, zeros_state
+from .optimizer import Optimizer
 
 
 class Adagrad(Optimizer):
@@ -55,7 +55,10 @@ class Adagrad(Optimizer):
                 raise ValueError(f"Invalid {label}: {group[name]}")
 
     def _init_state(self, p, group: dict[str, Any]) -> dict[str, Any]:
-        return {"step": 0, "sum": zeros_state(p, group["initial_accumulator_value"])}
+        return {"step": 0, **self._slot_tensors(p, group)}
+
+    def _slot_initial_value(self, key: str, group: dict[str, Any]) -> float:
+        return group["initial_accumulator_value"]
 
     def _state_keys(self, group: dict[str, Any]) -> tuple:
         return ("sum",)

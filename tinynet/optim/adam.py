@@ -75,9 +75,6 @@ class Adam(Optimizer):
         weight_decay = group["weight_decay"]
         if group["maximize"]:
             g = -g
-        for key in self._state_keys(group):  # moments start at zero
-            if arrays[key] is None:
-                arrays[key] = xp.zeros_like(w)
         if weight_decay != 0:
             if group["decoupled_weight_decay"]:
                 w *= 1 - lr * weight_decay

@@ -138,6 +138,7 @@ class Optimizer:
         keys = self._state_keys(group)
         if 1 < len(params) == len(group["params"]) and flat_step(self, group, params, keys):
             return
+        n_keys = len(keys)
         for p in params:
             state = self.state.get(p)
             if state is None:
@@ -147,11 +148,31 @@ class Optimizer:
             step = None
             if "step" in state:
                 step = state["step"] = state["step"] + 1
-            arrays = {k: (state[k]._data if state.get(k) is not None else None) for k in keys}
-            self._update(p._device.xp, p._data, p.grad._data, arrays, step, group)
-            for k in keys:  # the ones _update created
+            arrays = {k: state[k]._data for k in keys if state.get(k) is not None}
+            xp = p._device.xp
+            if len(arrays) < n_keys:  # the first step: create the state arrays
+                self._create_slots(xp, p._data, arrays, group)
+            self._update(xp, p._data, p.grad._data, arrays, step, group)
+            for k in keys:  # the ones created for this first step
                 if state.get(k) is None:
                     state[k] = Tensor._make(arrays[k], p.device)
+
+    def _create_slots(self, xp, w, arrays: dict, group: dict[str, Any]) -> None:
+        """Create, in ``arrays``, the state arrays not created yet: each filled with
+        ``_slot_initial_value`` and shaped like ``w``. The one place optimizers' state starts.
+        A key whose initial value is None is set to None: ``_update`` makes it."""
+        for key in self._state_keys(group):
+            if arrays.get(key) is None:
+                fill = self._slot_initial_value(key, group)
+                arrays[key] = (None if fill is None else
+                               xp.zeros_like(w) if fill == 0 else xp.full_like(w, fill))
+
+    def _slot_tensors(self, p: Tensor, group: dict[str, Any]) -> dict[str, Tensor]:
+        """A parameter's state arrays before its first step, as tensors (for optimizers whose
+        state exists from construction, as Adagrad's does in PyTorch)."""
+        arrays: dict = {}
+        self._create_slots(p.device.xp, p.data, arrays, group)
+        return {k: Tensor._make(v, p.device) for k, v in arrays.items() if v is not None}
 
     # What a subclass defines:
     def _state_keys(self, group: dict[str, Any]) -> tuple:
@@ -162,12 +183,19 @@ class Optimizer:
         """A parameter's state before its first step (``{"step": 0}`` for counting optimizers)."""
         return {"step": 0}
 
+    def _slot_initial_value(self, key: str, group: dict[str, Any]) -> float | None:
+        """The value every element of the state array ``key`` starts at (0: moments and
+        averages); None when ``_update`` creates that array itself on the first step."""
+        return 0.0
+
     def _update(self, xp, w, g, arrays: dict, step: int | None, group: dict[str, Any]) -> None:
         """One step on the raw arrays: ``w`` the parameter and ``arrays`` the state arrays by key,
         both changed in place only (never rebound: they may be views of a flat buffer); ``g`` the
-        gradient, never modified; an entry of ``arrays`` that is None is not created yet: create
-        it and put it in ``arrays``; ``step`` the step number counting this one (None if not
-        counted). Called for one parameter, or for a whole group flattened into 1-d arrays."""
+        gradient, never modified. Every state array exists already (made by ``_create_slots``),
+        except one whose ``_slot_initial_value`` is None on the first step: ``_update`` creates
+        that one and puts it in ``arrays``. ``step`` is the step number counting this one (None
+        if not counted). Called for one parameter, or for a whole group flattened into 1-d
+        arrays."""
         raise NotImplementedError(f"{type(self).__name__} does not define _update")
 
     # --- state dicts ----------------------------------------------------------------------------
@@ -263,17 +291,11 @@ def _restore(value, p: Tensor, key: str):
     if key == "step":
         return int(value.item() if hasattr(value, "item") else value)
     if isinstance(value, Tensor):
-        arr = backend.to_device(value.data, value.device, p.device)
+        arr = backend.transfer(value.data, value.device, p.device)
     elif hasattr(value, "shape") and hasattr(value, "dtype"):
-        arr = backend.to_device(backend.host_array(value), backend.Device("cpu"), p.device)
+        arr = backend.transfer(backend.host_array(value), backend.Device("cpu"), p.device)
     else:
         return copy.copy(value)
     arr = arr.astype(p.dtype) if arr.dtype != p.dtype else arr.copy()
     return Tensor._make(arr, p.device)
 
-
-def zeros_state(p: Tensor, fill: float = 0.0) -> Tensor:
-    """A state tensor shaped like ``p`` on its device (moments, accumulators)."""
-    xp = p.device.xp
-    arr = xp.zeros_like(p.data) if fill == 0 else xp.full(p.shape, fill, dtype=p.dtype)
-    return Tensor._make(arr, p.device)

@@ -67,9 +67,6 @@ class RMSprop(Optimizer):
         weight_decay, momentum = group["weight_decay"], group["momentum"]
         if group["maximize"]:
             g = -g
-        for key in self._state_keys(group):  # averages and buffer start at zero
-            if arrays[key] is None:
-                arrays[key] = xp.zeros_like(w)
         if weight_decay != 0:
             g = g + weight_decay * w
         v = arrays["square_avg"]

@@ -66,6 +66,9 @@ class SGD(Optimizer):
     def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
         return {}  # no step count: PyTorch's SGD state is the momentum buffer alone
 
+    def _slot_initial_value(self, key: str, group: dict[str, Any]) -> None:
+        return None  # the momentum buffer starts as the first gradient (made in _update)
+
     def _update(self, xp, w, g, arrays, step, group) -> None:
         lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
         weight_decay = group["weight_decay"]

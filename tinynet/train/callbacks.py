@@ -14,6 +14,7 @@ Read next: ``checkpoint.py`` (what ``ModelCheckpoint`` writes and ``resume`` rea
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -65,35 +66,37 @@ class Callback:
     def on_batch_end(self, state: TrainingState) -> None: ...
 
 
+class _FanOut:
+    """A :class:`CallbackList` event: ``callbacks.on_epoch_end(state)`` runs ``on_epoch_end`` on
+    every callback (the attribute's own name is the event)."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.event = name
+
+    def __get__(self, callbacks, owner=None):
+        if callbacks is None:
+            return self
+        return functools.partial(callbacks.call, self.event)
+
+
 class CallbackList(Callback):
-    """Runs each event on every callback, in the order given."""
+    """Runs each event on every callback, in the order given; every event goes through one
+    fan-out, :meth:`call`."""
 
     def __init__(self, callbacks=()):
         self.callbacks = list(callbacks)
 
-    def on_train_begin(self, state):
+    def call(self, event: str, state: TrainingState) -> None:
+        """Run ``event`` (``"on_epoch_end"``, ...) on every callback, in order."""
         for c in self.callbacks:
-            c.on_train_begin(state)
+            getattr(c, event)(state)
 
-    def on_train_end(self, state):
-        for c in self.callbacks:
-            c.on_train_end(state)
-
-    def on_epoch_begin(self, state):
-        for c in self.callbacks:
-            c.on_epoch_begin(state)
-
-    def on_epoch_end(self, state):
-        for c in self.callbacks:
-            c.on_epoch_end(state)
-
-    def on_batch_begin(self, state):
-        for c in self.callbacks:
-            c.on_batch_begin(state)
-
-    def on_batch_end(self, state):
-        for c in self.callbacks:
-            c.on_batch_end(state)
+    on_train_begin = _FanOut()
+    on_train_end = _FanOut()
+    on_epoch_begin = _FanOut()
+    on_epoch_end = _FanOut()
+    on_batch_begin = _FanOut()
+    on_batch_end = _FanOut()
 
 
 class _Monitor:

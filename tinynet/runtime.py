@@ -1,5 +1,9 @@
-"""Host-side process settings that decide how fast a NumPy training loop runs: the C allocator
+"""Process settings that decide how fast a NumPy training loop runs on the host: the C allocator
 (glibc's ``malloc``) and the number of BLAS threads.
+
+They belong to the process, not to a device (so not to ``tinynet/backend/``): ``tinynet train``
+and ``tinynet bench`` set them for the process they own, and a script may call them once at the
+top (``from tinynet import runtime; runtime.keep_freed_memory()``).
 
 **Allocator.** A training step allocates the same large temporaries every step (activations,
 gradients, im2col columns). glibc serves blocks above its mmap threshold (128 KiB to start) with

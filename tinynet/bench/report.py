@@ -1,13 +1,24 @@
 """The report of ``tinynet bench``: Markdown tables, the GPU-vs-CPU crossover and the plot.
 
-Everything here reads the JSON document that ``tinynet.bench.run_bench`` (or
+Everything here reads the JSON document that ``tinynet.bench.run.run_bench`` (or
 ``merge_thread_runs``) returns and measures nothing, so a saved ``bench.json`` can be reported
 again: ``markdown_table(json.load(open("bench.json")))``.
+
+Figures are shown as they can be read: a spread only where there are several repeats, the
+figures derived from the matmul peak only where the peak measurement held (a footnote says why
+not), and the width sweep in its own table under its own heading.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+_COLUMNS = ("samples | impl | device | threads | {epoch} | samples/s | it/s | "
+            "data / fwd / bwd / opt s | GFLOP/s (% peak) | other us/step | peak MiB (traced) | "
+            "loss first -> last | time / tinynet")
+_PEAK_NOTE = ("Rows marked *: faster than the float32 matmul peak measured in the same run "
+              "({peaks}), so that measurement came out low (a busy machine): % of peak and "
+              "other us/step are not derived for them.")
 
 
 def threads_label(rec: dict) -> str:
@@ -20,6 +31,14 @@ def threads_label(rec: dict) -> str:
     return text if got is None or got == asked else f"{text} ({got})"
 
 
+def spread(stats: dict, fmt: str = ".3f") -> str:
+    """``median (min-max)`` of a summary, or the one value when it was measured once."""
+    median = format(stats["median"], fmt)
+    if stats.get("repeats", 2) < 2:
+        return median
+    return f"{median} ({format(stats['min'], fmt)}-{format(stats['max'], fmt)})"
+
+
 def _memory_cell(rec: dict) -> str:
     """Traced host peak in MiB; on a GPU the CuPy pool's total instead; '-' when neither."""
     if rec.get("peak_traced_mib") is not None:
@@ -29,32 +48,63 @@ def _memory_cell(rec: dict) -> str:
     return "-"
 
 
+def _peak_cells(rec: dict) -> tuple[str, str]:
+    """The ``GFLOP/s (% peak)`` and ``other us/step`` cells."""
+    rate, frac, overhead = rec["gflop_per_s"], rec["fraction_of_peak"], rec["overhead_us_per_step"]
+    if rec.get("peak_exceeded"):
+        return f"{rate:.1f} (-*)", "-*"
+    return (f"{rate:.1f}" + ("" if frac is None else f" ({100 * frac:.0f}%)"),
+            "-" if overhead is None else f"{overhead:.0f}")
+
+
+def _row(rec: dict, first: list) -> str:
+    ph = rec.get("phases_seconds")
+    phases = " / ".join(f"{ph[k]:.3f}" for k in ph) if ph else "-"
+    rate, overhead = _peak_cells(rec)
+    ratio = rec["time_vs_tinynet"]
+    cells = [*first, f"{rec['samples']:,}", rec["impl"], rec["device"], threads_label(rec),
+             spread(rec["epoch_seconds"]), f"{rec['samples_per_s']:,.0f}",
+             f"{rec['iterations_per_s']:,.0f}", phases, rate, overhead, _memory_cell(rec),
+             f"{rec['loss_first']:.3f} -> {rec['loss_last']:.3f}",
+             "-" if ratio is None else f"{ratio:.2f}"]
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _table(records: list, lead: str, first, epochs: int) -> list:
+    epoch = "epoch s" if epochs < 2 else f"epoch s (median, min-max of {epochs})"
+    head = f"| {lead} | " + _COLUMNS.format(epoch=epoch) + " |"
+    return [head, "|" + "---|" * head.count(" | ") + "---|"] + [_row(r, first(r)) for r in records]
+
+
 def markdown_table(doc: dict) -> str:
-    """The records as a Markdown table, then what did not run and why."""
-    head = ("| model | width | batch | samples | impl | device | threads | "
-            "epoch s (median, min-max) | samples/s | it/s | data / fwd / bwd / opt s | "
-            "GFLOP/s (% peak) | other us/step | peak MiB (traced) | loss first -> last | "
-            "time / tinynet |")
-    lines = [head, "|" + "---|" * 16]
-    for r in doc["records"]:
-        e = r["epoch_seconds"]
-        ph = r.get("phases_seconds")
-        phases = " / ".join(f"{ph[k]:.3f}" for k in ph) if ph else "-"
-        frac = r["fraction_of_peak"]
-        ratio = r["time_vs_tinynet"]
-        lines.append(
-            f"| {r['model']} | {r.get('width') or '-'} | {r['batch_size']} | {r['samples']:,} | "
-            f"{r['impl']} | {r['device']} | {threads_label(r)} | "
-            f"{e['median']:.3f} ({e['min']:.3f}-{e['max']:.3f}) | {r['samples_per_s']:,.0f} | "
-            f"{r['iterations_per_s']:,.0f} | {phases} | {r['gflop_per_s']:.1f} "
-            f"({100 * frac:.0f}%) | {r['overhead_us_per_step']:.0f} | {_memory_cell(r)} | "
-            f"{r['loss_first']:.3f} -> {r['loss_last']:.3f} | "
-            f"{'-' if ratio is None else f'{ratio:.2f}'} |")
+    """The records as Markdown: epoch times by batch size, then the width sweep (each under a
+    heading), footnotes, then what did not run and why."""
+    epochs = doc.get("epochs_measured", 2)
+    batch = [r for r in doc["records"] if r["series"] == "batch"]
+    width = [r for r in doc["records"] if r["series"] == "width"]
+    parts = []
+    if batch:
+        models = ", ".join(sorted({"MLP 784-256-128-10" if r["model"] == "mlp" else "CNN"
+                                   for r in batch}, reverse=True))
+        parts += [f"Epoch time by batch size ({models}):", "",
+                  *_table(batch, "model | batch", lambda r: [r["model"], r["batch_size"]],
+                          epochs)]
+    if width:
+        samples = sorted({r["samples"] for r in width})
+        per_epoch = f", {samples[0]:,} samples per epoch" if len(samples) == 1 else ""
+        parts += ["" if parts else None, f"MLP width sweep (784-W-(W/2)-10{per_epoch}):", "",
+                  *_table(width, "width | batch", lambda r: [r["width"], r["batch_size"]],
+                          epochs)]
+    flagged = [r for r in doc["records"] if r.get("peak_exceeded")]
+    if flagged:
+        peaks = ", ".join(sorted({f"{r['device']} {r['matmul_peak_gflop_per_s']:.1f} GFLOP/s"
+                                  for r in flagged}))
+        parts += ["", _PEAK_NOTE.format(peaks=peaks)]
     if doc["missing"]:
-        lines.append("")
+        parts.append("")
     for key, why in doc["missing"].items():
-        lines.append(f"- {key}: not run ({why})")
-    return "\n".join(lines)
+        parts.append(f"- {key}: not run ({why})")
+    return "\n".join(p for p in parts if p is not None)
 
 
 def fixed_cost_table(doc: dict) -> str:
@@ -66,13 +116,14 @@ def fixed_cost_table(doc: dict) -> str:
     title = (f"Fixed cost per training step (MLP {sizes}, batch {rows[0]['batch_size']}: forward, "
              "loss read, zero_grad, backward, SGD momentum step; inputs already on the device):")
     lines = [title, "",
-             "| impl | device | threads | us/step (median, min-max) | mean us/step | steps |",
+             "| impl | device | threads | us/step (median of each repeat; min-max) | "
+             "mean us/step | steps |",
              "|---|---|---|---|---|---|"]
     for row in rows:
         us = row["us_per_step"]
         lines.append(f"| {row['impl']} | {row['device']} | {threads_label(row)} | "
-                     f"{us['median']:.0f} ({us['min']:.0f}-{us['max']:.0f}) | "
-                     f"{row['mean_us_per_step']:.0f} | {us['repeats']} x {row['steps']:,} |")
+                     f"{spread(us, '.0f')} | {row['mean_us_per_step']:.0f} | "
+                     f"{us['repeats']} x {row['steps']:,} |")
     return "\n".join(lines)
 
 

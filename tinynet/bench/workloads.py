@@ -1,0 +1,112 @@
+"""What ``tinynet bench`` trains: the networks, their data, their FLOP counts, one training step.
+
+The MLP 784-256-128-10 (or 784-W-(W/2)-10 in the width sweep) and the small CNN of the
+benchmarks (conv 3x3x8, ReLU, max-pool 2, conv 3x3x16, ReLU, max-pool 2, linear to 10), trained
+with SGD momentum and cross entropy on MNIST-shaped synthetic data. The labels are a fixed random
+linear function of the inputs, so training is real (the loss goes down) while the pixel values,
+which do not affect timing, cost nothing to make.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np  # host data only
+
+import tinynet as tn
+
+MLP_SIZES = (784, 256, 128, 10)
+LR, MOMENTUM = 0.01, 0.9
+
+
+# --- FLOP counts ------------------------------------------------------------------------------
+
+def linear_flops(batch: int, in_features: int, out_features: int, input_grad: bool = True) -> int:
+    """Matrix-product FLOPs of one training step of a linear layer (multiply-add = 2 FLOPs).
+
+    Forward ``x @ W.T`` and the weight gradient ``g.T @ x`` are ``2*B*I*O`` each; the input
+    gradient ``g @ W`` is another ``2*B*I*O`` unless the input needs no gradient (first layer).
+    """
+    return 2 * batch * in_features * out_features * (3 if input_grad else 2)
+
+
+def conv_flops(batch: int, c_in: int, c_out: int, kernel: int, out_hw: int,
+               input_grad: bool = True) -> int:
+    """Matrix-product FLOPs of one training step of a square conv layer, as im2col matmuls."""
+    return linear_flops(batch * out_hw * out_hw, c_in * kernel * kernel, c_out, input_grad)
+
+
+def step_flops(model: str, batch: int, sizes: tuple = MLP_SIZES) -> int:
+    """Matrix-product FLOPs of one training step of ``"mlp"`` (layer widths ``sizes``, input
+    first) or ``"cnn"`` (``sizes`` ignored) at ``batch``."""
+    if model == "mlp":
+        pairs = itertools.pairwise(sizes)
+        return sum(linear_flops(batch, i, o, k > 0) for k, (i, o) in enumerate(pairs))
+    return (conv_flops(batch, 1, 8, 3, 28, False) + conv_flops(batch, 8, 16, 3, 14)
+            + linear_flops(batch, 16 * 7 * 7, 10))
+
+
+def mlp_sizes(width: int) -> tuple:
+    """The swept MLP 784-W-(W/2)-10; ``mlp_sizes(256)`` is the standard network."""
+    return (784, width, width // 2, 10)
+
+
+# --- networks and data ------------------------------------------------------------------------
+
+def build_network(nn, model: str, sizes: tuple = MLP_SIZES):
+    """The benchmark network built from ``nn`` (``tinynet.nn`` or ``torch.nn``, which share these
+    names): the MLP with layer widths ``sizes`` and a ReLU between linear layers, or the CNN. No
+    dropout, so every implementation computes the same thing."""
+    if model == "mlp":
+        layers = []
+        for k, (i, o) in enumerate(itertools.pairwise(sizes)):
+            layers += [nn.ReLU()] if k else []
+            layers.append(nn.Linear(i, o))
+        return nn.Sequential(*layers)
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(16 * 7 * 7, 10))
+
+
+def build_tinynet(model: str, sizes: tuple = MLP_SIZES) -> tn.nn.Module:
+    """The benchmark network in tinynet (see :func:`build_network`)."""
+    return build_network(tn.nn, model, sizes)
+
+
+def synthetic_data(model: str, samples: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST-shaped float32 inputs and int64 labels from a fixed random linear teacher."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((samples, 784), dtype=np.float32)
+    y = np.argmax(x @ rng.standard_normal((784, 10), dtype=np.float32), axis=1).astype(np.int64)
+    return (x.reshape(samples, 1, 28, 28) if model == "cnn" else x), y
+
+
+# --- tinynet's training step ------------------------------------------------------------------
+
+def tinynet_training(model: str, sizes: tuple, device: tn.Device, seed: int = 0) -> tuple:
+    """The benchmark network on ``device`` (seeded weights), its SGD-momentum optimizer and the
+    cross-entropy loss: what every tinynet measurement trains."""
+    tn.manual_seed(seed)
+    net = build_tinynet(model, sizes).to(device)
+    return net, tn.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM), tn.nn.CrossEntropyLoss()
+
+
+def tinynet_step(net, opt, loss_fn, xt, yt) -> None:
+    """One training step as ``fit`` runs it: forward, loss read, zero_grad, backward, step."""
+    loss = loss_fn(net(xt), yt)
+    loss.item()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+
+# --- the fixed cost of a step -----------------------------------------------------------------
+
+FIXED_SIZES, FIXED_BATCH = (16, 16, 16, 10), 8  # arithmetic negligible: what is left is fixed
+
+
+def fixed_step_data() -> tuple[np.ndarray, np.ndarray]:
+    """The one batch every fixed-cost step trains on (the same for every implementation)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((FIXED_BATCH, FIXED_SIZES[0]), dtype=np.float32)
+    return x, rng.integers(0, FIXED_SIZES[-1], FIXED_BATCH)
