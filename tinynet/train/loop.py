@@ -52,7 +52,9 @@ def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable, epochs: int
         device: where to train: the model is moved there and every batch follows. ``None``:
             where the model's parameters already are.
         progress: add a :class:`ProgressBar` unless ``callbacks`` already has one.
-        start_epoch: epochs already done (from :func:`tinynet.train.resume`).
+        start_epoch: epochs already done (from :func:`tinynet.train.resume`). A callback that
+            stops the run in ``on_train_begin`` (``EarlyStopping`` on a run that had already
+            stopped) makes ``fit`` train no epoch.
         history: the history to extend (from ``resume``); a new one by default.
         step_per: ``"epoch"`` or ``"iteration"``: when the scheduler steps.
         scheduler_monitor: the history key a ``ReduceLROnPlateau`` watches.
@@ -82,12 +84,18 @@ def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable, epochs: int
     state = TrainingState(model=model, optimizer=optimizer, train_loader=train_loader,
                           history=history if history is not None else History(), epochs=epochs,
                           scheduler=scheduler, val_loader=val_loader, start_epoch=start_epoch,
-                          num_batches=_length(train_loader))
+                          epoch=start_epoch, num_batches=_length(train_loader))
     if scheduler_monitor is None:
         scheduler_monitor = "val_loss" if val_loader is not None else "loss"
 
     events.on_train_begin(state)
+    if not state.stop_training and start_epoch < epochs:
+        # A resumed run that trains on: an earlier stop no longer says how the run ended.
+        state.history.stopped_epoch = state.history.stop_reason = None
     for epoch in range(start_epoch + 1, epochs + 1):
+        if state.stop_training:
+            break  # a callback ended the run: at an epoch's end, or before the first one (a
+            # resumed run that had already stopped early)
         state.epoch = epoch
         epoch_start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]  # the rate this epoch starts with
@@ -116,8 +124,6 @@ def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable, epochs: int
         state.history.append(record)
         state.logs = record
         events.on_epoch_end(state)
-        if state.stop_training:
-            break
     if state.stop_reason and state.history.stop_reason is None:
         state.history.stop_reason = state.stop_reason
     events.on_train_end(state)
