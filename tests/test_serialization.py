@@ -519,9 +519,15 @@ def stalled_write(fd, data):
 os.write = stalled_write
 tn.save({{"w": tn.zeros(100000)}}, {str(path)!r})
 """
-    subprocess.run([sys.executable, "-c", script, "die"], capture_output=True, timeout=120)
+
+    def killed_save():
+        result = subprocess.run([sys.executable, "-c", script, "die"], capture_output=True,
+                                timeout=120, check=False)
+        assert result.returncode == 3, result.stderr
+
+    killed_save()
     first = {n for n in os.listdir(tmp_path) if n != "ckpt.npz"}
-    subprocess.run([sys.executable, "-c", script, "die"], capture_output=True, timeout=120)
+    killed_save()
     second = {n for n in os.listdir(tmp_path) if n != "ckpt.npz"}
     assert len(first) == len(second) == 1 and first != second  # the second save removed it
     live = subprocess.Popen([sys.executable, "-c", script, "stall"], stdout=subprocess.PIPE,
@@ -530,7 +536,7 @@ tn.save({{"w": tn.zeros(100000)}}, {str(path)!r})
         assert live.stdout.readline() == "writing\n"
         temps = {n for n in os.listdir(tmp_path) if n != "ckpt.npz"}
         assert len(temps) == 1 and f"-{live.pid}." in temps.pop()  # it removed the dead one
-        subprocess.run([sys.executable, "-c", script, "die"], capture_output=True, timeout=120)
+        killed_save()
         temps = {n for n in os.listdir(tmp_path) if n != "ckpt.npz"}
         assert len(temps) == 2, temps  # a dead writer's temp and the live one's
         (tmp_path / ".ckpt.npz.keep.tmp").write_bytes(b"not ours: another naming")

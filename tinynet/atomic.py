@@ -77,13 +77,16 @@ def checked_path(path, caller: str) -> str:
     return text
 
 
-def replace_file(path, write: Callable, caller: str = "tn.save") -> None:
+def replace_file(path, write: Callable, caller: str = "tn.save", durable: bool = True) -> None:
     """Run ``write(file)`` into a temporary file next to ``path``, then rename it over ``path``.
 
     The temporary file lives in the target's directory (a rename is only atomic within one file
     system), is fsynced before the rename (so the new name never points at data still in the page
     cache) and removed if ``write`` raises. The directory is fsynced after the rename so the new
     entry survives a power loss. ``caller`` names the function in error messages.
+    ``durable=False`` skips both fsyncs: still atomic for a killed process (the page cache
+    outlives it), not across a power loss; for small files derived from others and rewritten
+    often (a run's ``history.csv``), where an fsync would cost more than the write.
 
     Raises:
         TypeError, ValueError: ``path`` is not a path, or is empty.
@@ -108,7 +111,8 @@ def replace_file(path, write: Callable, caller: str = "tn.save") -> None:
             if existing is not None:
                 _keep_mode_and_owner(fd, tmp, existing)
             write(_FdWriter(fd))
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, target)
@@ -118,12 +122,13 @@ def replace_file(path, write: Callable, caller: str = "tn.save") -> None:
         except FileNotFoundError:
             pass
         raise
-    _fsync_directory(directory)
+    if durable:
+        _fsync_directory(directory)
 
 
-def write_bytes(path, data: bytes, caller: str = "write_bytes") -> None:
+def write_bytes(path, data: bytes, caller: str = "write_bytes", durable: bool = True) -> None:
     """Replace the file at ``path`` with ``data``, atomically (see :func:`replace_file`)."""
-    replace_file(path, lambda f: f.write(data), caller)
+    replace_file(path, lambda f: f.write(data), caller, durable)
 
 
 def copy_file(source, path, caller: str = "copy_file") -> None:
