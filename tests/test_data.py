@@ -422,6 +422,9 @@ def test_loader_arguments_are_checked():
         DataLoader(5)
     with pytest.raises(ValueError, match="Generator: seed must be a non-negative integer"):
         tn.Generator(-1)
+    numpy_ints = DataLoader(indexed(10), batch_size=np.int64(4), shuffle=True, seed=np.uint32(3))
+    assert epoch_ids(numpy_ints) == epoch_ids(DataLoader(indexed(10), batch_size=4, shuffle=True,
+                                                         seed=3))
 
 
 class Ragged(Dataset):

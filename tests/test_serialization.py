@@ -780,6 +780,7 @@ def test_tensor_fields_of_the_wrong_type_are_refused(tmp_path, edit, message):
 @pytest.mark.parametrize("root, message", [
     ({"type": "float", "value": True}, "a float node holds True"),
     ({"type": "float", "value": "1e3"}, "a float node holds '1e3'"),
+    ({"type": "float", "value": 10**400}, "a float node holds an integer too large"),
     ({"type": "bool", "value": 1}, "field 'value' is 1, not a bool"),
     ({"type": "list", "items": {}}, "field 'items' is {}, not a list"),
     ({"type": "dict", "items": [[{"type": "list", "items": []}, {"type": "none"}]]},

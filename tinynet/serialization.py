@@ -423,7 +423,11 @@ class _Decoder:
             value = node.get("value")
             if not (type(value) in (int, float) or value in _FLOAT_WORDS):
                 raise self._malformed(where, f"a float node holds {value!r}")
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:  # an integer beyond any float: never written by tn.save
+                raise self._malformed(where, "a float node holds an integer too large for a "
+                                             "float") from None
         if kind in ("list", "tuple"):
             items = [self.decode(v, where + (i,))
                      for i, v in enumerate(self._field(node, "items", list, where))]

@@ -18,6 +18,7 @@ generator, so a run resumed from a checkpoint sees exactly the batches of an uni
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Iterator
 
 from .. import backend
@@ -86,7 +87,7 @@ class DataLoader:
                 seed = int(backend.default_generator.integers(0, 2**62, ()))
             generator = Generator(seed)
         self.dataset = dataset
-        self.batch_size = batch_size
+        self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.generator = generator
@@ -248,7 +249,9 @@ class DataLoader:
 
 
 def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """An integer, NumPy's included, but not a bool (``True`` is not a batch size)."""
+    return (isinstance(value, numbers.Integral)
+            and not isinstance(value, (bool, backend.host_namespace().bool_)))
 
 
 def _to(batch, device: Device | None):
