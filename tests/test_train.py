@@ -152,6 +152,12 @@ def test_fit_rejects_bad_arguments():
         fit(model, loss, opt, loader, 1, metrics=("f1",), progress=False)
     with pytest.raises(ValueError, match="start_epoch"):
         fit(model, loss, opt, loader, 2, start_epoch=3, progress=False)
+    for bad in (2.5, "3", True, -1):  # range()'s TypeError, or a silent empty run, before
+        with pytest.raises(ValueError, match=f"fit: epochs must be an integer >= 0, got "
+                                             f"{re.escape(repr(bad))}"):
+            fit(model, loss, opt, loader, bad, progress=False)
+    with pytest.raises(ValueError, match="fit: start_epoch must be an integer >= 0, got None"):
+        fit(model, loss, opt, loader, 2, start_epoch=None, progress=False)
     triples = [(tn.tensor(x), tn.tensor(y), tn.tensor(y))]
     with pytest.raises(ValueError, match=r"\(inputs, targets\) batches, got 3 items"):
         fit(model, loss, opt, triples, 1, progress=False)

@@ -440,17 +440,22 @@ def train(args: argparse.Namespace) -> dict:
                                    callbacks=callbacks, device=device, progress=False,
                                    start_epoch=start_epoch, history=history, step_per=step_per)
         elapsed = time.perf_counter() - start
-        if len(history.epochs) == start_epoch and resumed is not None:
-            why = (history.stop_reason if start_epoch < args.epochs else
-                   f"the run has done its {args.epochs} epochs; pass --epochs above "
-                   f"{args.epochs} to train on")
-            print(f"nothing to train: {why}"
-                  + ("; a larger --patience, or --patience 0, trains on" if args.patience and
-                     start_epoch < args.epochs else ""))
+        if resumed is not None and len(history.epochs) == start_epoch:
+            _say_why_nothing_trained(history, start_epoch, args.epochs)
         return _finish(run_dir, config, history, model, test_loader, loss_fn, device, elapsed,
                        say)
     except OSError as error:
         raise write_failed(error, run_dir) from None
+
+
+def _say_why_nothing_trained(history, start_epoch: int, epochs: int) -> None:
+    """A resumed run that trained no epoch: it had done all of them, or had stopped early."""
+    if start_epoch == epochs:
+        print(f"nothing to train: the run has done its {epochs} epochs; pass --epochs above "
+              f"{epochs} to train on")
+    elif history.stopped_epoch == start_epoch:  # EarlyStopping, before the first epoch
+        print(f"nothing to train: {history.stop_reason}; a larger --patience, or --patience 0, "
+              "trains on")
 
 
 def _finish(run_dir: Path, config: dict, history, model, test_loader, loss_fn, device,

@@ -10,6 +10,7 @@ Read next: ``callbacks.py``, then ``checkpoint.py``.
 
 from __future__ import annotations
 
+import numbers
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -72,6 +73,9 @@ def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable, epochs: int
         raise ValueError(f"step_per must be 'epoch' or 'iteration', got {step_per!r}")
     if isinstance(scheduler, ReduceLROnPlateau) and step_per == "iteration":
         raise ValueError("ReduceLROnPlateau watches a per-epoch metric: use step_per='epoch'")
+    for name, value in (("epochs", epochs), ("start_epoch", start_epoch)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+            raise ValueError(f"fit: {name} must be an integer >= 0, got {value!r}")
     if epochs < start_epoch:
         raise ValueError(f"epochs ({epochs}) is the epoch to train up to and must be >= "
                          f"start_epoch ({start_epoch})")
@@ -93,9 +97,10 @@ def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable, epochs: int
         # A resumed run that trains on: an earlier stop no longer says how the run ended.
         state.history.stopped_epoch = state.history.stop_reason = None
     for epoch in range(start_epoch + 1, epochs + 1):
+        # A callback ended the run: at an epoch's end, or before the first one (a resumed run
+        # that had already stopped early).
         if state.stop_training:
-            break  # a callback ended the run: at an epoch's end, or before the first one (a
-            # resumed run that had already stopped early)
+            break
         state.epoch = epoch
         epoch_start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]  # the rate this epoch starts with
