@@ -310,3 +310,162 @@ def test_callback_list_runs_every_event_on_every_callback_in_order():
         getattr(callbacks, event)(state)
     assert log == [(name, event, state) for event in EVENTS for name in ("a", "b")]
     assert set(EVENTS) <= set(vars(tn.train.callbacks.CallbackList))  # named in the class body
+
+
+# --- a resumed run: the stop, the checkpoint files and the logs continue consistently -----------
+EARLY = [3.0, 2.0, 2.5, 2.6, 1.0, 0.5]  # patience 2: best at epoch 2, stops at epoch 4
+
+
+def _resume(tmp_path, callbacks, epochs, source=None):
+    """A new process's view: fresh objects, restored from the run folder, then fit on."""
+    model, opt, train, val = problem()
+    start, history = tn.train.resume(source or tmp_path, model, opt, None, train)
+    history = fit(model, tn.nn.CrossEntropyLoss(), opt, train, epochs, val_loader=val,
+                  metrics=callbacks[0], callbacks=callbacks[1:], start_epoch=start,
+                  history=history, progress=False)
+    return start, model, history
+
+
+@pytest.mark.parametrize("checkpoint_first", [True, False])
+def test_a_run_that_stopped_early_trains_no_further_epoch_when_resumed(tmp_path,
+                                                                       checkpoint_first):
+    """As the Lightning feature request #8278 asks (Lightning restores the wait count but trains
+    at least one more epoch; Keras keeps no state across fit calls): with the same rule, the stop
+    is part of the saved run, whichever callback writes its checkpoint first."""
+    score, advance = scripted(EARLY)
+    ckpt, stop = ModelCheckpoint(tmp_path, monitor="val_score"), EarlyStopping("val_score", 2)
+    order = [advance, ckpt, stop] if checkpoint_first else [advance, stop, ckpt]
+    model, history = run(order, len(EARLY), metrics=(score,))
+    assert len(history) == history.stopped_epoch == 4
+    stopped = weights(model)
+
+    score, advance = scripted(EARLY)
+    stop = EarlyStopping("val_score", patience=2)
+    start, model, resumed = _resume(tmp_path, [(score,), advance,
+                                               ModelCheckpoint(tmp_path, monitor="val_score"),
+                                               stop], len(EARLY))
+    assert start == 4 and len(resumed) == 4  # epoch 5 would have improved, and run on
+    assert resumed.stopped_epoch == stop.stopped_epoch == 4
+    assert resumed.stop_reason == ("early stopping at epoch 4: val_score has not improved for 2 "
+                                   "epochs (best 2 at epoch 2); the run had already stopped "
+                                   "there, so no epoch was trained")
+    assert all(np.array_equal(v, stopped[k]) for k, v in weights(model).items())
+    assert tn.load(tmp_path / "last.npz")["epoch"] == 4
+
+    score, advance = scripted(EARLY)  # a larger patience is another rule: it trains on
+    _, _, longer = _resume(tmp_path, [(score,), advance, EarlyStopping("val_score", 3)],
+                           len(EARLY))
+    assert len(longer) == 6 and longer.stopped_epoch is None
+
+
+class KilledAfter(BaseException):
+    """What a kill looks like in-process: nothing catches it, no later write happens."""
+
+
+def _kill_after_replacing(monkeypatch, name, count=1):
+    """Make the ``count``-th replacement of a file called ``name`` the last thing the run does."""
+    real = os.replace
+    seen = []
+
+    def replace(src, dst):
+        real(src, dst)
+        if os.path.basename(dst) == name:
+            seen.append(dst)
+            if len(seen) == count:
+                raise KilledAfter(dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+
+
+def _straight(tmp_path, script):
+    score, advance = scripted(script)
+    folder = tmp_path / "straight"
+    model, history = run([advance, ModelCheckpoint(folder, monitor="val_score")], len(script),
+                         metrics=(score,))
+    return weights(model), history, tn.load(folder / "best.npz")
+
+
+def test_killed_between_best_and_last_the_best_weights_survive_and_resume_continues(
+        tmp_path, monkeypatch):
+    script = [2.0, 1.0, 1.5, 0.5, 0.7]
+    expected, straight, straight_best = _straight(tmp_path, script)
+    folder = tmp_path / "run"
+    score, advance = scripted(script)
+    _kill_after_replacing(monkeypatch, "best.npz", count=3)  # epoch 4's best, before its last
+    with pytest.raises(KilledAfter):
+        run([advance, ModelCheckpoint(folder, monitor="val_score")], len(script),
+            metrics=(score,))
+    monkeypatch.undo()
+    assert tn.load(folder / "best.npz")["epoch"] == 4 and tn.load(folder / "last.npz")[
+        "epoch"] == 3
+    assert tn.train.latest_checkpoint(folder) == str(folder / "best.npz")
+
+    score, advance = scripted(script)
+    with pytest.raises(RuntimeError, match=r"holds epoch 4, newer than the checkpoint this run "
+                                           r"resumed from \(epoch 3\).*Resume from the folder"):
+        _resume(folder, [(score,), advance, ModelCheckpoint(folder, monitor="val_score")],
+                len(script), source=folder / "last.npz")
+    score, advance = scripted(script)
+    start, model, history = _resume(folder, [(score,), advance,
+                                             ModelCheckpoint(folder, monitor="val_score")],
+                                    len(script))
+    assert start == 4
+    assert all(np.array_equal(v, expected[k]) for k, v in weights(model).items())
+    assert history.epochs == [{**r, "time": h["time"], "samples_per_s": h["samples_per_s"]}
+                              for r, h in zip(straight.epochs, history.epochs)]
+    best = tn.load(folder / "best.npz")
+    assert best["epoch"] == straight_best["epoch"] == 4
+    assert all(np.array_equal(v.numpy(), straight_best["model"][k].numpy())
+               for k, v in best["model"].items())
+    assert tn.load(folder / "last.npz")["epoch"] == 5
+
+
+def test_a_resumed_run_repairs_a_lagging_file_before_training(tmp_path, monkeypatch):
+    """A run killed after last.npz but before best.npz (the order of earlier versions): the
+    resumed epoch is the best, so best.npz gets last.npz's copy; and the reverse."""
+    script = [2.0, 1.0]
+    folder = tmp_path / "run"
+    score, advance = scripted(script)
+    run([advance, ModelCheckpoint(folder, monitor="val_score")], 1, metrics=(score,))
+    epoch_1 = (folder / "best.npz").read_bytes()
+    score, advance = scripted(script)
+    _resume(folder, [(score,), advance, ModelCheckpoint(folder, monitor="val_score")], 2)
+    (folder / "best.npz").write_bytes(epoch_1)  # the lost write of epoch 2's best.npz
+    score, advance = scripted(script)
+    start, _, _ = _resume(folder, [(score,), advance,
+                                   ModelCheckpoint(folder, monitor="val_score")], 2)
+    assert start == 2 and tn.load(folder / "best.npz")["epoch"] == 2
+    assert (folder / "best.npz").read_bytes() == (folder / "last.npz").read_bytes()
+    (folder / "last.npz").write_bytes(epoch_1)  # the lost write of epoch 2's last.npz
+    score, advance = scripted(script)
+    _resume(folder, [(score,), advance, ModelCheckpoint(folder, monitor="val_score")], 2)
+    assert tn.load(folder / "last.npz")["epoch"] == 2
+
+
+@pytest.mark.parametrize("logger, suffix", [(CSVLogger, "csv"), (JSONLogger, "jsonl")])
+def test_an_appending_logger_drops_a_cut_line_and_the_rows_to_be_trained_again(
+        tmp_path, logger, suffix):
+    path = tmp_path / f"history.{suffix}"
+    folder = tmp_path / "run"
+    run([ModelCheckpoint(folder, monitor="val_loss"), logger(path)], 2)
+    with open(path, "a") as f:  # epoch 3 logged, then killed before its checkpoint and mid-line
+        f.write(path.read_text().splitlines()[-1].replace("2", "3", 1) + "\n" + "3,0.5")
+    _, _, history = _resume(folder, [("accuracy",), logger(path, append=True)], 4)
+    lines = path.read_text().splitlines()
+    epochs = ([int(r["epoch"]) for r in csv.DictReader(lines)] if suffix == "csv"
+              else [json.loads(line)["epoch"] for line in lines])
+    assert epochs == [1, 2, 3, 4] == [r["epoch"] for r in history.epochs]
+
+
+def test_callback_arguments_are_checked():
+    with pytest.raises(ValueError, match="ModelCheckpoint: dirpath: path is empty"):
+        ModelCheckpoint("")
+    with pytest.raises(ValueError, match="CSVLogger: path is empty"):
+        CSVLogger("")
+    for bad in (1.5, True, -1):
+        with pytest.raises(ValueError, match="EarlyStopping: patience must be an integer >= 0"):
+            EarlyStopping(patience=bad)
+    with pytest.raises(ValueError, match="min_delta must be a finite number, got nan"):
+        EarlyStopping(min_delta=math.nan)
+    with pytest.raises(ValueError, match="monitor must be a history key"):
+        ModelCheckpoint("runs", monitor=None)

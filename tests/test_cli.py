@@ -194,6 +194,66 @@ def test_resume_accepts_the_run_folder(tmp_path, capsys):
     assert len(read_history(part)) == 2
 
 
+# Quick runs whose validation loss does not improve every epoch (SGD at lr 0.5).
+SPIRALS = ("--dataset", "spirals", "--batch-size", "32", "--schedule", "none", "--optimizer", "sgd",
+           "--lr", "0.5", "--quiet")
+
+
+def test_resuming_a_run_with_nothing_left_to_train_finishes_it(tmp_path, capsys):
+    run = train(tmp_path, "--epochs", "2", *SPIRALS)
+    history = read_history(run)
+    (run / "learning_curves.png").unlink()  # as a kill after the last checkpoint leaves it
+    config = json.loads((run / "config.json").read_text())
+    del config["result"]
+    (run / "config.json").write_text(json.dumps(config))
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", str(run), "--epochs", "1"]) == 2
+    assert capsys.readouterr().err == ("tinynet train: error: --resume: --epochs 1 is below the "
+                                       "2 epochs the checkpoint has done; pass --epochs 2 or "
+                                       "more\n")
+    assert cli.main(["train", "--resume", str(run), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("nothing to train: the run has done its 2 epochs; pass --epochs above "
+                          "2 to train on\ntest accuracy ")
+    assert read_history(run) == history and (run / "learning_curves.png").is_file()
+    assert json.loads((run / "config.json").read_text())["result"]["epochs_run"] == 2
+
+
+def test_a_run_that_stopped_early_says_so_when_resumed_and_trains_on_without_the_rule(tmp_path,
+                                                                                    capsys):
+    epochs = 8
+    straight = train(tmp_path, "--epochs", str(epochs), *SPIRALS, name="straight")
+    val = [float(r["val_loss"]) for r in read_history(straight)]
+    # patience 1 stops at the first epoch whose val_loss is no better than the best before it
+    stop = next(e for e in range(2, epochs + 1) if val[e - 1] >= min(val[:e - 1]))
+    assert stop < epochs, "the run improved every epoch: the test needs a stop to resume from"
+    run = train(tmp_path, "--epochs", str(epochs), "--patience", "1", *SPIRALS)
+    assert len(read_history(run)) == stop
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", str(run)]) == 0  # with the table: no header either
+    out = capsys.readouterr().out
+    assert f"\nnothing to train: early stopping at epoch {stop}: val_loss has not improved for 1 " \
+           "epochs (best " in out, out
+    assert "the run had already stopped there, so no epoch was trained; a larger --patience, or " \
+           "--patience 0, trains on\n" in out
+    assert len(read_history(run)) == stop and tn.load(run / "last.npz")["epoch"] == stop
+    assert cli.main(["train", "--resume", str(run), "--patience", "0", "--quiet"]) == 0
+    keys = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr")
+    assert [[r[k] for k in keys] for r in read_history(run)] == \
+        [[r[k] for k in keys] for r in read_history(straight)]  # on as if never stopped
+
+
+def test_resuming_into_another_folder_copies_the_run_and_leaves_it_alone(tmp_path, capsys):
+    run = train(tmp_path, "--epochs", "2", *SPIRALS)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    other = tmp_path / "longer"
+    assert cli.main(["train", "--resume", str(run), "--epochs", "3", "--out", str(other)]) == 0
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    assert len(read_history(other)) == 3 and read_history(other)[:2] == read_history(run)
+    assert tn.load(other / "best.npz")["epoch"] == json.loads(
+        (other / "config.json").read_text())["result"]["best_epoch"]
+
+
 # --------------------------------------------------------------------------------------------
 # Bad values: one line on stderr, exit status 2, no traceback
 # --------------------------------------------------------------------------------------------
@@ -207,10 +267,19 @@ def _bad_value_cases(tmp_path: Path) -> list:
     foreign.mkdir()
     (foreign / "config.json").write_text((finished / "config.json").read_text())
     tn.save({"weights": tn.zeros(3)}, foreign / "last.npz")  # a checkpoint, but not fit's
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    (broken / "config.json").write_text("{not json")
-    tn.save({"weights": tn.zeros(3)}, broken / "last.npz")
+    config = json.loads((finished / "config.json").read_text())
+
+    def resumable(name, config_text, checkpoint=None):
+        """A run folder: finished's last.npz (or ``checkpoint``) and this config.json."""
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "config.json").write_text(config_text)
+        tn.save(checkpoint or tn.load(finished / "last.npz"), folder / "last.npz")
+        return str(folder)
+
+    cnn_checkpoint = tn.load(finished / "last.npz")  # an MLP run's config, a CNN's weights
+    cnn_checkpoint["model"] = tn.models.cnn(in_channels=1, num_classes=10,
+                                            image_size=8).state_dict()
     cases = [
         (["--epochs", "-3"], "--epochs: must be a positive integer"),
         (["--epochs", "0"], "--epochs: must be a positive integer"),
@@ -233,11 +302,28 @@ def _bad_value_cases(tmp_path: Path) -> list:
         (["--model", "cnn", "--dataset", "spirals"], "--model cnn needs images"),
         (["--device", "tpu"], "unknown device 'tpu'"),
         (["--resume", str(tmp_path / "nowhere.npz")], "--resume: no checkpoint at"),
-        (["--resume", str(finished), "--epochs", "1"], "the checkpoint is at epoch 1 already"),
         (["--resume", str(finished), "--epochs", "3"], "cosine schedule was laid out for 1"),
         (["--resume", str(finished), "--model", "cnn"], "--resume: --model cnn differs"),
         (["--resume", str(foreign)], "is not a training checkpoint"),
-        (["--resume", str(broken)], "is not a tinynet train config"),
+        (["--resume", resumable("broken", "{not json")], "is not a tinynet train config"),
+        (["--resume", resumable("no-args", '{"args": {}}')],
+         ("lacks the options model, dataset, optimizer, schedule, batch_size, augment, seed, lr, "
+          "epochs of the run")),
+        (["--resume", resumable("list-args", '{"args": [1, 2]}')],
+         'its "args" is list, not an object of options'),
+        (["--resume", resumable("lbfgs", json.dumps({**config, "args": {
+            **config["args"], "optimizer": "lbfgs"}}))],  # quietly built Adagrad before
+         "records --optimizer 'lbfgs', which is not a valid value (not one of sgd, adam"),
+        (["--resume", resumable("text-epochs", json.dumps({**config, "args": {
+            **config["args"], "epochs": "1"}}))], "records --epochs '1', which is not a valid"),
+        (["--resume", resumable("cnn-weights", json.dumps(config), cnn_checkpoint)],
+         ("the checkpoint's model state does not fit the model given: Error(s) in loading "
+          "state_dict for Sequential: missing keys: 1.weight")),
+        (["--out", str(finished)], (f"--out: {finished} already holds a run (config.json, "
+                                    f"last.npz, best.npz); continue it with --resume {finished}")),
+        (["--out", ""], "--out: must be a path, got an empty string"),  # trained into . before
+        (["--resume", ""], "--resume: must be a path, got an empty string"),
+        (["--data-dir", str(empty)], "--data-dir is only read with --dataset mnist"),
     ]
     if not tn.cuda.is_available():
         no_cupy = importlib.util.find_spec("cupy") is None
@@ -245,10 +331,16 @@ def _bad_value_cases(tmp_path: Path) -> list:
     return cases
 
 
+def _files(folder: Path) -> dict:
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def test_every_bad_value_gets_one_line_and_exit_status_2(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a case that wrongly trained would write runs/ here
+    cases = _bad_value_cases(tmp_path)
     capsys.readouterr()
-    for options, message in _bad_value_cases(tmp_path):
+    before = _files(tmp_path)
+    for options, message in cases:
         status = cli.main(["train", *options])
         err = capsys.readouterr().err
         assert status == 2, (options, err)
@@ -256,6 +348,7 @@ def test_every_bad_value_gets_one_line_and_exit_status_2(tmp_path, capsys, monke
         assert "Traceback" not in err
         assert err.startswith("tinynet"), (options, err)
         assert message in err, (options, err)
+        assert _files(tmp_path) == before, options  # nothing written, no run folder touched
 
 
 def test_a_diverging_run_fails_with_one_line_and_exit_status_1(tmp_path, capsys):

@@ -204,6 +204,68 @@ def test_load_state_dict_refuses_a_loader_it_cannot_reproduce():
             other.load_state_dict(state)
 
 
+def _mid_epoch_state():
+    """A 10-sample, 3-batch loader stopped after one batch of its second epoch."""
+    loader = DataLoader(indexed(10), batch_size=4, shuffle=True, seed=0)
+    epoch_ids(loader)
+    next(iter(loader))
+    return loader.state_dict()
+
+
+def _without(key):
+    return lambda state: {k: v for k, v in state.items() if k != key}
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: {**s, "position": -2}, r"'position' must be an integer in 0\.\.3 .*got -2"),
+    (lambda s: {**s, "position": 4}, r"'position' must be an integer in 0\.\.3 .*got 4"),
+    (lambda s: {**s, "position": 1.0}, r"'position' must be an integer"),
+    (lambda s: {**s, "epoch": -1}, r"'epoch' must be a non-negative integer, got -1"),
+    (lambda s: {**s, "epoch": 0}, r"'position' must be an integer in 0\.\.0 .*got 1"),
+    (lambda s: {**s, "epoch_generator": None}, r"field 'epoch_generator': Generator\.set_state"),
+    (lambda s: {**s, "generator": {}}, r"field 'generator': Generator\.set_state expects"),
+    (lambda s: {**s, "generator": {"seed": 0, "bit_generator": {"bit_generator": "MT19937"}}},
+     r"field 'generator': .*not a PCG64 state"),
+    (lambda s: {**s, "shuffle": 1}, r"the state has shuffle=1, this loader shuffle=True"),
+    (_without("generator"), r"the state lacks 'generator'"),
+    (_without("position"), r"the state lacks 'position'"),
+    (lambda s: [s], r"expects the dict state_dict\(\) returns, got list"),
+])
+def test_load_state_dict_checks_every_field_and_changes_nothing_on_error(edit, message):
+    """Out-of-range positions gave empty batches or 13 samples from a 10-sample epoch, a missing
+    key a bare KeyError, a bad generator state NumPy's message."""
+    loader, reference = (DataLoader(indexed(10), batch_size=4, shuffle=True, seed=0)
+                         for _ in range(2))
+    expected = [epoch_ids(reference) for _ in range(2)]
+    with pytest.raises((ValueError, TypeError), match=r"DataLoader\.load_state_dict.*" + message):
+        loader.load_state_dict(edit(_mid_epoch_state()))
+    assert [epoch_ids(loader) for _ in range(2)] == expected  # untouched: epochs 1 and 2
+
+
+def test_a_finished_epoch_needs_no_epoch_generator():
+    loader = DataLoader(indexed(10), batch_size=4, shuffle=True, seed=0)
+    epoch_ids(loader)
+    state = {**loader.state_dict(), "epoch_generator": None}
+    resumed = DataLoader(indexed(10), batch_size=4, shuffle=True, seed=1)
+    resumed.load_state_dict(state)
+    assert epoch_ids(resumed) == epoch_ids(loader)
+
+
+def test_generator_set_state_checks_the_state_and_changes_nothing_on_error():
+    g = tn.Generator(5)
+    before = g.get_state()
+    state = tn.Generator(7).get_state()
+    bits = state["bit_generator"]
+    for bad in (None, {}, {**state, "seed": -1}, {**state, "seed": 1.5}, {**state, "extra": 1},
+                {**state, "bit_generator": {**bits, "state": {"state": 1.5, "inc": 3}}},
+                {**state, "bit_generator": {**bits, "uinteger": -1}}):
+        with pytest.raises(ValueError, match="Generator.set_state"):
+            g.set_state(bad)
+        assert g.get_state() == before
+    g.set_state(state)
+    np.testing.assert_array_equal(g.permutation(6), tn.Generator(7).permutation(6))
+
+
 def test_a_new_epoch_makes_an_older_iterator_stale():
     loader = DataLoader(indexed(10), batch_size=3, shuffle=True, seed=0)
     old = iter(loader)
@@ -344,6 +406,47 @@ def test_loader_arguments_are_checked():
             DataLoader(indexed(3), batch_size=bad)
     with pytest.raises(ValueError, match="not both"):
         DataLoader(indexed(3), seed=1, generator=tn.Generator(1))
+    for bad in (-1, 1.5, "0", True):  # NumPy's own message before
+        with pytest.raises(ValueError, match=f"DataLoader: seed must be a non-negative integer, "
+                                             f"got {re.escape(repr(bad))}"):
+            DataLoader(indexed(3), shuffle=True, seed=bad)
+    with pytest.raises(TypeError, match="DataLoader: shuffle must be True or False, got 'no'"):
+        DataLoader(indexed(3), shuffle="no")
+    with pytest.raises(TypeError, match="DataLoader: drop_last must be True or False, got None"):
+        DataLoader(indexed(3), drop_last=None)
+    with pytest.raises(TypeError, match="DataLoader: generator must be a tn.Generator, got int"):
+        DataLoader(indexed(3), generator=3)
+    with pytest.raises(TypeError, match="DataLoader: collate_fn must be callable, got str"):
+        DataLoader(indexed(3), collate_fn="stack")
+    with pytest.raises(TypeError, match="DataLoader: dataset must have __len__ and __getitem__"):
+        DataLoader(5)
+    with pytest.raises(ValueError, match="Generator: seed must be a non-negative integer"):
+        tn.Generator(-1)
+    numpy_ints = DataLoader(indexed(10), batch_size=np.int64(4), shuffle=True, seed=np.uint32(3))
+    assert epoch_ids(numpy_ints) == epoch_ids(DataLoader(indexed(10), batch_size=4, shuffle=True,
+                                                         seed=3))
+
+
+class Ragged(Dataset):
+    """Sample 2 is longer than the others (a variable-length record)."""
+
+    def __init__(self, as_tensor: bool):
+        self.as_tensor = as_tensor
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        x = np.zeros(4 if i == 2 else 3, np.float32)
+        return (tn.tensor(x) if self.as_tensor else x), i
+
+
+@pytest.mark.parametrize("as_tensor", [True, False])
+def test_samples_of_unequal_shape_are_named(as_tensor):
+    loader = DataLoader(Ragged(as_tensor), batch_size=4)
+    with pytest.raises(ValueError, match=r"DataLoader's collate_fn\): sample 2 of the batch has "
+                                         r"shape \(4,\).*sample 0 has shape \(3,\)"):
+        next(iter(loader))
 
 
 # --- splits ----------------------------------------------------------------------------------

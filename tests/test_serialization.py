@@ -2,12 +2,18 @@
 truncated files, and atomic writes (a crash mid-write keeps the old file)."""
 
 import errno
+import importlib.util
+import io
 import json
 import math
 import os
 import pickle
+import re
+import stat
 import subprocess
 import sys
+import time
+import tracemalloc
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -19,7 +25,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tinynet as tn
-from tinynet.serialization import FORMAT_VERSION, STRUCTURE_MEMBER, CheckpointError
+from tinynet.serialization import FORMAT_VERSION, MAX_DEPTH, STRUCTURE_MEMBER, CheckpointError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,8 +77,6 @@ def rewrite(path, structure=None, members=None):
 
 
 def npy_bytes(array, allow_pickle=False) -> bytes:
-    import io
-
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=allow_pickle)
     return buf.getvalue()
@@ -497,6 +501,316 @@ def test_save_replaces_the_file_with_normal_permissions(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["ckpt.npz", "reference"]
 
 
+def test_a_killed_writers_temp_file_is_removed_by_the_next_save(tmp_path):
+    """Each kill leaves a temp (no cleanup can run); the next save of the same file removes the
+    temps whose writer is gone, and never the temp of a writer still running."""
+    path = tmp_path / "ckpt.npz"
+    tn.save({"w": tn.ones(4)}, path)
+    script = f"""
+import os, sys, time
+import tinynet as tn
+real_write = os.write
+def stalled_write(fd, data):
+    real_write(fd, bytes(data[:len(data) // 2]))
+    print("writing", flush=True)
+    if sys.argv[1] == "die":
+        os._exit(3)
+    time.sleep(120)  # a live writer, mid-save
+os.write = stalled_write
+tn.save({{"w": tn.zeros(100000)}}, {str(path)!r})
+"""
+
+    def killed_save():
+        result = subprocess.run([sys.executable, "-c", script, "die"], capture_output=True,
+                                timeout=120, check=False)
+        assert result.returncode == 3, result.stderr
+
+    killed_save()
+    first = {n for n in os.listdir(tmp_path) if n != "ckpt.npz"}
+    killed_save()
+    second = {n for n in os.listdir(tmp_path) if n != "ckpt.npz"}
+    assert len(first) == len(second) == 1 and first != second  # the second save removed it
+    live = subprocess.Popen([sys.executable, "-c", script, "stall"], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert live.stdout.readline() == "writing\n"
+        temps = {n for n in os.listdir(tmp_path) if n != "ckpt.npz"}
+        assert len(temps) == 1 and f"-{live.pid}." in temps.pop()  # it removed the dead one
+        killed_save()
+        temps = {n for n in os.listdir(tmp_path) if n != "ckpt.npz"}
+        assert len(temps) == 2, temps  # a dead writer's temp and the live one's
+        (tmp_path / ".ckpt.npz.keep.tmp").write_bytes(b"not ours: another naming")
+        (tmp_path / ".other.npz.0123456789ab.tmp").write_bytes(b"another target's")
+        tn.save({"w": tn.full((4,), 2.0)}, path)
+        left = set(os.listdir(tmp_path)) - {"ckpt.npz", ".ckpt.npz.keep.tmp",
+                                            ".other.npz.0123456789ab.tmp"}
+        assert len(left) == 1 and left < temps, left  # the live writer's temp only
+        assert f"-{live.pid}." in left.pop()
+    finally:
+        live.kill()
+        live.wait()
+    tn.save({"w": tn.full((4,), 3.0)}, path)  # that writer is gone now too
+    assert sorted(os.listdir(tmp_path)) == [".ckpt.npz.keep.tmp", ".other.npz.0123456789ab.tmp",
+                                            "ckpt.npz"]
+    assert tn.load(path)["w"].tolist() == [3.0] * 4
+
+
+def test_an_old_style_temp_file_is_removed_once_nobody_wrote_it_for_an_hour(tmp_path):
+    from tinynet.atomic import STALE_TEMP_SECONDS
+
+    path = tmp_path / "ckpt.npz"
+    old, fresh = tmp_path / ".ckpt.npz.0123456789ab.tmp", tmp_path / ".ckpt.npz.ba9876543210.tmp"
+    for temp in (old, fresh):
+        temp.write_bytes(b"half a checkpoint")
+    long_ago = time.time() - STALE_TEMP_SECONDS - 60
+    os.utime(old, (long_ago, long_ago))
+    tn.save({"v": 1}, path)
+    assert sorted(os.listdir(tmp_path)) == [fresh.name, "ckpt.npz"]
+
+
+def test_save_keeps_the_mode_of_the_file_it_replaces(tmp_path):
+    path = tmp_path / "private.npz"
+    tn.save({"v": 1}, path)
+    os.chmod(path, 0o600)  # as torch.save (open(path, "wb")) would keep it
+    tn.save({"v": 2}, path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and tn.load(path) == {"v": 2}
+
+
+@pytest.mark.parametrize("dangling", [False, True])
+def test_saving_onto_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path, dangling):
+    store = tmp_path / "store"
+    store.mkdir()
+    target = store / "real.npz"
+    if not dangling:
+        tn.save({"v": 1}, target)
+    link = tmp_path / "latest.npz"
+    link.symlink_to(target)
+    tn.save({"v": 2}, link)
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert tn.load(target) == {"v": 2} and tn.load(link) == {"v": 2}
+    assert sorted(os.listdir(store)) == ["real.npz"] and sorted(os.listdir(tmp_path)) == [
+        "latest.npz", "store"]
+
+
+@pytest.mark.parametrize("path, error, message", [
+    ("", ValueError, "tn.save: path is empty"),
+    ("missing/ckpt.npz", FileNotFoundError, "tn.save: the folder of 'missing/ckpt.npz' does not"),
+    (".", IsADirectoryError, "tn.save: '.' names a folder"),
+    (3, TypeError, "tn.save: path must be a str or os.PathLike, got int"),
+])
+def test_a_bad_save_path_is_named_not_a_temp_file(tmp_path, monkeypatch, path, error, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(error, match=re.escape(message)) as caught:
+        tn.save({"v": 1}, path)
+    assert ".tmp" not in str(caught.value)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_bad_load_path_is_named(tmp_path):
+    with pytest.raises(ValueError, match="tn.load: path is empty"):
+        tn.load("")
+    with pytest.raises(TypeError, match="tn.load: path must be"):
+        tn.load(None)
+
+
+@pytest.mark.skipif(tn.cuda.is_available(), reason="a GPU is usable here")
+def test_map_location_to_an_unusable_device_says_what_is_missing(tmp_path):
+    path = tmp_path / "cpu.npz"
+    tn.save({"w": tn.ones(2)}, path)
+    with pytest.raises(RuntimeError) as caught:
+        tn.load(path, map_location="cuda")
+    message = str(caught.value)
+    assert "map_location='cuda'" in message and "saved on" not in message
+    if importlib.util.find_spec("cupy") is None:
+        assert "CuPy" in message and "pip install" in message
+
+
+# --------------------------------------------------------------------------------------------
+# crafted archives: every size and type is checked before anything is inflated or trusted
+# --------------------------------------------------------------------------------------------
+
+
+def craft(path, root, members):
+    """A checkpoint with the given root node and raw members (``name -> (bytes, method)``)."""
+    header = {"format": "tinynet.checkpoint", "version": 1, "tinynet_version": "0", "root": root}
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(STRUCTURE_MEMBER, json.dumps(header))
+        for name, (data, method) in members.items():
+            zf.writestr(name, data, compress_type=method)
+
+
+def array_node(member, dtype, shape, **extra):
+    return {"type": "ndarray", "member": member, "dtype": dtype, "shape": shape, "scalar": False,
+            **extra}
+
+
+def load_with_peak_memory(path):
+    """tn.load's outcome and the peak of new memory it allocated (NumPy reports to tracemalloc)."""
+    tracemalloc.start()
+    try:
+        try:
+            outcome = tn.load(path)
+        except Exception as exc:  # noqa: BLE001 - returned for the caller to check
+            outcome = exc
+        return outcome, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_compressed_member_is_refused_before_it_is_inflated(tmp_path):
+    """A zip bomb: a small file whose member inflates to 64 MB of (valid) float32 zeros."""
+    path = tmp_path / "bomb.npz"
+    count = 16 * 2**20
+    info = zipfile.ZipInfo("w.npy")
+    info.compress_type = zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(path, "w") as zf:
+        header = {"format": "tinynet.checkpoint", "version": 1, "tinynet_version": "0",
+                  "root": array_node("w.npy", "float32", [count])}
+        zf.writestr(STRUCTURE_MEMBER, json.dumps(header))
+        with zf.open(info, "w", force_zip64=True) as out:
+            out.write(npy_bytes(np.zeros(0, "f4")).replace(b"(0,)", f"({count},)".encode()))
+            zeros = bytes(2**20)
+            for _ in range(count * 4 // len(zeros)):
+                out.write(zeros)
+    assert path.stat().st_size < 2**20
+    outcome, peak = load_with_peak_memory(path)
+    assert isinstance(outcome, CheckpointError), outcome
+    assert "'w.npy' is compressed" in str(outcome)
+    assert peak < 4 * 2**20, peak
+
+
+@pytest.mark.parametrize("node_shape", [[10**10], [4]])
+def test_an_npy_header_claiming_more_than_the_member_holds(tmp_path, node_shape):
+    path = tmp_path / "claim.npz"
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                  "shape": (10**10,)})
+    claims = header.getvalue() + bytes(16)  # 4 float32 values, not 10**10
+    craft(path, array_node("w.npy", "float32", node_shape), {"w.npy": (claims, zipfile.ZIP_STORED)})
+    outcome, peak = load_with_peak_memory(path)
+    assert isinstance(outcome, CheckpointError), outcome
+    message = str(outcome)
+    assert "'w.npy'" in message
+    assert ("declares 40000000000 bytes of data, the member holds 16" in message
+            if node_shape == [10**10] else "the structure says float32 (4,)" in message)
+    assert peak < 2**20, peak
+
+
+def test_a_member_larger_than_the_file_is_refused(tmp_path):
+    path = tmp_path / "sizes.npz"
+    tn.save({"w": tn.ones(4)}, path)
+    raw = bytearray(path.read_bytes())
+    central = raw.index(b"PK\x01\x02")
+    while raw[central + 46:central + 51] != b"w.npy":  # the central directory entry of w.npy
+        central = raw.index(b"PK\x01\x02", central + 1)
+    raw[central + 24:central + 28] = (2**31).to_bytes(4, "little")  # its uncompressed size
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match=r"'w\.npy' declares 2147483648 bytes"):
+        tn.load(path)
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 900, 50_000])
+def test_nesting_is_capped_on_load(tmp_path, depth):
+    path = tmp_path / "deep.npz"
+    root = {"type": "none"}
+    for _ in range(depth):
+        root = {"type": "list", "items": [root]}
+    with zipfile.ZipFile(path, "w") as zf:
+        header = {"format": "tinynet.checkpoint", "version": 1, "tinynet_version": "0"}
+        text = json.dumps(header)[:-1] + ', "root": ' + '{"type": "list", "items": [' * depth
+        zf.writestr(STRUCTURE_MEMBER, text + '{"type": "none"}' + "]}" * depth + "}")
+    with pytest.raises(CheckpointError, match="nests deeper than|nested more than"):
+        tn.load(path)
+
+
+def test_nesting_up_to_the_cap_round_trips_and_deeper_is_refused_on_save(tmp_path):
+    deep = None
+    for _ in range(MAX_DEPTH):
+        deep = [deep]
+    tn.save(deep, tmp_path / "deep.npz")
+    assert tn.load(tmp_path / "deep.npz") == deep
+    with pytest.raises(ValueError, match=f"nested more than {MAX_DEPTH} deep"):
+        tn.save([deep], tmp_path / "deeper.npz")
+    itself = []
+    itself.append(itself)
+    with pytest.raises(ValueError, match="hold itself"):
+        tn.save({"loop": itself}, tmp_path / "loop.npz")
+
+
+@pytest.mark.parametrize("array", [
+    np.array(["text", "more"]), np.array([b"ab"]), np.zeros(2, "V4"),
+    np.array(["2024-01-01"], "datetime64[s]"), np.array([1], "timedelta64[s]"),
+    np.zeros(2, [("a", "<i4"), ("b", "<f4")]),
+], ids=["str", "bytes", "void", "datetime", "timedelta", "structured"])
+@pytest.mark.parametrize("structure_says", ["float32", "own"])
+def test_members_that_are_not_numeric_arrays_are_refused(tmp_path, array, structure_says):
+    path = tmp_path / "odd.npz"
+    dtype = "float32" if structure_says == "float32" else str(array.dtype)
+    craft(path, {"type": "dict", "items": [[{"type": "str", "value": "x"},
+                                            array_node("x.npy", dtype, list(array.shape))]]},
+          {"x.npy": (npy_bytes(array), zipfile.ZIP_STORED)})
+    with pytest.raises(CheckpointError, match=r"x\.npy|not a numeric|\['x'\]"):
+        tn.load(path)
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"requires_grad": "no"}, "field 'requires_grad' is 'no', not a bool"),
+    ({"requires_grad": 1}, "field 'requires_grad' is 1, not a bool"),
+    ({"parameter": None}, "field 'parameter' is None, not a bool"),
+    ({"device": 0}, "field 'device' is 0, not a str"),
+    ({"shape": [2, -1]}, r"shape \[2, -1\] is not a list of sizes"),
+    ({"shape": [True]}, r"shape \[True\] is not a list of sizes"),
+    ({"dtype": "int64", "requires_grad": True},
+     "a int64 tensor with requires_grad=True"),
+])
+def test_tensor_fields_of_the_wrong_type_are_refused(tmp_path, edit, message):
+    path = tmp_path / "t.npz"
+    tn.save({"w": tn.ones(2)}, path)
+    arrays = {"w.npy": npy_bytes(np.ones(2, edit.get("dtype", "float32")))}
+
+    def damage(header):
+        header["root"]["items"][0][1].update(edit)
+        return header
+
+    rewrite(path, structure=damage, members=arrays)
+    with pytest.raises(CheckpointError, match=r"malformed at \['w'\]: " + message):
+        tn.load(path)
+
+
+@pytest.mark.parametrize("root, message", [
+    ({"type": "float", "value": True}, "a float node holds True"),
+    ({"type": "float", "value": "1e3"}, "a float node holds '1e3'"),
+    ({"type": "float", "value": 10**400}, "a float node holds an integer too large"),
+    ({"type": "bool", "value": 1}, "field 'value' is 1, not a bool"),
+    ({"type": "list", "items": {}}, "field 'items' is {}, not a list"),
+    ({"type": "dict", "items": [[{"type": "list", "items": []}, {"type": "none"}]]},
+     r"a dict item that is not a \[str/int/bool key, value\] pair"),
+    ({"type": "dict", "items": [["k", "v", "w"]]}, "a dict item that is not"),
+    (["not", "an", "object"], "a node that is a list"),
+])
+def test_structure_fields_of_the_wrong_type_are_refused(tmp_path, root, message):
+    path = tmp_path / "s.npz"
+    craft(path, root, {})
+    with pytest.raises(CheckpointError, match="malformed at the top level: " + message):
+        tn.load(path)
+
+
+def test_non_standard_json_and_duplicate_members_are_refused(tmp_path):
+    path = tmp_path / "nan.npz"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(STRUCTURE_MEMBER, '{"format": "tinynet.checkpoint", "version": 1, '
+                                      '"root": {"type": "float", "value": NaN}}')
+    with pytest.raises(CheckpointError, match="NaN is not standard JSON"):
+        tn.load(path)
+    twice = tmp_path / "twice.npz"
+    craft(twice, array_node("w.npy", "float32", [1]),
+          {"w.npy": (npy_bytes(np.ones(1, "f4")), zipfile.ZIP_STORED)})
+    with zipfile.ZipFile(twice, "a") as zf, pytest.warns(UserWarning, match="Duplicate name"):
+        zf.writestr("w.npy", npy_bytes(np.full(1, 7, "f4")))
+    with pytest.raises(CheckpointError, match="lists member 'w.npy' twice"):
+        tn.load(twice)
+
+
 @pytest.mark.parametrize("obj, where", [
     ({"a": {"b": object()}}, r"\['a'\]\['b'\]"),
     ({"layers": [1, {2, 3}]}, r"\['layers'\]\[1\]"),
@@ -524,8 +838,6 @@ def test_save_and_load_are_exported():
 
 
 def test_docs_checkpoints_section_documents_the_format_and_its_snippets_run():
-    import re
-
     text = ROOT.joinpath("docs", "nn.md").read_text()
     section = re.search(r"^## Checkpoints\n(.*?)(?=^## |\Z)", text, re.DOTALL | re.MULTILINE)
     assert section, "docs/nn.md has no '## Checkpoints' section"

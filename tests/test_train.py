@@ -153,6 +153,12 @@ def test_fit_rejects_bad_arguments():
         fit(model, loss, opt, loader, 1, metrics=("f1",), progress=False)
     with pytest.raises(ValueError, match="start_epoch"):
         fit(model, loss, opt, loader, 2, start_epoch=3, progress=False)
+    for bad in (2.5, "3", True, -1):  # range()'s TypeError, or a silent empty run, before
+        with pytest.raises(ValueError, match=f"fit: epochs must be an integer >= 0, got "
+                                             f"{re.escape(repr(bad))}"):
+            fit(model, loss, opt, loader, bad, progress=False)
+    with pytest.raises(ValueError, match="fit: start_epoch must be an integer >= 0, got None"):
+        fit(model, loss, opt, loader, 2, start_epoch=None, progress=False)
     triples = [(tn.tensor(x), tn.tensor(y), tn.tensor(y))]
     with pytest.raises(ValueError, match=r"\(inputs, targets\) batches, got 3 items"):
         fit(model, loss, opt, triples, 1, progress=False)
@@ -355,6 +361,46 @@ def test_resume_is_bit_identical(device, tmp_path, step_per):
     for a, b in zip(straight.epochs, resumed.epochs):
         for key in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr"):
             assert a[key] == b[key], (a["epoch"], key)
+
+
+def _saved_run(tmp_path):
+    model, opt, sched, loader, val = _resume_setup("cpu")
+    fit(model, tn.nn.CrossEntropyLoss(), opt, loader, 1, val_loader=val, scheduler=sched,
+        callbacks=[ModelCheckpoint(tmp_path)], progress=False)
+    return tmp_path / "last.npz"
+
+
+@pytest.mark.parametrize("build, part", [
+    (lambda m, o, s, l: (mlp(hidden=5), o, s, l), "model"),  # another architecture
+    (lambda m, o, s, l: (m, tn.optim.SGD(m.parameters(), lr=0.1), s, l), "optimizer"),
+    (lambda m, o, s, l: (m, o, s, tn.data.DataLoader(l.dataset, batch_size=3)), "train_loader"),
+])
+def test_resume_names_the_state_that_does_not_fit(tmp_path, build, part):
+    path = _saved_run(tmp_path)
+    model, opt, sched, loader = build(*_resume_setup("cpu")[:4])
+    with pytest.raises(ValueError, match=rf"resume: .*last\.npz: the checkpoint's {part} state "
+                                         rf"does not fit the {part} given: "):
+        resume(path, model, opt, sched, loader)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: {k: v for k, v in c.items() if k != "history"}, "'history' is NoneType"),
+    (lambda c: {**c, "epoch": "3"}, "'epoch' is str"),
+    (lambda c: {**c, "rng": {"seed": 1}}, "the checkpoint's rng state does not fit"),
+    (lambda c: {**c, "history": {"epochs": [{"loss": 1.0}]}}, "epoch or history is malformed"),
+])
+def test_resume_refuses_a_malformed_training_checkpoint(tmp_path, edit, message):
+    path = _saved_run(tmp_path)
+    tn.save(edit(tn.load(path)), path)
+    model, opt, sched, loader, _ = _resume_setup("cpu")
+    with pytest.raises(ValueError, match=message):  # a bare KeyError or NumPy's message before
+        resume(path, model, opt, sched, loader)
+
+
+def test_resume_from_a_folder_without_checkpoints(tmp_path):
+    model, opt, sched, loader, _ = _resume_setup("cpu")
+    with pytest.raises(FileNotFoundError, match="holds no last.npz or best.npz"):
+        resume(tmp_path, model, opt, sched, loader)
 
 
 def test_resume_refuses_a_bare_state_dict(tmp_path):

@@ -7,16 +7,18 @@ loss and accuracy under a legend (``*``: the best epoch so far, lowest val_loss)
 accuracy of the best checkpoint, and a run folder holding ``config.json``, ``history.csv``,
 ``best.npz`` (and ``last.npz``) and ``learning_curves.png`` (with matplotlib), listed at the end.
 Everything here is glue over ``tn.data``, ``tn.datasets``, ``tn.models`` and ``tn.train.fit``:
-read those first.
+read those first; what the run folder guarantees at every instant, and what a resume checks, is
+``run_folder.py``.
 
-A bad value (``--epochs -1``, an unknown optimizer, a missing data folder, ``cuda`` without CuPy)
-is reported as one line on stderr with exit status 2, never a traceback.
+A bad value (``--epochs -1``, an unknown optimizer, a missing data folder, ``cuda`` without CuPy,
+an unwritable ``--out``, a run to resume whose files do not fit the options) is reported as one
+line on stderr with exit status 2, never a traceback; a write that fails mid-run (a full disk) as
+one line with exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -29,6 +31,21 @@ import numpy as np  # host-side data preparation (splits, normalisation statisti
 import tinynet as tn
 from tinynet import runtime
 
+
+from .run_folder import (
+    HistoryFile,
+    UsageError,
+    WriteFailed,
+    fork,
+    make_run_dir,
+    non_empty_path,
+    one_line,
+    resume_point,
+    saved_args,
+    start_writing,
+    write_failed,
+    write_json,
+)
 
 MODELS = ("mlp", "cnn")
 DATASETS = ("digits", "spirals", "mnist")
@@ -44,10 +61,6 @@ FIXED_ON_RESUME = ("model", "dataset", "optimizer", "schedule", "batch_size", "a
                    "lr")
 PLANNED_SCHEDULES = ("step", "cosine", "onecycle")  # their shape depends on the total epochs
 EVAL_BATCH = 512  # validation and test batches: no gradients, so bigger batches are cheap
-
-
-class UsageError(Exception):
-    """A bad value on the command line: reported as one line, exit status 2."""
 
 
 class TrainingFailed(Exception):
@@ -117,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     add = train.add_argument
     add("--model", choices=MODELS, default="mlp", help="network (default: mlp)")
     add("--dataset", choices=DATASETS, default="digits", help="data (default: digits, embedded)")
-    add("--data-dir", metavar="DIR", help="folder with the MNIST IDX files (for --dataset mnist)")
+    add("--data-dir", metavar="DIR", type=non_empty_path,
+        help="folder with the MNIST IDX files (for --dataset mnist)")
     add("--download", action="store_true",
         help="fetch the MNIST files missing from --data-dir first (checksum-verified)")
     add("--epochs", type=_positive_int, default=None, help="epochs (default: 30 mlp, 10 cnn)")
@@ -138,8 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="BLAS threads of the CPU math: a count, or auto (time a few steps with 1 and with "
              "all CPUs; more only when 10%% faster). Default: 1, which does not slow down when "
              "other processes load the CPU, unless OMP/OPENBLAS/MKL_NUM_THREADS is set")
-    add("--out", metavar="DIR", help="run folder (default: runs/<date-time>-<model>-<dataset>)")
-    add("--resume", metavar="PATH",
+    add("--out", metavar="DIR", type=non_empty_path,
+        help="run folder (default: runs/<date-time>-<model>-<dataset>)")
+    add("--resume", metavar="PATH", type=non_empty_path,
         help="continue a run from its checkpoint (last.npz, or the run folder); its config.json "
              "gives the defaults, so --epochs N trains on up to epoch N")
     add("--quiet", action="store_true", help="no progress bar or table: the result lines only")
@@ -156,18 +171,16 @@ def parse_train_args(argv: list) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.command != "train" or args.resume is None:
         return args
-    checkpoint = _resume_checkpoint(args.resume)
-    config_path = checkpoint.parent / "config.json"
+    checkpoint = resume_point(args.resume)  # or the run folder, when it has none yet
+    folder = checkpoint if checkpoint.is_dir() else checkpoint.parent
+    config_path = folder / "config.json"
     if not config_path.is_file():
         raise UsageError(f"--resume: no config.json next to {checkpoint}")
-    try:
-        saved = json.loads(config_path.read_text())["args"]
-    except (ValueError, KeyError, TypeError):
-        raise UsageError(f"--resume: {config_path} is not a tinynet train config") from None
     train = parser.train_parser
-    train.set_defaults(**{k: v for k, v in saved.items() if k not in ("resume", "quiet")})
+    saved = saved_args(config_path, train, FIXED_ON_RESUME + ("epochs",))
+    train.set_defaults(**saved)
     if "--out" not in argv and not any(a.startswith("--out=") for a in argv):
-        train.set_defaults(out=str(checkpoint.parent))  # keep writing into the resumed run
+        train.set_defaults(out=str(folder))  # keep writing into the resumed run
     args = parser.parse_args(argv)
     args.resume = str(checkpoint)
     for key in FIXED_ON_RESUME:
@@ -178,15 +191,6 @@ def parse_train_args(argv: list) -> argparse.Namespace:
         raise UsageError(f"--resume: the {args.schedule} schedule was laid out for "
                          f"{saved['epochs']} epochs; resume with that --epochs, or train a new run")
     return args
-
-
-def _resume_checkpoint(path: str) -> Path:
-    checkpoint = Path(path)
-    if checkpoint.is_dir():
-        checkpoint = checkpoint / "last.npz"
-    if not checkpoint.is_file():
-        raise UsageError(f"--resume: no checkpoint at {checkpoint}")
-    return checkpoint
 
 
 def _fill_defaults(args: argparse.Namespace) -> None:
@@ -201,6 +205,9 @@ def _fill_defaults(args: argparse.Namespace) -> None:
         raise UsageError("--augment shift needs images: use --dataset digits or mnist")
     if args.model == "cnn" and args.dataset == "spirals":
         raise UsageError("--model cnn needs images: use --dataset digits or mnist")
+    if args.data_dir is not None and args.dataset != "mnist":
+        raise UsageError(f"--data-dir is only read with --dataset mnist (the {args.dataset} data "
+                         "is built in)")
     if args.dataset == "mnist":
         if args.data_dir is None:
             raise UsageError("--dataset mnist needs --data-dir DIR (the folder with the IDX files; "
@@ -418,31 +425,6 @@ def trial_steps(args: argparse.Namespace, data: dict, device: tn.Device):
 # Run folder and output
 # --------------------------------------------------------------------------------------------
 
-def make_run_dir(args: argparse.Namespace) -> Path:
-    """``--out`` as given, else a new ``runs/<date-time>-<model>-<dataset>`` (never reused)."""
-    if args.out is not None:
-        run_dir = Path(args.out)
-        if run_dir.exists() and not run_dir.is_dir():
-            raise UsageError(f"--out: {run_dir} exists and is not a folder")
-    else:
-        stem = f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{args.model}-{args.dataset}"
-        run_dir, n = Path(stem), 1
-        while run_dir.exists():  # two runs in the same second get their own folders
-            n += 1
-            run_dir = Path(f"{stem}-{n}")
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UsageError(f"--out: cannot create {run_dir}: {error.strerror}") from None
-    return run_dir
-
-
-def write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)  # atomic: a reader never sees half a file
-
-
 RUN_FILES = {  # what the run folder holds, as the end of the output lists it
     "best.npz": "the weights of the best epoch (lowest val_loss): the test accuracy is theirs",
     "config.json": "the options, sample counts, normalisation and result of this run",
@@ -474,8 +456,9 @@ class EpochTable(tn.train.callbacks.Callback):
         self.best = best
 
     def on_train_begin(self, state) -> None:
-        print(textwrap.fill(TABLE_LEGEND, 100), flush=True)
-        print(TABLE_HEADER, flush=True)
+        if not state.stop_training and state.epoch < state.epochs:  # else no row follows
+            print(textwrap.fill(TABLE_LEGEND, 100), flush=True)
+            print(TABLE_HEADER, flush=True)
 
     def on_epoch_end(self, state) -> None:
         val = state.logs.get("val_loss")
@@ -509,23 +492,28 @@ def train(args: argparse.Namespace) -> dict:
     scheduler = build_schedule(args, optimizer, len(train_loader))
     loss_fn = tn.nn.CrossEntropyLoss()
 
-    run_dir = make_run_dir(args)
-    start_epoch, history = 0, None
+    start_epoch, history, resumed = 0, None, None
     if args.resume is not None:
+        resumed = Path(args.resume)
+    if resumed is not None and not resumed.is_dir():  # a folder: killed before a checkpoint
         try:
-            start_epoch, history = tn.train.resume(args.resume, model, optimizer, scheduler,
+            start_epoch, history = tn.train.resume(resumed, model, optimizer, scheduler,
                                                    train_loader)
-        except (ValueError, KeyError, OSError) as error:
-            raise UsageError(f"--resume: {str(error).splitlines()[0]}") from None
-        if start_epoch >= args.epochs:
-            raise UsageError(f"--resume: the checkpoint is at epoch {start_epoch} already; "
-                             f"pass --epochs above {start_epoch} to train on")
+        except (ValueError, OSError) as error:
+            raise UsageError(f"--resume: {one_line(error)}") from None
+        if start_epoch > args.epochs:
+            raise UsageError(f"--resume: --epochs {args.epochs} is below the {start_epoch} epochs "
+                             f"the checkpoint has done; pass --epochs {start_epoch} or more")
+    run_dir = make_run_dir(args, None if resumed is None else
+                           resumed if resumed.is_dir() else resumed.parent)
+    if resumed is not None:
+        fork(resumed, run_dir)
     config = {"args": {k: v for k, v in vars(args).items() if k != "command"},
               "samples": data["samples"],
               "num_classes": data["num_classes"], "normalise": data["normalise"],
               "parameters": sum(p.numel() for p in model.parameters()),
               "blas_threads": runtime.blas_thread_count(), "tinynet": tn.__version__}
-    write_json(run_dir / "config.json", config)
+    start_writing(run_dir, config)  # without a result: the run is in progress
 
     samples = data["samples"]
     shifted = (f" (x5 with one-pixel shifts: {samples['train_augmented']})"
@@ -538,11 +526,12 @@ def train(args: argparse.Namespace) -> dict:
     say(f"{args.optimizer} lr {args.lr:g}, {args.schedule} schedule; {args.epochs} epochs of "
         f"{len(train_loader)} iterations (batch size {args.batch_size}, reshuffled every epoch)")
     say(threads)
-    callbacks = [tn.train.callbacks.NaNGuard(),  # stops, naming the epoch and iteration
-                 tn.train.callbacks.ModelCheckpoint(run_dir, monitor="val_loss")]
+    callbacks = [tn.train.callbacks.NaNGuard()]  # stops, naming the epoch and iteration
     if args.patience:
         callbacks.append(tn.train.callbacks.EarlyStopping(monitor="val_loss",
                                                           patience=args.patience))
+    callbacks += [tn.train.callbacks.ModelCheckpoint(run_dir, monitor="val_loss"),
+                  HistoryFile(run_dir / "history.csv")]  # after the checkpoints it describes
     if not args.quiet:
         best = min((r["val_loss"] for r in history.epochs), default=math.inf) if history else \
             math.inf
@@ -553,33 +542,55 @@ def train(args: argparse.Namespace) -> dict:
         callbacks.append(EpochTable(best))
     start = time.perf_counter()
     step_per = "iteration" if args.schedule == "onecycle" else "epoch"
-    with np.errstate(all="ignore"):  # a diverging run: NaNGuard says where, in one line
-        history = tn.train.fit(model, loss_fn, optimizer, train_loader, args.epochs,
-                               val_loader=val_loader, scheduler=scheduler, callbacks=callbacks,
-                               device=device, progress=False, start_epoch=start_epoch,
-                               history=history, step_per=step_per)
-    elapsed = time.perf_counter() - start
+    try:
+        with np.errstate(all="ignore"):  # a diverging run: NaNGuard says where, in one line
+            history = tn.train.fit(model, loss_fn, optimizer, train_loader, args.epochs,
+                                   val_loader=val_loader, scheduler=scheduler,
+                                   callbacks=callbacks, device=device, progress=False,
+                                   start_epoch=start_epoch, history=history, step_per=step_per)
+        elapsed = time.perf_counter() - start
+        if resumed is not None and len(history.epochs) == start_epoch:
+            _say_why_nothing_trained(history, start_epoch, args.epochs)
+        return _finish(run_dir, config, history, model, test_loader, loss_fn, device, elapsed,
+                       say)
+    except OSError as error:
+        raise write_failed(error, run_dir) from None
 
+
+def _say_why_nothing_trained(history, start_epoch: int, epochs: int) -> None:
+    """A resumed run that trained no epoch: it had done all of them, or had stopped early."""
+    if start_epoch == epochs:
+        print(f"nothing to train: the run has done its {epochs} epochs; pass --epochs above "
+              f"{epochs} to train on")
+    elif history.stopped_epoch == start_epoch:  # EarlyStopping, before the first epoch
+        print(f"nothing to train: {history.stop_reason}; a larger --patience, or --patience 0, "
+              "trains on")
+
+
+def _finish(run_dir: Path, config: dict, history, model, test_loader, loss_fn, device,
+            elapsed: float, say) -> dict:
+    """The end of a run: its history and curves, the test accuracy of best.npz, and the result
+    in config.json (written last: a result means the run finished)."""
     history.to_csv(run_dir / "history.csv")
     if not (run_dir / "best.npz").is_file() or not history.epochs:
         raise TrainingFailed("no epoch ended with a finite validation loss; try a smaller --lr")
-    best_row = history.best("val_loss", "min")
     checkpoint = tn.load(run_dir / "best.npz")
     model.load_state_dict(checkpoint["model"])
     test = tn.train.evaluate(model, test_loader, loss_fn=loss_fn, device=device)
     result = {"test_accuracy": float(test["accuracy"]), "test_loss": float(test["loss"]),
-              "best_epoch": int(best_row["epoch"]), "epochs_run": len(history.epochs),
+              "best_epoch": int(checkpoint["epoch"]), "epochs_run": len(history.epochs),
               "train_seconds": round(elapsed, 2)}
-    config["result"] = result
-    write_json(run_dir / "config.json", config)
+    options = config["args"]
     try:
         history.plot(run_dir / "learning_curves.png",
-                     title=f"{args.model} on {args.dataset}: test accuracy "
+                     title=f"{options['model']} on {options['dataset']}: test accuracy "
                            f"{result['test_accuracy']:.4f} with the best epoch "
                            f"({result['best_epoch']}, lowest val_loss)")
     except ImportError:
         say("learning_curves.png not written: matplotlib is not installed "
             "(pip install \"tinynet[plot]\")")
+    config["result"] = result
+    write_json(run_dir / "config.json", config)  # last: a result means the run finished
     print(f"test accuracy {result['test_accuracy']:.4f} (loss {result['test_loss']:.4f}) with "
           f"the best checkpoint, lowest val_loss (epoch {result['best_epoch']}); trained in "
           f"{elapsed:.1f} s")
@@ -610,6 +621,9 @@ def main(argv: list | None = None) -> int:
     except UsageError as error:
         print(f"tinynet train: error: {error}", file=sys.stderr)
         return 2
+    except WriteFailed as error:
+        print(f"tinynet train: error: {error}", file=sys.stderr)
+        return 1
     except TrainingFailed as error:
         print(f"tinynet train: training failed: {error}", file=sys.stderr)
         return 1

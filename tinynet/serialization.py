@@ -19,26 +19,29 @@ one JSON member describing the structure. Format version 1:
   tensors sharing one array are stored once and come back sharing one array.
 
 So ``numpy.load("model.npz")["fc.weight"]`` reads a weight without tinynet. Nothing in the file is
-ever unpickled: members are read with ``allow_pickle=False`` and a file carrying a pickled object
-(an object array, a pickle, a PyTorch ``.pt``) is refused. Writes are atomic: the archive goes to a
-temporary file in the destination directory, which is flushed, fsynced and then renamed over the
-destination (``os.replace``), so a crash leaves either the old checkpoint or the new one.
+ever unpickled, and nothing in it is trusted before it is checked: members must be stored
+uncompressed (so what ``load`` allocates is bounded by the file's size), each ``.npy`` header must
+agree with the JSON and with the member's size before its array is allocated, the JSON may nest at
+most ``MAX_DEPTH`` containers, and only numeric and bool dtypes load. Anything else (a pickle, an
+object or string array, a compressed member, a header claiming more data than the member holds, a
+field of the wrong type) is a :class:`CheckpointError` naming the file, the member and where in
+the structure it sits. Writes go through ``atomic.replace_file``: a crash at any instant leaves
+either the old checkpoint or the new one, a symlink keeps pointing at the checkpoint, and the file
+keeps its mode.
 
 Read next: ``nn/module.py`` (``state_dict``, ``load_state_dict``).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
 import re
-import secrets
 import zipfile
 from collections import OrderedDict
 
-from . import backend
+from . import atomic, backend
 from .backend import Device
 from .nn.module import Parameter
 from .tensor import Tensor
@@ -46,13 +49,20 @@ from .tensor import Tensor
 FORMAT_NAME = "tinynet.checkpoint"
 FORMAT_VERSION = 1
 STRUCTURE_MEMBER = "tinynet.json"
-_CHUNK = 1 << 20  # bytes per os.write call
+MAX_DEPTH = 100  # containers nested in one checkpoint (a state dict needs about 5)
+# The JSON depth MAX_DEPTH containers take: a dict node's value sits 3 levels below it (node,
+# "items" list, [key, value] pair), and a leaf's "shape" list one more; 3 for header and root.
+MAX_JSON_DEPTH = 3 * MAX_DEPTH + 3
+_MAX_NPY_HEADER = 10_000  # bytes, NumPy's own default bound for a .npy header
+_READ_CHUNK = 1 << 20  # bytes per read of a member
+_FLOAT_WORDS = ("nan", "inf", "-inf")
 
-__all__ = ["FORMAT_VERSION", "CheckpointError", "load", "save"]
+__all__ = ["FORMAT_VERSION", "MAX_DEPTH", "CheckpointError", "load", "save"]
 
 
 class CheckpointError(ValueError):
-    """A file that is not a readable tinynet checkpoint (corrupt, truncated, pickled, too new)."""
+    """A file that is not a readable tinynet checkpoint (corrupt, truncated, pickled, too new,
+    or holding something a checkpoint never holds)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -64,24 +74,29 @@ def save(obj, path) -> None:
     """Write ``obj`` (nested dicts, lists and tuples of tensors, NumPy arrays, numbers, strings,
     bools and None: a state dict, an optimizer state dict, a training checkpoint) to ``path``.
 
-    The file is replaced atomically: a crash mid-write leaves the previous file untouched. Tensors
-    on a GPU are copied to the host for writing; they (and the model they belong to) stay where
+    The file is replaced atomically: a crash mid-write leaves the previous file untouched. Saving
+    onto a symlink replaces the file it points to, and a replaced file keeps its mode. Tensors on
+    a GPU are copied to the host for writing; they (and the model they belong to) stay where
     they are.
 
     Raises:
-        TypeError: a value of another type (naming where it is, e.g. ``['optim']['lr_fn']``).
+        TypeError: a value of another type (naming where it is, e.g. ``['optim']['lr_fn']``), or
+            a ``path`` that is not a path.
+        ValueError: an empty ``path``, or containers nested more than ``MAX_DEPTH`` deep (a list
+            that holds itself).
+        OSError: the file cannot be written (the message names ``path``).
 
     Example:
         >>> tn.save({"model": model.state_dict(), "epoch": 3}, "ckpt.npz")
         >>> model.load_state_dict(tn.load("ckpt.npz")["model"])
     """
-    path = os.fspath(path)
+    path = atomic.checked_path(path, "tn.save")
     arrays: dict = {}  # member name -> host array
     root = _Encoder(arrays).encode(obj)  # before touching the disk: a TypeError leaves no trace
     header = {"format": FORMAT_NAME, "version": FORMAT_VERSION,
               "tinynet_version": _tinynet_version(), "root": root}
     structure = json.dumps(header, allow_nan=False, separators=(",", ":")).encode("utf-8")
-    _atomic_write(path, lambda f: _write_archive(f, structure, arrays))
+    atomic.replace_file(path, lambda f: _write_archive(f, structure, arrays), "tn.save")
 
 
 class _Encoder:
@@ -94,6 +109,9 @@ class _Encoder:
 
     def encode(self, obj, path: tuple = ()) -> dict:
         xp = backend.host_namespace()
+        if len(path) > MAX_DEPTH:
+            raise ValueError(f"tn.save: containers nested more than {MAX_DEPTH} deep (at "
+                             f"{_where(path[:4])}...); does a list or dict hold itself?")
         if obj is None:
             return {"type": "none"}
         if isinstance(obj, bool):
@@ -161,72 +179,6 @@ def _write_archive(f, structure: bytes, arrays: dict) -> None:
                 xp.lib.format.write_array(out, arr, allow_pickle=False)
 
 
-class _FdWriter:
-    """A write-only file over a descriptor; every byte goes through ``os.write`` (no hidden buffer
-    that could be lost), and ``tell`` lets ``zipfile`` stream members without seeking."""
-
-    def __init__(self, fd: int):
-        self.fd = fd
-        self.position = 0
-
-    def write(self, data) -> int:
-        view = memoryview(data).cast("B")
-        done = 0
-        while done < len(view):
-            done += os.write(self.fd, view[done:done + _CHUNK])
-        self.position += done
-        return done
-
-    def tell(self) -> int:
-        return self.position
-
-    def flush(self) -> None:
-        pass  # nothing is buffered here; _atomic_write fsyncs the descriptor
-
-
-def _atomic_write(path: str, write) -> None:
-    """Run ``write(file)`` into a temporary file next to ``path``, then rename it over ``path``.
-
-    The temporary file lives in the same directory (a rename is only atomic within one file
-    system), is fsynced before the rename (so the new name never points at data still in the
-    page cache) and removed if anything fails. The directory is fsynced after the rename so the
-    new entry survives a power loss.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    fd = os.open(tmp, flags, 0o666)  # the umask applies, as for a file made by open()
-    try:
-        try:
-            write(_FdWriter(fd))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory: str) -> None:
-    if not hasattr(os, "O_DIRECTORY"):
-        return  # Windows: directories cannot be opened; the rename is already durable there
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems refuse fsync on directories; the data itself is synced
-    finally:
-        os.close(fd)
-
-
 # --------------------------------------------------------------------------------------------
 # load
 # --------------------------------------------------------------------------------------------
@@ -244,25 +196,29 @@ def load(path, map_location=None):
 
     Raises:
         CheckpointError: the file is not a tinynet checkpoint, is truncated or corrupt, carries a
-            pickled object, or was written by a newer format version.
-        RuntimeError: a tensor was saved on a device that cannot be used here (a GPU checkpoint
-            on a machine without one): the message suggests ``map_location="cpu"``.
+            pickled object, was written by a newer format version, or holds what a checkpoint
+            never holds (a compressed or oversized member, a non-numeric dtype, nesting deeper
+            than ``MAX_DEPTH``, a field of the wrong type): checked before anything is inflated.
+        RuntimeError: a tensor would land on a device that cannot be used here: one saved on a
+            GPU (the message suggests ``map_location="cpu"``), or the device ``map_location``
+            asks for (the message says what is missing, e.g. CuPy, and how to install it).
 
     Example:
         >>> state = tn.load("ckpt.npz", map_location="cpu")   # a GPU checkpoint on a laptop
     """
-    path = os.fspath(path)
+    path = atomic.checked_path(path, "tn.load")
     with open(path, "rb") as f:
         head = f.read(4)
+        file_size = os.fstat(f.fileno()).st_size
     _check_header(path, head)
     try:
         with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-            if STRUCTURE_MEMBER not in names:
-                _refuse_foreign_zip(path, names)
-            header = json.loads(_read_member(path, zf, STRUCTURE_MEMBER).decode("utf-8"))
+            archive = _Archive(path, zf, file_size)
+            if STRUCTURE_MEMBER not in archive.infos:
+                _refuse_foreign_zip(path, list(archive.infos))
+            header = _parse_structure(path, archive.read_bytes(STRUCTURE_MEMBER))
             _check_version(path, header)
-            decoder = _Decoder(path, zf, map_location)
+            decoder = _Decoder(path, archive, map_location)
             return decoder.decode(header["root"])
     except _MapLocationFailed as exc:  # the caller's map_location, not the file, went wrong
         raise exc.original from None
@@ -277,14 +233,126 @@ def load(path, map_location=None):
                               f"({type(exc).__name__}: {exc})") from exc
 
 
-def _read_member(path: str, zf: zipfile.ZipFile, member: str) -> bytes:
-    """The whole member (so its CRC-32 is checked). A damaged header can make ``zipfile`` ask for
-    a password or an unknown compression method: that is a corrupt file too."""
-    try:
-        return zf.read(member)
-    except (RuntimeError, NotImplementedError) as exc:
-        raise CheckpointError(f"{path}: the checkpoint is truncated or corrupt (member "
-                              f"{member!r}: {exc})") from exc
+class _Archive:
+    """The ZIP's members, each checked against the file before a byte of it is read: stored
+    uncompressed, listed once, and no larger than the file holding it."""
+
+    def __init__(self, path: str, zf: zipfile.ZipFile, file_size: int):
+        self.path, self.zf, self.file_size = path, zf, file_size
+        self.infos: dict = {}
+        for info in zf.infolist():
+            if info.filename in self.infos:
+                raise CheckpointError(f"{path}: the archive lists member {info.filename!r} twice: "
+                                      "the file is corrupt or crafted")
+            self.infos[info.filename] = info
+
+    def info(self, member: str, where: tuple = ()) -> zipfile.ZipInfo:
+        info = self.infos.get(member)
+        if info is None:
+            raise CheckpointError(f"{self.path}: the checkpoint's structure is malformed: "
+                                  f"{_where(where)} refers to member {member!r}, which the "
+                                  "archive lacks")
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise CheckpointError(f"{self.path}: member {member!r} is compressed (ZIP method "
+                                  f"{info.compress_type}); tn.save stores members uncompressed, "
+                                  "and tn.load refuses to inflate one (its size could not be "
+                                  "bounded by the file's)")
+        if info.file_size != info.compress_size or info.file_size > self.file_size:
+            raise CheckpointError(f"{self.path}: member {member!r} declares {info.file_size} "
+                                  f"bytes, but {info.compress_size} are stored in a file of "
+                                  f"{self.file_size}: the file is corrupt or crafted")
+        return info
+
+    def read_bytes(self, member: str) -> bytes:
+        """The whole member (so its CRC-32 is checked)."""
+        info = self.info(member)
+        try:
+            return self.zf.read(info)
+        except (RuntimeError, NotImplementedError) as exc:  # a damaged header: encrypted, ...
+            raise CheckpointError(f"{self.path}: the checkpoint is truncated or corrupt (member "
+                                  f"{member!r}: {exc})") from exc
+
+    def read_array(self, member: str, where: tuple, dtype_name: str, shape: list):
+        """The ``.npy`` member as a host array, its header checked against the structure's
+        ``dtype_name`` and ``shape`` and against the member's size before the array exists."""
+        xp = backend.host_namespace()
+        info = self.info(member, where)
+        try:
+            f = self.zf.open(info)
+        except (RuntimeError, NotImplementedError) as exc:
+            raise CheckpointError(f"{self.path}: the checkpoint is truncated or corrupt (member "
+                                  f"{member!r}: {exc})") from exc
+        with f:
+            fmt = xp.lib.format
+            version = fmt.read_magic(f)
+            if version == (1, 0):
+                got_shape, fortran, dtype = fmt.read_array_header_1_0(f, _MAX_NPY_HEADER)
+            elif version == (2, 0):
+                got_shape, fortran, dtype = fmt.read_array_header_2_0(f, _MAX_NPY_HEADER)
+            else:
+                raise CheckpointError(f"{self.path}: member {member!r} (at {_where(where)}) is "
+                                      f".npy format version {version}; tn.save writes 1.0 or 2.0")
+            at = f"member {member!r} (at {_where(where)})"
+            if dtype.hasobject:
+                raise CheckpointError(f"{self.path}: {at} holds pickled Python objects; refusing "
+                                      "to load it (tinynet never unpickles)")
+            if not _plain_dtype(dtype):
+                raise CheckpointError(f"{self.path}: {at} holds {dtype} values; checkpoints hold "
+                                      "only numeric and bool arrays")
+            if str(dtype) != dtype_name or list(got_shape) != list(shape):
+                raise CheckpointError(f"{self.path}: {at} holds {dtype} {tuple(got_shape)}, the "
+                                      f"structure says {dtype_name} {tuple(shape)}: the file is "
+                                      "corrupt")
+            nbytes = math.prod(got_shape) * dtype.itemsize
+            stored = info.file_size - f.tell()
+            if nbytes != stored:
+                raise CheckpointError(f"{self.path}: {at}: its header declares {nbytes} bytes of "
+                                      f"data, the member holds {stored}: the file is corrupt or "
+                                      "crafted")
+            arr = xp.empty(tuple(reversed(got_shape)) if fortran else tuple(got_shape), dtype)
+            _read_into(f, arr.reshape(-1).view(xp.uint8), nbytes)
+            if f.read(1):
+                raise CheckpointError(f"{self.path}: {at} has data past its array")
+        return arr.T if fortran else arr
+
+
+def _read_into(f, out, nbytes: int) -> None:
+    """Fill the byte view ``out`` from ``f`` in chunks (no second copy of the array in memory)."""
+    done = 0
+    while done < nbytes:
+        chunk = f.read(min(_READ_CHUNK, nbytes - done))
+        if not chunk:
+            raise EOFError(f"the member ends after {done} of {nbytes} bytes")
+        out[done:done + len(chunk)] = memoryview(chunk)
+        done += len(chunk)
+
+
+def _plain_dtype(dtype) -> bool:
+    """Numeric or bool, without fields or sub-arrays: what tn.save writes."""
+    return dtype.kind in "biufc" and dtype.fields is None and dtype.subdtype is None
+
+
+_JSON_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def _parse_structure(path: str, raw: bytes):
+    """``tinynet.json``, its nesting measured before the (recursive) JSON parser sees it."""
+    depth = 0
+    for token in _JSON_TOKENS.finditer(raw):
+        c = token.group()[:1]
+        if c in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise CheckpointError(f"{path}: {STRUCTURE_MEMBER} nests deeper than "
+                                      f"{MAX_JSON_DEPTH} levels (checkpoints hold at most "
+                                      f"{MAX_DEPTH} nested containers): refusing to parse it")
+        elif c in (b"]", b"}"):
+            depth -= 1
+    return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not standard JSON (tn.save writes 'nan' as a string)")
 
 
 def _check_header(path: str, head: bytes) -> None:
@@ -329,71 +397,99 @@ def _check_version(path: str, header) -> None:
                               f"to version {FORMAT_VERSION}: upgrade tinynet")
 
 
-class _Decoder:
-    """Rebuilds the object from the JSON nodes, reading each array member once."""
+_SCALARS = {"bool": bool, "int": int, "str": str}
 
-    def __init__(self, path: str, zf: zipfile.ZipFile, map_location):
+
+class _Decoder:
+    """Rebuilds the object from the JSON nodes, checking every field's type, reading each array
+    member once."""
+
+    def __init__(self, path: str, archive: _Archive, map_location):
         self.path = path
-        self.zf = zf
+        self.archive = archive
         self.map_location = map_location
         self.host_arrays: dict = {}  # member -> host array
         self.device_arrays: dict = {}  # (member, device) -> array (shared tensors stay shared)
 
-    def decode(self, node: dict, where: tuple = ()):
-        kind = node["type"]
+    def decode(self, node, where: tuple = ()):
+        if len(where) > MAX_DEPTH:
+            raise self._malformed(where, f"containers nested more than {MAX_DEPTH} deep")
+        kind = self._field(node, "type", str, where)
         if kind == "none":
             return None
-        if kind in ("bool", "int", "str"):
-            value = node["value"]
-            expected = {"bool": bool, "int": int, "str": str}[kind]
-            if type(value) is not expected:
-                raise TypeError(f"a {kind} node holds {value!r}")
-            return value
+        if kind in _SCALARS:
+            return self._field(node, "value", _SCALARS[kind], where)
         if kind == "float":
-            return float(node["value"])
+            value = node.get("value")
+            if not (type(value) in (int, float) or value in _FLOAT_WORDS):
+                raise self._malformed(where, f"a float node holds {value!r}")
+            try:
+                return float(value)
+            except OverflowError:  # an integer beyond any float: never written by tn.save
+                raise self._malformed(where, "a float node holds an integer too large for a "
+                                             "float") from None
         if kind in ("list", "tuple"):
-            items = [self.decode(v, where + (i,)) for i, v in enumerate(node["items"])]
+            items = [self.decode(v, where + (i,))
+                     for i, v in enumerate(self._field(node, "items", list, where))]
             return tuple(items) if kind == "tuple" else items
         if kind in ("dict", "OrderedDict"):
             out = OrderedDict() if kind == "OrderedDict" else {}
-            for key_node, value_node in node["items"]:
-                if key_node["type"] not in ("str", "int", "bool"):
-                    raise TypeError(f"a dict key of type {key_node['type']}")
-                key = self.decode(key_node, where)
-                out[key] = self.decode(value_node, where + (key,))
+            for pair in self._field(node, "items", list, where):
+                if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], dict)
+                        and pair[0].get("type") in _SCALARS):
+                    raise self._malformed(where, "a dict item that is not a [str/int/bool key, "
+                                                 "value] pair")
+                key = self.decode(pair[0], where)
+                out[key] = self.decode(pair[1], where + (key,))
             return out
         if kind == "ndarray":
             arr = self._host_array(node, where)
-            return arr[()] if node.get("scalar") else arr
+            if self._field(node, "scalar", bool, where):
+                if arr.ndim != 0:
+                    raise self._malformed(where, f"a scalar of shape {arr.shape}")
+                return arr[()]
+            return arr
         if kind == "tensor":
             return self._tensor(node, where)
-        raise TypeError(f"unknown node type {kind!r}")
+        raise self._malformed(where, f"unknown node type {kind!r}")
+
+    def _field(self, node, key: str, kind: type, where: tuple):
+        """``node[key]``, which must be exactly of type ``kind`` (a bool is not an int here)."""
+        if not isinstance(node, dict):
+            raise self._malformed(where, f"a node that is a {type(node).__name__}, not an object")
+        value = node.get(key)
+        if type(value) is not kind:
+            raise self._malformed(where, f"field {key!r} is {value!r}, not a {kind.__name__}")
+        return value
+
+    def _malformed(self, where: tuple, detail: str) -> CheckpointError:
+        return CheckpointError(f"{self.path}: the checkpoint's structure is malformed at "
+                               f"{_where(where)}: {detail}")
 
     def _host_array(self, node: dict, where: tuple):
-        member = node["member"]
+        member = self._field(node, "member", str, where)
+        dtype_name = self._field(node, "dtype", str, where)
+        shape = self._field(node, "shape", list, where)
+        if not all(type(n) is int and n >= 0 for n in shape):
+            raise self._malformed(where, f"shape {shape} is not a list of sizes")
         arr = self.host_arrays.get(member)
         if arr is None:
-            raw = _read_member(self.path, self.zf, member)
-            try:
-                arr = backend.host_namespace().load(io.BytesIO(raw), allow_pickle=False)
-            except ValueError as exc:
-                if "pickle" in str(exc) or "Object arrays" in str(exc):
-                    raise CheckpointError(
-                        f"{self.path}: member {member!r} (at {_where(where)}) holds pickled "
-                        "Python objects; refusing to load it (tinynet never unpickles)") from exc
-                raise
-            if not isinstance(arr, backend.host_namespace().ndarray):
-                raise TypeError(f"member {member!r} is not a .npy array")
+            arr = self.archive.read_array(member, where, dtype_name, shape)
             self.host_arrays[member] = arr
-        if str(arr.dtype) != node["dtype"] or list(arr.shape) != list(node["shape"]):
+        elif str(arr.dtype) != dtype_name or list(arr.shape) != shape:
             raise CheckpointError(f"{self.path}: member {member!r} (at {_where(where)}) holds "
                                   f"{arr.dtype} {tuple(arr.shape)}, the structure says "
-                                  f"{node['dtype']} {tuple(node['shape'])}: the file is corrupt")
+                                  f"{dtype_name} {tuple(shape)}: the file is corrupt")
         return arr
 
     def _tensor(self, node: dict, where: tuple) -> Tensor:
+        saved = self._field(node, "device", str, where)
+        requires_grad = self._field(node, "requires_grad", bool, where)
+        parameter = self._field(node, "parameter", bool, where)
         host = self._host_array(node, where)
-        saved = node["device"]
+        if requires_grad and host.dtype.kind not in "fc":
+            raise self._malformed(where, f"a {host.dtype} tensor with requires_grad=True (only "
+                                         "floating-point tensors can require gradients)")
         target = self._target_device(saved)
         key = (node["member"], target)
         arr = self.device_arrays.get(key)
@@ -401,13 +497,17 @@ class _Decoder:
             try:
                 arr = backend.transfer(host, Device("cpu"), target)
             except RuntimeError as exc:
-                raise RuntimeError(f"{self.path}: the tensor at {_where(where)} was saved on "
-                                   f"{saved}, which is not usable here ({exc}); pass "
-                                   "map_location='cpu' to load it on the CPU") from exc
+                if self.map_location is None:
+                    raise RuntimeError(f"{self.path}: the tensor at {_where(where)} was saved on "
+                                       f"{saved}, which is not usable here ({exc}); pass "
+                                       "map_location='cpu' to load it on the CPU") from exc
+                raise RuntimeError(f"tn.load({self.path!r}): map_location="
+                                   f"{self.map_location!r} puts the tensor at {_where(where)} on "
+                                   f"{target}, which is not usable here: {exc}") from exc
             self.device_arrays[key] = arr
-        if node.get("parameter"):
-            return Parameter(Tensor._make(arr, target), requires_grad=bool(node["requires_grad"]))
-        return Tensor._make(arr, target, requires_grad=bool(node["requires_grad"]))
+        if parameter:
+            return Parameter(Tensor._make(arr, target), requires_grad=requires_grad)
+        return Tensor._make(arr, target, requires_grad=requires_grad)
 
     def _target_device(self, saved: str) -> Device:
         where_to = self.map_location

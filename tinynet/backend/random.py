@@ -8,6 +8,8 @@ the same batch order on both, at the cost of one host->device copy per draw.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 
@@ -23,6 +25,7 @@ class Generator:
         self.manual_seed(seed)
 
     def manual_seed(self, seed: int | None) -> Generator:
+        seed = _checked_seed(seed, "Generator: seed")
         self._seed = seed
         self._rng = np.random.Generator(np.random.PCG64(seed))
         return self
@@ -54,8 +57,36 @@ class Generator:
         return {"seed": self._seed, "bit_generator": self._rng.bit_generator.state}
 
     def set_state(self, state: dict) -> None:
-        self._seed = state["seed"]
-        self._rng.bit_generator.state = state["bit_generator"]
+        """Restore a :meth:`get_state`; a malformed state raises ``ValueError`` and changes
+        nothing."""
+        if not isinstance(state, dict) or set(state) != {"seed", "bit_generator"}:
+            raise ValueError("Generator.set_state expects the dict get_state() returns, with keys "
+                             f"'seed' and 'bit_generator'; got {_describe(state)}")
+        seed = _checked_seed(state["seed"], "Generator.set_state: 'seed'")
+        bits = state["bit_generator"]
+        inner = bits.get("state") if isinstance(bits, dict) else None
+        if not (isinstance(inner, dict) and bits.get("bit_generator") == "PCG64" and all(
+                type(value) is int and 0 <= value < end for value, end in (
+                    (inner.get("state"), 2**128), (inner.get("inc"), 2**128),
+                    (bits.get("has_uint32"), 2), (bits.get("uinteger"), 2**32)))):
+            raise ValueError("Generator.set_state: 'bit_generator' is not a PCG64 state "
+                             "({'bit_generator': 'PCG64', 'state': {'state': int, 'inc': int}, "
+                             f"'has_uint32': 0 or 1, 'uinteger': int}}); got {_describe(bits)}")
+        self._rng.bit_generator.state = bits
+        self._seed = seed
+
+
+def _checked_seed(seed, what: str) -> int | None:
+    if seed is None:
+        return None
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, (bool, np.bool_)) and seed >= 0:
+        return int(seed)
+    raise ValueError(f"{what} must be a non-negative integer or None, got {seed!r}")
+
+
+def _describe(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _float_dtype(dtype):

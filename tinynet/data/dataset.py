@@ -160,6 +160,7 @@ def default_collate(samples: Sequence):
     """
     first = samples[0]
     if isinstance(first, Tensor):
+        _check_same_shape(samples)
         with no_grad():  # a batch is data, not part of a graph
             return stack(list(samples))
     if isinstance(first, (tuple, list)):
@@ -168,8 +169,26 @@ def default_collate(samples: Sequence):
         return tuple(default_collate([s[i] for s in samples]) for i in range(len(first)))
     if isinstance(first, dict):
         return {key: default_collate([s[key] for s in samples]) for key in first}
+    _check_same_shape(samples)
     try:
         return tensor(list(samples))
     except TypeError as exc:
         raise TypeError(f"default_collate: cannot batch samples of type {type(first).__name__}; "
                         "pass collate_fn= to the DataLoader") from exc
+
+
+def _check_same_shape(samples: Sequence) -> None:
+    """Samples stacked into one batch must agree in type and shape; say which ones do not."""
+    def kind(sample) -> tuple:
+        if isinstance(sample, Tensor):
+            return type(sample).__name__, tuple(sample.shape)
+        return type(sample).__name__, backend.host_namespace().shape(sample)
+
+    first = kind(samples[0])
+    odd = next((i for i, sample in enumerate(samples) if kind(sample) != first), None)
+    if odd is not None:
+        (name, shape), (name0, shape0) = kind(samples[odd]), first
+        raise ValueError(f"default_collate (the DataLoader's collate_fn): sample {odd} of the "
+                         f"batch has shape {shape} ({name}), sample 0 has shape {shape0} "
+                         f"({name0}); samples batched together must match: pad or crop them in "
+                         "the dataset, or pass collate_fn= to the DataLoader")

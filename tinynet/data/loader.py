@@ -18,6 +18,7 @@ generator, so a run resumed from a checkpoint sees exactly the batches of an uni
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Iterator
 
 from .. import backend
@@ -27,7 +28,7 @@ from ..creation import as_tensor
 from ..tensor import Tensor
 from .dataset import array_source, default_collate
 
-_STATE_KEYS = ("num_samples", "batch_size", "shuffle", "drop_last")
+_STATE_KEYS = ("num_samples", "batch_size", "shuffle", "drop_last")  # must match this loader
 
 
 class DataLoader:
@@ -61,20 +62,34 @@ class DataLoader:
                  drop_last: bool = False, seed: int | None = None,
                  generator: Generator | None = None, collate_fn: Callable | None = None,
                  device=None):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+            raise TypeError(f"DataLoader: dataset must have __len__ and __getitem__ (a "
+                            f"tn.data.Dataset), got {type(dataset).__name__}")
+        if not _is_int(batch_size) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive integer, "
                              f"got {batch_size!r}")
+        for name, flag in (("shuffle", shuffle), ("drop_last", drop_last)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"DataLoader: {name} must be True or False, got {flag!r}")
+        if seed is not None and (not _is_int(seed) or seed < 0):
+            raise ValueError(f"DataLoader: seed must be a non-negative integer, got {seed!r}")
+        if generator is not None and not isinstance(generator, Generator):
+            raise TypeError(f"DataLoader: generator must be a tn.Generator, got "
+                            f"{type(generator).__name__}")
         if seed is not None and generator is not None:
             raise ValueError("DataLoader: give seed= or generator=, not both")
+        if collate_fn is not None and not callable(collate_fn):
+            raise TypeError(f"DataLoader: collate_fn must be callable, got "
+                            f"{type(collate_fn).__name__}")
         if generator is None:
             if seed is None and shuffle:
                 # Seeded from the default stream, so tn.manual_seed(...) makes the run repeatable.
                 seed = int(backend.default_generator.integers(0, 2**62, ()))
             generator = Generator(seed)
         self.dataset = dataset
-        self.batch_size = batch_size
-        self.shuffle = bool(shuffle)
-        self.drop_last = bool(drop_last)
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.drop_last = drop_last
         self.generator = generator
         self.collate_fn = collate_fn
         self.device = None if device is None else Device(device)
@@ -176,31 +191,67 @@ class DataLoader:
     def load_state_dict(self, state: dict) -> None:
         """Restore a ``state_dict``; the next ``iter(loader)`` resumes where that loader was.
 
+        Every field is checked before anything changes, so a bad state leaves the loader as it
+        was.
+
         Raises:
             ValueError: the state comes from a loader with another dataset size, batch size,
-                shuffle or drop_last setting (its batches could not be reproduced).
+                shuffle or drop_last setting (its batches could not be reproduced), or a field is
+                missing or out of range (naming it: ``position`` must lie in
+                ``0..len(loader)``, a generator state must be what ``Generator.get_state``
+                returns, ...).
         """
+        if not isinstance(state, dict):
+            raise TypeError(f"DataLoader.load_state_dict expects the dict state_dict() returns, "
+                            f"got {type(state).__name__}")
         mine = self.state_dict()
+        missing = [key for key in mine if key not in state]
+        if missing:
+            raise ValueError(f"DataLoader.load_state_dict: the state lacks "
+                             f"{', '.join(map(repr, missing))} (not a DataLoader.state_dict())")
         for key in _STATE_KEYS:
-            if state[key] != mine[key]:
+            if type(state[key]) is not type(mine[key]) or state[key] != mine[key]:
                 raise ValueError(f"DataLoader.load_state_dict: the state has {key}={state[key]!r}, "
                                  f"this loader {key}={mine[key]!r}")
-        self._epoch = int(state["epoch"])
-        self._position = int(state["position"])
+        epoch, position = state["epoch"], state["position"]
+        if not _is_int(epoch) or epoch < 0:
+            raise ValueError(f"DataLoader.load_state_dict: 'epoch' must be a non-negative "
+                             f"integer, got {epoch!r}")
+        last = len(self) if epoch > 0 else 0  # no batch is handed out before the first epoch
+        if not _is_int(position) or not 0 <= position <= last:
+            raise ValueError(f"DataLoader.load_state_dict: 'position' must be an integer in "
+                             f"0..{last} (batches handed out of epoch {epoch}, which has "
+                             f"{len(self)}), got {position!r}")
+        resume = epoch > 0 and position < len(self)
+        # The interrupted epoch's order is redrawn from epoch_generator (None when there is none).
+        checked = ("generator", "epoch_generator") if resume or state["epoch_generator"] else (
+            "generator",)
+        for key in checked:
+            try:
+                Generator().set_state(state[key])  # a scratch stream: checks, changes nothing
+            except ValueError as exc:
+                raise ValueError(f"DataLoader.load_state_dict: field {key!r}: {exc}") from None
+        order = None
+        if resume:
+            self.generator.set_state(state["epoch_generator"])
+            order = self._draw_order()
+        self.generator.set_state(state["generator"])
+        self._epoch, self._position = int(epoch), int(position)
         self._epoch_state = state["epoch_generator"]
         self._device_orders = {}
-        self._order = None
-        self._resume = self._epoch > 0 and self._position < len(self)
-        if self._resume:
-            # Redraw the interrupted epoch's order from the generator state it was drawn from.
-            self.generator.set_state(self._epoch_state)
-            self._order = self._draw_order()
-        self.generator.set_state(state["generator"])
+        self._order = order
+        self._resume = resume
 
     def __repr__(self) -> str:
         return (f"DataLoader({type(self.dataset).__name__} of {len(self.dataset)}, "
                 f"batch_size={self.batch_size}, shuffle={self.shuffle}, "
                 f"drop_last={self.drop_last}, batches={len(self)}, epoch={self._epoch})")
+
+
+def _is_int(value) -> bool:
+    """An integer, NumPy's included, but not a bool (``True`` is not a batch size)."""
+    return (isinstance(value, numbers.Integral)
+            and not isinstance(value, (bool, backend.host_namespace().bool_)))
 
 
 def _to(batch, device: Device | None):

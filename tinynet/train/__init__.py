@@ -17,7 +17,7 @@ from .callbacks import (
     ProgressBar,
     TrainingState,
 )
-from .checkpoint import resume, save_checkpoint
+from .checkpoint import latest_checkpoint, resume, save_checkpoint
 from .gradflow import (
     GradientFlow,
     check_flow,
@@ -33,7 +33,7 @@ from .search import format_table, grid_search, random_search
 __all__ = [
     "CSVLogger", "Callback", "EarlyStopping", "GradientFlow", "History", "JSONLogger",
     "ModelCheckpoint", "NaNGuard", "ProgressBar", "TrainingState", "accuracy", "callbacks",
-    "check_flow", "evaluate", "fit", "format_table", "gradient_flow", "grid_search", "metrics",
-    "plot_gradient_flow", "random_search", "resume", "save_checkpoint", "snapshot_parameters",
+    "check_flow", "evaluate", "fit", "format_table", "gradient_flow", "grid_search",
+    "latest_checkpoint", "metrics", "plot_gradient_flow", "random_search", "resume", "save_checkpoint", "snapshot_parameters",
     "top_k_accuracy",
 ]

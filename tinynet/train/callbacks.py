@@ -7,7 +7,8 @@ the model, optimizer, scheduler, loaders and history, the current epoch and iter
 counted from 1), ``batch_logs`` (``{"loss", "batch_size"}``) after a batch and ``logs`` (the epoch's
 history record) at the end of an epoch. A callback stops the run by setting
 ``state.stop_training = True`` (and ``state.stop_reason``): at the end of an epoch the run ends
-there; during an epoch it ends at once, without validating that epoch.
+there; during an epoch it ends at once, without validating that epoch; in ``on_train_begin`` (a
+resumed run that had already stopped) no epoch runs at all.
 
 Read next: ``checkpoint.py`` (what ``ModelCheckpoint`` writes and ``resume`` reads).
 """
@@ -23,9 +24,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from .. import atomic
 from ..autograd import no_grad
 from ..ops import clone
-from .checkpoint import save_checkpoint
+from .checkpoint import BEST, LAST, checkpoint_epoch, save_checkpoint
 from .history import History, default_mode
 
 __all__ = [
@@ -103,6 +105,11 @@ class _Monitor:
     """Tracks the best value of one history key (shared by EarlyStopping and ModelCheckpoint)."""
 
     def __init__(self, monitor: str, mode: str, min_delta: float = 0.0):
+        if not isinstance(monitor, str) or not monitor:
+            raise ValueError(f"monitor must be a history key such as 'val_loss', got {monitor!r}")
+        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) \
+                or not math.isfinite(min_delta):
+            raise ValueError(f"min_delta must be a finite number, got {min_delta!r}")
         self.monitor = monitor
         self.mode = default_mode(monitor) if mode == "auto" else mode
         if self.mode not in ("min", "max"):
@@ -139,7 +146,10 @@ class EarlyStopping(Callback):
         restore_best_weights: at the end of training, load the weights of the best epoch.
 
     After a resume the best value and the count of epochs without improvement are rebuilt from
-    the history; best weights are only known for epochs run since.
+    the history (best weights are only known for epochs run since). So the stop itself is part of
+    the saved run: a run that stopped at epoch 3 and is resumed with the same rule trains no
+    epoch; ``fit`` returns at once with ``history.stop_reason`` saying it had already stopped, and
+    why. A larger ``patience`` (or no EarlyStopping) trains on.
 
     Example:
         >>> stop = EarlyStopping("val_loss", patience=5, restore_best_weights=True)
@@ -148,8 +158,8 @@ class EarlyStopping(Callback):
 
     def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,
                  mode: str = "auto", restore_best_weights: bool = False):
-        if patience < 0:
-            raise ValueError(f"patience must be >= 0, got {patience}")
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"EarlyStopping: patience must be an integer >= 0, got {patience!r}")
         self._tracker = _Monitor(monitor, mode, min_delta)
         self.monitor, self.mode = monitor, self._tracker.mode
         self.patience = patience
@@ -169,9 +179,15 @@ class EarlyStopping(Callback):
     def on_train_begin(self, state):
         self._tracker.reset()
         self.wait, self.stopped_epoch, self.best_weights = 0, None, None
+        last = None  # the last recorded epoch with a value, and whether it improved
         for record in state.history.epochs:  # a resumed run continues the count
             if self.monitor in record:
-                self._update(float(record[self.monitor]), record["epoch"])
+                last = record["epoch"], self._update(float(record[self.monitor]), record["epoch"])
+        if last is not None and not last[1] and self.wait >= self.patience:
+            # This rule stopped the run at that epoch (the checkpoint was written before or after
+            # the decision; either way it is the history's): training on would ignore it.
+            self._stop(state, last[0])
+            state.stop_reason += "; the run had already stopped there, so no epoch was trained"
 
     def _update(self, value: float, epoch: int) -> bool:
         if self._tracker.improved(value):
@@ -181,6 +197,14 @@ class EarlyStopping(Callback):
         self.wait += 1
         return False
 
+    def _stop(self, state, epoch: int) -> None:
+        self.stopped_epoch = epoch
+        state.history.stopped_epoch = epoch
+        state.stop_training = True
+        state.stop_reason = (f"early stopping at epoch {epoch}: {self.monitor} has not improved "
+                             f"for {self.wait} epochs (best {self.best:.6g} at epoch "
+                             f"{self.best_epoch})")
+
     def on_epoch_end(self, state):
         value = self._tracker.value(state.logs, "EarlyStopping")
         if self._update(value, state.epoch):
@@ -189,12 +213,7 @@ class EarlyStopping(Callback):
                     self.best_weights = {k: clone(v)
                                          for k, v in state.model.state_dict().items()}
         elif self.wait >= self.patience and not state.stop_training:
-            self.stopped_epoch = state.epoch
-            state.history.stopped_epoch = state.epoch
-            state.stop_training = True
-            state.stop_reason = (f"early stopping at epoch {state.epoch}: {self.monitor} has not "
-                                 f"improved for {self.wait} epochs (best {self.best:.6g} at "
-                                 f"epoch {self.best_epoch})")
+            self._stop(state, state.epoch)
 
     def on_train_end(self, state):
         if self.restore_best_weights and self.best_weights is not None:
@@ -206,6 +225,13 @@ class ModelCheckpoint(Callback):
     improves. Each holds everything :func:`tinynet.train.resume` needs (model, optimizer,
     scheduler, train-loader and RNG states, history, epoch); writes are atomic (``tn.save``).
 
+    The order of the writes keeps the best weights safe at every instant: when an epoch improves,
+    ``best.npz`` is written before ``last.npz``, so a process killed between the two leaves
+    ``best.npz`` one epoch ahead of ``last.npz`` (resume from the folder: it picks the newer),
+    never the best weights lost. A resumed run repairs that state before training on (it copies
+    the newer file over the older), and refuses to continue from an older checkpoint than the
+    folder's ``best.npz`` (which training on would overwrite).
+
     Args:
         dirpath: the folder (created if missing).
         monitor, mode: what "best" means (see :class:`EarlyStopping`).
@@ -213,17 +239,17 @@ class ModelCheckpoint(Callback):
 
     Example:
         >>> ckpt = ModelCheckpoint("runs/1")
-        >>> fit(..., callbacks=[ckpt]); start, history = resume(ckpt.last_path, model, opt)
+        >>> fit(..., callbacks=[ckpt]); start, history = resume("runs/1", model, opt)
     """
 
     def __init__(self, dirpath: str | os.PathLike, monitor: str = "val_loss", mode: str = "auto",
                  save_best: bool = True, save_last: bool = True):
-        self.dirpath = os.fspath(dirpath)
+        self.dirpath = atomic.checked_path(dirpath, "ModelCheckpoint: dirpath")
         self._tracker = _Monitor(monitor, mode)
         self.monitor = monitor
         self.save_best, self.save_last = save_best, save_last
-        self.best_path = os.path.join(self.dirpath, "best.npz")
-        self.last_path = os.path.join(self.dirpath, "last.npz")
+        self.best_path = os.path.join(self.dirpath, BEST)
+        self.last_path = os.path.join(self.dirpath, LAST)
 
     @property
     def best_epoch(self) -> int | None:
@@ -236,28 +262,57 @@ class ModelCheckpoint(Callback):
             if self.monitor in record and self._tracker.improved(float(record[self.monitor])):
                 self._tracker.best = float(record[self.monitor])
                 self._tracker.best_epoch = record["epoch"]
+        if state.start_epoch > 0:
+            self._reconcile(state.start_epoch)
+
+    def _reconcile(self, start: int) -> None:
+        """Bring the folder in line with the resumed run (at epoch ``start``) before training."""
+        best = checkpoint_epoch(self.best_path) if os.path.isfile(self.best_path) else None
+        last = checkpoint_epoch(self.last_path) if os.path.isfile(self.last_path) else None
+        if self.save_best and best is not None and best > start:
+            raise RuntimeError(
+                f"ModelCheckpoint: {self.best_path} holds epoch {best}, newer than the checkpoint "
+                f"this run resumed from (epoch {start}): the run was stopped between writing "
+                f"{BEST} and {LAST}. Resume from the folder (resume({self.dirpath!r}, ...)), "
+                f"which continues from the newer file, or move {BEST} away to discard it")
+        if self._tracker.best_epoch != start:
+            return  # the best epoch is an earlier one: best.npz already holds it
+        # The resumed epoch is the best so far, so both files must hold it: one may lag after a
+        # kill between the two writes (last.npz, from versions that wrote it first, or best.npz).
+        if self.save_best and best != start and last == start:
+            atomic.copy_file(self.last_path, self.best_path, "ModelCheckpoint")
+        elif self.save_last and last != start and best == start:
+            atomic.copy_file(self.best_path, self.last_path, "ModelCheckpoint")
 
     def on_epoch_end(self, state):
-        if self.save_last:
-            save_checkpoint(self.last_path, state)
-        if self.save_best:
+        if self.save_best:  # first: a kill before the second write still has the best weights
             value = self._tracker.value(state.logs, "ModelCheckpoint")
             if self._tracker.improved(value):
                 self._tracker.best, self._tracker.best_epoch = value, state.epoch
                 save_checkpoint(self.best_path, state)
+        if self.save_last:
+            save_checkpoint(self.last_path, state)
 
 
 class _LineLogger(Callback):
-    """Opens ``path`` at the start of training and writes one line per epoch, flushed."""
+    """Opens ``path`` at the start of training and writes one line per epoch, flushed.
+
+    Appending to a resumed run's file first drops what a crash can leave there: a last line cut
+    short, and the rows of epochs after the checkpoint resumed from (logged, then killed before
+    the checkpoint was written: that epoch is trained again), so each epoch has one row.
+    """
 
     def __init__(self, path: str | os.PathLike, append: bool = False):
-        self.path = os.fspath(path)
+        self.path = atomic.checked_path(path, type(self).__name__)
         self.append = append
         self._file: TextIO | None = None
 
     def on_train_begin(self, state):
+        if self.append:
+            self._trim(state.start_epoch)
         # Kept open across epochs (closed in on_train_end): a line is flushed per epoch.
-        self._file = open(self.path, "a" if self.append else "w", newline="")  # noqa: SIM115
+        self._file = open(self.path, "a" if self.append else "w", newline="",  # noqa: SIM115
+                          encoding="utf-8")
 
     def on_epoch_end(self, state):
         self._file.write(self._line(state.logs))
@@ -268,7 +323,23 @@ class _LineLogger(Callback):
             self._file.close()
             self._file = None
 
+    def _trim(self, start: int) -> None:
+        try:
+            with open(self.path, newline="", encoding="utf-8") as f:
+                lines = f.readlines()
+        except FileNotFoundError:
+            return
+        keep = lines[:-1] if lines and not lines[-1].endswith("\n") else list(lines)
+        while start > 0 and len(keep) > 1 and (self._epoch(keep[-1], keep[0]) or 0) > start:
+            keep.pop()
+        if keep != lines:
+            atomic.write_bytes(self.path, "".join(keep).encode("utf-8"), type(self).__name__)
+
     def _line(self, logs: dict) -> str:
+        raise NotImplementedError
+
+    def _epoch(self, line: str, first: str) -> int | None:
+        """The epoch a written line records (``first``: the file's first line), if it has one."""
         raise NotImplementedError
 
 
@@ -281,11 +352,10 @@ class CSVLogger(_LineLogger):
     """
 
     def on_train_begin(self, state):
-        has_rows = self.append and os.path.exists(self.path) and os.path.getsize(self.path) > 0
         super().on_train_begin(state)
         self._columns: list[str] | None = None
-        if has_rows:
-            with open(self.path, newline="") as f:
+        if self.append and os.path.getsize(self.path) > 0:
+            with open(self.path, newline="", encoding="utf-8") as f:
                 self._columns = f.readline().strip().split(",")
 
     def _line(self, logs: dict) -> str:
@@ -294,6 +364,14 @@ class CSVLogger(_LineLogger):
             self._columns = list(logs)
             header = ",".join(self._columns) + "\n"
         return header + ",".join(_csv_value(logs.get(k)) for k in self._columns) + "\n"
+
+    def _epoch(self, line: str, first: str) -> int | None:
+        columns = first.strip().split(",")
+        values = line.strip().split(",")
+        if line is first or "epoch" not in columns or len(values) != len(columns):
+            return None
+        value = values[columns.index("epoch")]
+        return int(value) if value.isdigit() else None
 
 
 def _csv_value(value) -> str:
@@ -310,6 +388,13 @@ class JSONLogger(_LineLogger):
         clean = {k: (repr(v) if isinstance(v, float) and not math.isfinite(v) else v)
                  for k, v in logs.items()}
         return json.dumps(clean) + "\n"
+
+    def _epoch(self, line: str, first: str) -> int | None:
+        try:
+            epoch = json.loads(line).get("epoch")
+        except (ValueError, AttributeError):
+            return None
+        return epoch if type(epoch) is int else None
 
 
 class NaNGuard(Callback):

@@ -10,9 +10,12 @@ the training phase). ``stopped_epoch`` and ``stop_reason`` say why a run ended e
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from typing import Any
+
+from .. import atomic
 
 __all__ = ["History", "default_mode"]
 
@@ -69,12 +72,16 @@ class History:
         pick = min if mode == "min" else max
         return pick(candidates, key=lambda e: e[monitor])
 
-    def to_csv(self, path: str | os.PathLike) -> None:
-        """Write one row per epoch (columns: every key, in first-seen order)."""
-        with open(path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self.keys())
-            writer.writeheader()
-            writer.writerows(self.epochs)
+    def to_csv(self, path) -> None:
+        """Write one row per epoch (columns: every key, in first-seen order). A path is replaced
+        atomically (a crash leaves the old file or the new one); a text file object (anything
+        with ``write``) is written to."""
+        text = path if hasattr(path, "write") else io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=self.keys())
+        writer.writeheader()
+        writer.writerows(self.epochs)
+        if text is not path:
+            atomic.write_bytes(path, text.getvalue().encode("utf-8"), "History.to_csv")
 
     def state_dict(self) -> dict[str, Any]:
         """Plain data (lists, dicts, numbers, strings) for checkpoints."""
@@ -101,9 +108,12 @@ class History:
         matplotlib knows).
 
         Needs matplotlib (``pip install "tinynet[plot]"``); draws off-screen (Agg), leaving the
-        global matplotlib backend alone.
+        global matplotlib backend alone, and replaces the file atomically.
         """
-        self.figure(monitor, metric, title).savefig(os.fspath(path), dpi=100)
+        image = io.BytesIO()  # drawn in memory, then replaces the file atomically
+        self.figure(monitor, metric, title).savefig(
+            image, dpi=100, format=os.path.splitext(os.fspath(path))[1][1:] or None)
+        atomic.write_bytes(path, image.getvalue(), "History.plot")
 
     def figure(self, monitor: str | None = None, metric: str | None = None,
                title: str | None = None):

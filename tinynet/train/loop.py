@@ -10,6 +10,7 @@ Read next: ``callbacks.py``, then ``checkpoint.py``.
 
 from __future__ import annotations
 
+import numbers
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -52,7 +53,9 @@ def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable, epochs: int
         device: where to train: the model is moved there and every batch follows. ``None``:
             where the model's parameters already are.
         progress: add a :class:`ProgressBar` unless ``callbacks`` already has one.
-        start_epoch: epochs already done (from :func:`tinynet.train.resume`).
+        start_epoch: epochs already done (from :func:`tinynet.train.resume`). A callback that
+            stops the run in ``on_train_begin`` (``EarlyStopping`` on a run that had already
+            stopped) makes ``fit`` train no epoch.
         history: the history to extend (from ``resume``); a new one by default.
         step_per: ``"epoch"`` or ``"iteration"``: when the scheduler steps.
         scheduler_monitor: the history key a ``ReduceLROnPlateau`` watches.
@@ -78,6 +81,9 @@ def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable, epochs: int
         raise ValueError(f"step_per must be 'epoch' or 'iteration', got {step_per!r}")
     if isinstance(scheduler, ReduceLROnPlateau) and step_per == "iteration":
         raise ValueError("ReduceLROnPlateau watches a per-epoch metric: use step_per='epoch'")
+    for name, value in (("epochs", epochs), ("start_epoch", start_epoch)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+            raise ValueError(f"fit: {name} must be an integer >= 0, got {value!r}")
     if epochs < start_epoch:
         raise ValueError(f"epochs ({epochs}) is the epoch to train up to and must be >= "
                          f"start_epoch ({start_epoch})")
@@ -90,12 +96,19 @@ def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable, epochs: int
     state = TrainingState(model=model, optimizer=optimizer, train_loader=train_loader,
                           history=history if history is not None else History(), epochs=epochs,
                           scheduler=scheduler, val_loader=val_loader, start_epoch=start_epoch,
-                          num_batches=_length(train_loader))
+                          epoch=start_epoch, num_batches=_length(train_loader))
     if scheduler_monitor is None:
         scheduler_monitor = "val_loss" if val_loader is not None else "loss"
 
     events.on_train_begin(state)
+    if not state.stop_training and start_epoch < epochs:
+        # A resumed run that trains on: an earlier stop no longer says how the run ended.
+        state.history.stopped_epoch = state.history.stop_reason = None
     for epoch in range(start_epoch + 1, epochs + 1):
+        # A callback ended the run: at an epoch's end, or before the first one (a resumed run
+        # that had already stopped early).
+        if state.stop_training:
+            break
         state.epoch = epoch
         epoch_start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]  # the rate this epoch starts with
@@ -124,8 +137,6 @@ def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable, epochs: int
         state.history.append(record)
         state.logs = record
         events.on_epoch_end(state)
-        if state.stop_training:
-            break
     if state.stop_reason and state.history.stop_reason is None:
         state.history.stop_reason = state.stop_reason
     events.on_train_end(state)
