@@ -47,6 +47,9 @@ class DataLoader:
             with one fancy-index per tensor and others with :func:`default_collate`.
         device: put every batch on this device. A ``TensorDataset`` already living there (see
             ``TensorDataset.to``) is indexed there, with no copy per batch.
+        sampler: the order of each epoch instead of the loader's own (``shuffle`` must stay
+            False): a ``tn.data.Sampler`` such as ``DistributedSampler``, or any iterable of
+            dataset positions. Its state is part of ``state_dict()``.
 
     Example:
         >>> ds = tn.data.TensorDataset(tn.randn(10, 3), tn.arange(10))
@@ -60,12 +63,15 @@ class DataLoader:
     def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False,
                  drop_last: bool = False, seed: int | None = None,
                  generator: Generator | None = None, collate_fn: Callable | None = None,
-                 device=None):
+                 device=None, sampler=None):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive integer, "
                              f"got {batch_size!r}")
         if seed is not None and generator is not None:
             raise ValueError("DataLoader: give seed= or generator=, not both")
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler= decides the order, so shuffle must be False "
+                             "(a shuffling sampler, such as DistributedSampler, shuffles itself)")
         if generator is None:
             if seed is None and shuffle:
                 # Seeded from the default stream, so tn.manual_seed(...) makes the run repeatable.
@@ -78,6 +84,7 @@ class DataLoader:
         self.generator = generator
         self.collate_fn = collate_fn
         self.device = None if device is None else Device(device)
+        self.sampler = sampler
         self._epoch = 0  # epochs started
         self._position = 0  # batches handed out in the current epoch
         self._order = None  # the current epoch's order: host int64 array of N positions
@@ -88,7 +95,7 @@ class DataLoader:
     # --- the epoch/batch model ----------------------------------------------------------------
     def __len__(self) -> int:
         """Batches per epoch: ``ceil(N / B)``, or ``floor(N / B)`` with ``drop_last``."""
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     @property
@@ -117,6 +124,8 @@ class DataLoader:
         self._position = 0
 
     def _draw_order(self):
+        if self.sampler is not None:
+            return _sampler_order(self.sampler)
         n = len(self.dataset)
         return self.generator.permutation(n) if self.shuffle else backend.host_namespace().arange(n)
 
@@ -171,6 +180,7 @@ class DataLoader:
             "batch_size": self.batch_size,
             "shuffle": self.shuffle,
             "drop_last": self.drop_last,
+            "sampler": self.sampler.state_dict() if hasattr(self.sampler, "state_dict") else None,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -185,6 +195,8 @@ class DataLoader:
             if state[key] != mine[key]:
                 raise ValueError(f"DataLoader.load_state_dict: the state has {key}={state[key]!r}, "
                                  f"this loader {key}={mine[key]!r}")
+        if state.get("sampler") is not None and hasattr(self.sampler, "load_state_dict"):
+            self.sampler.load_state_dict(state["sampler"])  # before the order is redrawn
         self._epoch = int(state["epoch"])
         self._position = int(state["position"])
         self._epoch_state = state["epoch_generator"]
@@ -201,6 +213,13 @@ class DataLoader:
         return (f"DataLoader({type(self.dataset).__name__} of {len(self.dataset)}, "
                 f"batch_size={self.batch_size}, shuffle={self.shuffle}, "
                 f"drop_last={self.drop_last}, batches={len(self)}, epoch={self._epoch})")
+
+
+def _sampler_order(sampler):
+    """A sampler's epoch as a host int64 array (``Sampler.indices()``, or its iteration)."""
+    if hasattr(sampler, "indices"):
+        return sampler.indices()
+    return backend.host_namespace().fromiter(iter(sampler), dtype="int64")
 
 
 def _to(batch, device: Device | None):

@@ -22,9 +22,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from .. import serialization
 from ..autograd import no_grad
+from ..distributed.group import rank_and_size
 from ..ops import clone
-from .checkpoint import save_checkpoint
+from .checkpoint import checkpoint_state
 from .history import History, default_mode
 
 __all__ = [
@@ -55,7 +57,14 @@ class TrainingState:
 
 
 class Callback:
-    """Base class: override the events you need (each receives the :class:`TrainingState`)."""
+    """Base class: override the events you need (each receives the :class:`TrainingState`).
+
+    In a data-parallel run (``tn.distributed``) ``fit`` runs every callback on every rank (all
+    see the same, globally averaged logs, so they decide alike), except those whose
+    ``rank_zero_only`` is True (output: progress bar, loggers), which run on rank 0 alone.
+    """
+
+    rank_zero_only = False
 
     def on_train_begin(self, state: TrainingState) -> None: ...
     def on_train_end(self, state: TrainingState) -> None: ...
@@ -208,6 +217,9 @@ class ModelCheckpoint(Callback):
         monitor, mode: what "best" means (see :class:`EarlyStopping`).
         save_best, save_last: which files to keep.
 
+    In a data-parallel run it runs on every rank (the checkpoint holds each rank's random
+    streams, gathered from all of them) and rank 0 alone writes.
+
     Example:
         >>> ckpt = ModelCheckpoint("runs/1")
         >>> fit(..., callbacks=[ckpt]); start, history = resume(ckpt.last_path, model, opt)
@@ -227,7 +239,8 @@ class ModelCheckpoint(Callback):
         return self._tracker.best_epoch
 
     def on_train_begin(self, state):
-        os.makedirs(self.dirpath, exist_ok=True)
+        if rank_and_size()[0] == 0:
+            os.makedirs(self.dirpath, exist_ok=True)
         self._tracker.reset()
         for record in state.history.epochs:  # a resumed run keeps its best so far
             if self.monitor in record and self._tracker.improved(float(record[self.monitor])):
@@ -235,17 +248,27 @@ class ModelCheckpoint(Callback):
                 self._tracker.best_epoch = record["epoch"]
 
     def on_epoch_end(self, state):
-        if self.save_last:
-            save_checkpoint(self.last_path, state)
+        improved = False
         if self.save_best:
             value = self._tracker.value(state.logs, "ModelCheckpoint")
-            if self._tracker.improved(value):
+            improved = self._tracker.improved(value)
+            if improved:
                 self._tracker.best, self._tracker.best_epoch = value, state.epoch
-                save_checkpoint(self.best_path, state)
+        if not (self.save_last or improved):
+            return
+        ckpt = checkpoint_state(state)  # on every rank: a multi-rank one gathers their streams
+        if rank_and_size()[0] != 0:
+            return  # one writer
+        if self.save_last:
+            serialization.save(ckpt, self.last_path)
+        if improved:
+            serialization.save(ckpt, self.best_path)
 
 
 class _LineLogger(Callback):
     """Opens ``path`` at the start of training and writes one line per epoch, flushed."""
+
+    rank_zero_only = True
 
     def __init__(self, path: str | os.PathLike, append: bool = False):
         self.path = os.fspath(path)
@@ -355,6 +378,8 @@ class ProgressBar(Callback):
         leave: keep each finished epoch's bar and summary (``False``: erase the bar at the end of
             the epoch, for callers that print their own per-epoch line, like ``tinynet train``).
     """
+
+    rank_zero_only = True
 
     def __init__(self, stream: TextIO | None = None, use_tqdm: bool | None = None,
                  min_interval: float = 0.1, leave: bool = True):

@@ -6,6 +6,10 @@ tinynet's default random stream (dropout masks, and anything else drawing from i
 private ``generator`` a layer holds, the history, and the number of epochs done. With all of that
 restored, training k epochs, stopping and resuming for m more gives bit-identical weights to
 k + m epochs in one go.
+
+A data-parallel job's checkpoint is written by rank 0 and also holds every rank's random streams
+(``rank_rngs``, gathered from all ranks: each draws its own dropout masks), so each rank resumes
+its own; everything else is the same on every rank.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from typing import Any
 
 from .. import serialization
 from ..backend import Generator, default_generator
+from ..distributed.collectives import all_gather_object
+from ..distributed.group import rank_and_size
 from .history import History
 
 __all__ = ["CHECKPOINT_FORMAT", "checkpoint_state", "resume", "save_checkpoint"]
@@ -32,10 +38,17 @@ def _module_generators(model) -> dict[str, Generator]:
     return found
 
 
+def _rng_states(model) -> dict[str, Any]:
+    return {"rng": default_generator.get_state(),
+            "module_rngs": {k: g.get_state() for k, g in _module_generators(model).items()}}
+
+
 def checkpoint_state(state) -> dict[str, Any]:
     """The checkpoint dict for a :class:`~tinynet.train.callbacks.TrainingState` at an epoch's
-    end."""
+    end (in a multi-rank job, call it on every rank: it gathers their random streams)."""
     loader = state.train_loader
+    _, world = rank_and_size()
+    rank_rngs = all_gather_object(_rng_states(state.model)) if world > 1 else None
     return {
         "format": CHECKPOINT_FORMAT,
         "epoch": state.epoch,  # epochs done: a resumed fit starts at the next one
@@ -43,9 +56,9 @@ def checkpoint_state(state) -> dict[str, Any]:
         "optimizer": state.optimizer.state_dict(),
         "scheduler": state.scheduler.state_dict() if state.scheduler is not None else None,
         "train_loader": loader.state_dict() if hasattr(loader, "state_dict") else None,
-        "rng": default_generator.get_state(),
-        "module_rngs": {k: g.get_state() for k, g in _module_generators(state.model).items()},
+        **_rng_states(state.model),  # "rng", "module_rngs": this rank's (rank 0's when it writes)
         "history": state.history.state_dict(),
+        "rank_rngs": rank_rngs,
     }
 
 
@@ -81,6 +94,15 @@ def resume(path: str | os.PathLike, model, optimizer, scheduler=None, train_load
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{os.fspath(path)} is not a training checkpoint (written by "
                          "ModelCheckpoint); for a bare state dict use model.load_state_dict")
+    # This rank's random streams: a multi-rank job's checkpoint holds one set per rank.
+    rng = {"rng": ckpt["rng"], "module_rngs": ckpt.get("module_rngs", {})}
+    rank, world = rank_and_size()
+    if world > 1 or ckpt.get("rank_rngs"):
+        saved = ckpt.get("rank_rngs") or [rng]
+        if len(saved) != world:
+            raise ValueError(f"{os.fspath(path)} was written by a job of {len(saved)} "
+                             f"process(es); resume it with {len(saved)}, not {world}")
+        rng = saved[rank]
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     if scheduler is not None:
@@ -89,9 +111,9 @@ def resume(path: str | os.PathLike, model, optimizer, scheduler=None, train_load
         scheduler.load_state_dict(ckpt["scheduler"])
     if train_loader is not None and ckpt["train_loader"] is not None:
         train_loader.load_state_dict(ckpt["train_loader"])
-    default_generator.set_state(ckpt["rng"])
+    default_generator.set_state(rng["rng"])
     generators = _module_generators(model)
-    for name, gen_state in ckpt.get("module_rngs", {}).items():
+    for name, gen_state in rng["module_rngs"].items():
         if name in generators:
             generators[name].set_state(gen_state)
     return int(ckpt["epoch"]), History.from_state_dict(ckpt["history"])
