@@ -9,6 +9,11 @@ and a run folder holding ``config.json``, ``history.csv``, ``best.npz`` (and ``l
 
 A bad value (``--epochs -1``, an unknown optimizer, a missing data folder, ``cuda`` without CuPy)
 is reported as one line on stderr with exit status 2, never a traceback.
+
+Under an MPI launcher (``mpiexec -n 2 tinynet train``) every process joins a ``tn.distributed``
+group and trains data-parallel: each rank reads its shard of every epoch, gradients are averaged,
+``--batch-size`` is per rank, and rank 0 alone prints and writes the run folder. A failure on any
+rank ends the whole job (``MPI_Abort``) rather than leaving the others waiting.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,6 +29,7 @@ from pathlib import Path
 import numpy as np  # host-side data preparation (splits, normalisation statistics)
 
 import tinynet as tn
+import tinynet.distributed as dist
 
 MODELS = ("mlp", "cnn")
 DATASETS = ("digits", "spirals", "mnist")
@@ -115,7 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--patience", type=_non_negative_int, default=0,
         help="stop after this many epochs without a better validation loss (default: 0, off)")
     add("--seed", type=_non_negative_int, default=0, help="seed of split, weights, batch order")
-    add("--device", default="cpu", help="cpu, cuda, cuda:N or standin (default: cpu)")
+    add("--device", default="cpu", help="cpu, cuda, cuda:N or standin (default: cpu; under "
+        "mpiexec, cuda means each rank's own GPU when there is one per rank)")
+    add("--backend", choices=dist.BACKENDS, default="auto",
+        help="process group under an MPI launcher (default: auto: mpi, or nccl on CUDA with one "
+             "GPU per rank)")
     add("--out", metavar="DIR", help="run folder (default: runs/<date-time>-<model>-<dataset>)")
     add("--resume", metavar="PATH",
         help="continue a run from its checkpoint (last.npz, or the run folder); its config.json "
@@ -277,7 +288,65 @@ def shift_augment(x: np.ndarray, y: np.ndarray, background: float) -> tuple:
 def make_loader(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int,
                 device: tn.Device):
     dataset = tn.data.TensorDataset(tn.tensor(x, device=device), tn.tensor(y, device=device))
+    if shuffle and dist.rank_and_size()[1] > 1:  # each rank: its shard of the same shuffled epoch
+        sampler = tn.data.DistributedSampler(dataset, seed=seed)
+        return tn.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler)
     return tn.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, seed=seed)
+
+
+# --------------------------------------------------------------------------------------------
+# Data-parallel runs (under mpiexec): the process group, and what each rank holds
+# --------------------------------------------------------------------------------------------
+
+def join_group(args: argparse.Namespace) -> bool:
+    """Join a ``tn.distributed`` group when an MPI launcher started several processes (or
+    ``--backend`` names one); returns whether this call created it."""
+    if dist.is_initialized() or (args.backend == "auto" and dist.launcher_world_size() <= 1):
+        return False  # one plain process: no group, exactly as without MPI
+    try:
+        tn.device(args.device)
+    except ValueError as error:
+        raise UsageError(f"--device {args.device}: {error}") from None
+    try:
+        dist.init_process_group(args.backend, device=args.device)
+    except (ValueError, RuntimeError) as error:
+        raise UsageError(f"--backend {args.backend}: {str(error).splitlines()[0]}") from None
+    _share_cores()
+    return True
+
+
+def _share_cores() -> None:
+    """Give each rank of this machine its share of the cores for BLAS (unless the environment
+    sets a thread count): W ranks of a C-core machine each starting C BLAS threads would run W * C
+    threads on C cores, and a rank waiting in an all-reduce spins while the others compute."""
+    if any(os.environ.get(name) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")):
+        return
+    local = dist.default_group().local_world_size
+    tn.backend.set_blas_threads(max(1, (os.cpu_count() or 1) // local))
+
+
+def _rank_device(name: str) -> str:
+    """With several ranks, ``cuda`` is each rank's own GPU (``cuda:<local rank>``) when the
+    machine has one per rank; else the ranks share the GPUs there are."""
+    if dist.rank_and_size()[1] == 1 or name not in ("cuda", "gpu") or not tn.cuda.is_available():
+        return name
+    return f"cuda:{dist.get_local_rank() % tn.cuda.device_count()}"
+
+
+def _shard(x: np.ndarray, y: np.ndarray) -> tuple:
+    """This rank's share of an evaluation set: every W-th sample from its rank on, no padding, so
+    the metrics averaged over ranks (``evaluate`` does) are exactly the whole set's."""
+    rank, world = dist.rank_and_size()
+    return (x, y) if world == 1 else (x[rank::world], y[rank::world])
+
+
+def _data_parallel_model(model: tn.nn.Module, seed: int) -> tn.nn.Module:
+    """The same start on every rank (rank 0's weights), BatchNorm over the global batch, and a
+    random stream of each rank's own for dropout from here on."""
+    model = dist.SyncBatchNorm.convert_sync_batchnorm(model)
+    dist.broadcast_parameters(model, src=0)
+    dist.seed_per_rank(seed)
+    return model
 
 
 # --------------------------------------------------------------------------------------------
@@ -368,6 +437,8 @@ def format_row(row: dict, best: bool) -> str:
 class EpochTable(tn.train.callbacks.Callback):
     """Prints one table row per finished epoch; the row with the best val_loss so far gets ``*``."""
 
+    rank_zero_only = True  # one table for the job
+
     def __init__(self, best: float = math.inf):
         self.best = best
 
@@ -389,23 +460,30 @@ class EpochTable(tn.train.callbacks.Callback):
 def train(args: argparse.Namespace) -> dict:
     """Run ``tinynet train`` with parsed options; returns the final test metrics."""
     _fill_defaults(args)
-    device = _device(args.device)
+    rank, world = dist.rank_and_size()
+    device = _device(_rank_device(args.device))
     data = load_data(args)
     x_train, y_train = data["train"]
     if args.batch_size > data["samples"]["train"]:
         raise UsageError(f"--batch-size {args.batch_size} is larger than the training set "
                          f"({data['samples']['train']} samples)")
-    say = (lambda *a: None) if args.quiet else print
+    say = (lambda *a: None) if args.quiet or rank > 0 else print
     tn.manual_seed(args.seed)  # weights and dropout masks
     model = build_model(args, x_train, data["num_classes"]).to(device)
+    if world > 1:
+        model = _data_parallel_model(model, args.seed)
     train_loader = make_loader(x_train, y_train, args.batch_size, True, args.seed, device)
-    val_loader = make_loader(*data["val"], EVAL_BATCH, False, args.seed, device)
-    test_loader = make_loader(*data["test"], EVAL_BATCH, False, args.seed, device)
+    val_loader = make_loader(*_shard(*data["val"]), EVAL_BATCH, False, args.seed, device)
+    test_loader = make_loader(*_shard(*data["test"]), EVAL_BATCH, False, args.seed, device)
     optimizer = build_optimizer(args, model)
+    if world > 1:
+        optimizer = dist.DistributedOptimizer(optimizer)
     scheduler = build_schedule(args, optimizer, len(train_loader))
     loss_fn = tn.nn.CrossEntropyLoss()
 
-    run_dir = make_run_dir(args)
+    run_dir = make_run_dir(args) if rank == 0 else None
+    if world > 1:
+        run_dir = dist.broadcast_object(run_dir, src=0)  # rank 0 named it
     start_epoch, history = 0, None
     if args.resume is not None:
         try:
@@ -420,8 +498,10 @@ def train(args: argparse.Namespace) -> dict:
               "samples": data["samples"],
               "num_classes": data["num_classes"], "normalise": data["normalise"],
               "parameters": sum(p.numel() for p in model.parameters()),
+              "world_size": world, "backend": dist.get_backend() if world > 1 else None,
               "tinynet": tn.__version__}
-    write_json(run_dir / "config.json", config)
+    if rank == 0:
+        write_json(run_dir / "config.json", config)
 
     samples = data["samples"]
     shifted = (f" (x5 with one-pixel shifts: {samples['train_augmented']})"
@@ -431,6 +511,9 @@ def train(args: argparse.Namespace) -> dict:
     say(f"{args.model}: {config['parameters']:,} parameters on {device}; {args.optimizer} lr "
         f"{args.lr:g}, {args.schedule} schedule; {args.epochs} epochs of {len(train_loader)} "
         f"iterations (batch size {args.batch_size}, reshuffled every epoch)")
+    if world > 1:
+        say(f"data-parallel on {world} ranks ({dist.get_backend()}): each takes its shard of "
+            f"every epoch; {args.batch_size} samples per rank, {args.batch_size * world} per step")
     callbacks = [tn.train.callbacks.NaNGuard(),  # stops, naming the epoch and iteration
                  tn.train.callbacks.ModelCheckpoint(run_dir, monitor="val_loss")]
     if args.patience:
@@ -451,32 +534,55 @@ def train(args: argparse.Namespace) -> dict:
                                history=history, step_per=step_per)
     elapsed = time.perf_counter() - start
 
-    history.to_csv(run_dir / "history.csv")
-    if not (run_dir / "best.npz").is_file() or not history.epochs:
+    if rank == 0:
+        history.to_csv(run_dir / "history.csv")
+    has_best = (run_dir / "best.npz").is_file() if rank == 0 else None
+    if world > 1:
+        has_best = dist.broadcast_object(has_best, src=0)  # rank 0 wrote it: every rank agrees
+    if not has_best or not history.epochs:
         raise TrainingFailed("no epoch ended with a finite validation loss; try a smaller --lr")
-    try:
-        history.plot(run_dir / "learning_curves.png")
-    except ImportError:
-        say("learning_curves.png not written: matplotlib is not installed "
-            "(pip install \"tinynet[plot]\")")
+    if rank == 0:
+        try:
+            history.plot(run_dir / "learning_curves.png")
+        except ImportError:
+            say("learning_curves.png not written: matplotlib is not installed "
+                "(pip install \"tinynet[plot]\")")
     best_row = history.best("val_loss", "min")
-    checkpoint = tn.load(run_dir / "best.npz")
-    model.load_state_dict(checkpoint["model"])
+    if rank == 0:
+        model.load_state_dict(tn.load(run_dir / "best.npz")["model"])
+    if world > 1:
+        dist.broadcast_parameters(model, src=0)  # no shared folder needed to read it
     test = tn.train.evaluate(model, test_loader, loss_fn=loss_fn, device=device)
     result = {"test_accuracy": float(test["accuracy"]), "test_loss": float(test["loss"]),
               "best_epoch": int(best_row["epoch"]), "epochs_run": len(history.epochs),
               "train_seconds": round(elapsed, 2)}
     config["result"] = result
-    write_json(run_dir / "config.json", config)
-    print(f"test accuracy {result['test_accuracy']:.4f} (loss {result['test_loss']:.4f}) with "
-          f"the best checkpoint (epoch {result['best_epoch']}); trained in {elapsed:.1f} s")
-    print(f"run folder: {run_dir}")
+    if rank == 0:
+        write_json(run_dir / "config.json", config)
+        print(f"test accuracy {result['test_accuracy']:.4f} (loss {result['test_loss']:.4f}) "
+              f"with the best checkpoint (epoch {result['best_epoch']}); trained in "
+              f"{elapsed:.1f} s")
+        print(f"run folder: {run_dir}")
     return result
 
 
 def main(argv: list | None = None) -> int:
-    """Entry point of the ``tinynet`` console script; returns the exit status."""
+    """Entry point of the ``tinynet`` console script; returns the exit status.
+
+    In a job of several ranks, a failure on any of them ends them all (``MPI_Abort``) with its
+    exit status, instead of leaving the others waiting for it.
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
+    joined: list = []  # [True] once this call has created a process group
+    code = _run(argv, joined)
+    if any(joined):
+        if code != 0 and dist.get_world_size() > 1:
+            dist.abort(code)
+        dist.destroy_process_group()
+    return code
+
+
+def _run(argv: list, joined: list) -> int:
     try:
         args = parse_train_args(argv)
         if args.command is None:
@@ -489,19 +595,25 @@ def main(argv: list | None = None) -> int:
         # The command owns its process: keep freed memory for the next step's temporaries instead
         # of page-faulting it in again every step (tinynet/backend/host.py; glibc only).
         tn.backend.keep_freed_memory()
+        joined.append(join_group(args))
         train(args)
     except SystemExit as stop:  # argparse: --help (0) or a bad option (2, message printed)
         return stop.code if isinstance(stop.code, int) else 2
     except UsageError as error:
-        print(f"tinynet train: error: {error}", file=sys.stderr)
+        print(f"tinynet train: error{_which_rank()}: {error}", file=sys.stderr)
         return 2
     except TrainingFailed as error:
-        print(f"tinynet train: training failed: {error}", file=sys.stderr)
+        print(f"tinynet train: training failed{_which_rank()}: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("tinynet train: interrupted", file=sys.stderr)
+        print(f"tinynet train: interrupted{_which_rank()}", file=sys.stderr)
         return 130
     return 0
+
+
+def _which_rank() -> str:
+    rank, world = dist.rank_and_size()
+    return f" (rank {rank} of {world})" if world > 1 else ""
 
 
 if __name__ == "__main__":

@@ -43,10 +43,10 @@ class NCCLBackend(Backend):
     name = "nccl"
 
     def __init__(self, host: MPIBackend | None = None):
+        cupy, nccl = _nccl_modules()  # before MPI starts: a missing CuPy is a one-line error
         self.host = host or MPIBackend()  # bootstrap, objects, barriers, host arrays
         self.rank, self.world_size = self.host.rank, self.host.world_size
         self.local_rank, self.local_world_size = self.host.local_rank, self.host.local_world_size
-        cupy, nccl = _nccl_modules()
         gpus = cupy.cuda.runtime.getDeviceCount()
         if self.local_world_size > gpus:
             raise RuntimeError(
