@@ -1,6 +1,6 @@
 """Scenarios that tests/test_distributed_mpi.py runs under ``mpiexec -n 2``.
 
-``mpiexec -n 2 python tests/mpi_worker.py SCENARIO OUT_DIR``: every rank runs the scenario and
+``mpiexec -n 2 python tests/mpi_worker.py SCENARIO OUT_DIR [BACKEND]``: every rank runs the scenario and
 writes what it measured to ``OUT_DIR/SCENARIO-rank<r>.json``; the test reads those files and
 asserts. Nothing is asserted here, so a failure shows up as a readable pytest failure (or, for
 the ``fail`` scenario, as the aborted job the test expects).
@@ -228,12 +228,34 @@ def scenario_fail(out):
     return {"finished": True}  # never reached: the job is aborted
 
 
+def scenario_gpu(out):
+    """On CUDA: NCCL (a GPU per rank) or MPI with host staging (ranks sharing one GPU)."""
+    rank, world = dist.get_rank(), dist.get_world_size()
+    device = f"cuda:{dist.get_local_rank()}" if dist.get_backend() == "nccl" else "cuda:0"
+    tn.set_default_dtype("float64")
+    x, y = problem()
+    reference = state_of(one_process_reference(x, y, world)) if rank == 0 else None
+    result = {"backend": dist.get_backend()}
+    t = tn.tensor([rank + 1.0, 2.0], device=device)
+    dist.all_reduce(t, op="avg")
+    dist.broadcast(t, src=world - 1)
+    result["avg"] = t.cpu().numpy().tolist()
+    for overlap in (False, True):
+        model, _, _ = distributed_fit(x, y, device, "float64", overlap)
+        mine = state_of(model)
+        result[f"overlap={overlap}"] = {
+            "identical": ranks_identical(model),
+            "max_diff": (max(float(np.abs(mine[k] - reference[k]).max()) for k in mine)
+                         if rank == 0 else None)}
+    return result
+
+
 SCENARIOS = {"train": scenario_train, "collectives": scenario_collectives,
-             "callbacks": scenario_callbacks, "fail": scenario_fail}
+             "callbacks": scenario_callbacks, "fail": scenario_fail, "gpu": scenario_gpu}
 
 if __name__ == "__main__":
     name, out_dir = sys.argv[1], sys.argv[2]
-    dist.init_process_group("mpi")
+    dist.init_process_group(sys.argv[3] if len(sys.argv) > 3 else "mpi")
     outcome = SCENARIOS[name](out_dir)
     with open(os.path.join(out_dir, f"{name}-rank{dist.get_rank()}.json"), "w") as f:
         json.dump(outcome, f)
