@@ -50,20 +50,17 @@ def sync_batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Ten
     # Pass 1: the channel sums and the sample count, summed over ranks in one all-reduce.
     totals = all_reduce(cat([input.sum(axes), local_count]))  # (C + 1,)
     count = totals[channels]  # N, the global number of values per channel (stays on the device)
-    mean = (totals[:channels] / count).reshape(stat_shape)  # (1, C, 1, ...)
-    centered = input - mean
+    mean = totals[:channels] / count  # (C,)
+    centered = input - mean.reshape(stat_shape)
     # Pass 2: the channel sums of squared deviations (two passes: no E[x^2] - E[x]^2 cancellation).
-    var = (all_reduce((centered * centered).sum(axes)) / count).reshape(stat_shape)  # biased
+    var = all_reduce((centered * centered).sum(axes)) / count  # (C,) biased
     if running_mean is not None or running_var is not None:
         # The count stays a device array: N / (N - 1) is computed there, without a read-back.
         _update_running_stats(running_mean, running_var, mean, var, count.detach().data,
                               momentum)
-    out = centered * (var + eps) ** -0.5
-    if weight is not None:
-        out = out * weight.reshape(stat_shape)
-    if bias is not None:
-        out = out + bias.reshape(stat_shape)
-    return out
+    # Normalise with the global statistics: batch_norm's own formula, given them as its
+    # statistics (they are graph tensors, so the gradient flows through them to every rank).
+    return batch_norm(input, mean, var, weight, bias, training=False, eps=eps)
 
 
 class SyncBatchNorm(_BatchNorm):
