@@ -145,6 +145,29 @@ def scenario_collectives(out):
     flat = {f"{i}/{k}": (v.numpy().tolist() if hasattr(v, "numpy") else v)
             for i, s in state["state"].items() for k, v in s.items()}
     result["optimizer"] = {"lr": state["param_groups"][0]["lr"], "state": flat}
+    # overlap with 2 backward passes per step == averaging the accumulated gradients in step()
+    states = []
+    for options in ({}, {"overlap": True, "bucket_cap_mb": 1e-4, "backward_passes_per_step": 2}):
+        tn.manual_seed(0)
+        net = tn.nn.Sequential(tn.nn.Linear(3, 8), tn.nn.Tanh(), tn.nn.Linear(8, 2))
+        opt = dist.DistributedOptimizer(tn.optim.SGD(net.parameters(), lr=0.1, momentum=0.9),
+                                        **options)
+        data = tn.Generator(rank)  # each rank its own samples
+        for _ in range(3):
+            opt.zero_grad()
+            for _ in range(2):
+                (net(tn.randn(4, 3, generator=data)) ** 2).mean().backward()
+            opt.step()
+        states.append(state_of(net))
+    result["overlap_accumulates"] = [all(np.array_equal(states[0][k], states[1][k])
+                                         for k in states[0]), len(opt.buckets.buckets)]
+    # parameters cast after the optimizer was wrapped: the buffers follow them
+    net.to(tn.float64)
+    opt.zero_grad()
+    for _ in range(2):
+        (net(tn.randn(4, 3, dtype="float64", generator=data)) ** 2).mean().backward()
+    opt.step()
+    result["moved"] = [str(opt.buckets.buckets[0].flat.dtype), ranks_identical(net)]
     return result
 
 
@@ -206,6 +229,29 @@ def scenario_callbacks(out):
 
     history = run([NaNGuard(stream=sys.stdout)], loss_fn=nan_on_rank1)
     result["nan"] = [len(history.epochs), history.stop_reason]
+
+    # resume: 1 epoch, then resume for a 2nd == 2 epochs in one go, bitwise, with dropout (each
+    # rank continues its own random stream from the checkpoint)
+    def resumable(epochs, folder, resume=False):
+        model = build(sync=True, dropout=0.3)
+        dist.seed_per_rank(0)
+        opt = dist.DistributedOptimizer(tn.optim.SGD(model.parameters(), lr=0.1, momentum=0.9))
+        loader = tn.data.DataLoader(ds, batch_size=BATCH,
+                                    sampler=tn.data.DistributedSampler(ds, seed=0))
+        start, history = 0, None
+        if resume:
+            start, history = tn.train.resume(os.path.join(folder, "last.npz"), model, opt,
+                                             train_loader=loader)
+        tn.train.fit(model, tn.nn.CrossEntropyLoss(), opt, loader, epochs=epochs,
+                     start_epoch=start, history=history, progress=False,
+                     callbacks=[ModelCheckpoint(folder, monitor="loss")])
+        dist.barrier()  # rank 0 has written the checkpoint before anyone reads it
+        return state_of(model)
+
+    straight = resumable(2, os.path.join(out, "straight"))
+    resumable(1, os.path.join(out, "part"))
+    resumed = resumable(2, os.path.join(out, "part"), resume=True)
+    result["resume_bitwise"] = all(np.array_equal(straight[k], resumed[k]) for k in straight)
     return result
 
 

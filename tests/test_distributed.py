@@ -210,7 +210,7 @@ def test_one_rank_steps_exactly_as_the_wrapped_optimizer(local_group, device, ma
     assert opt.param_groups is opt.optimizer.param_groups and opt.state is opt.optimizer.state
 
 
-def test_distributed_optimizer_works_with_schedules_clipping_and_moves(local_group):
+def test_distributed_optimizer_works_with_schedules_and_clipping(local_group):
     model = mlp()
     opt = dist.DistributedOptimizer(tn.optim.SGD(model.parameters(), lr=1.0))
     schedule = tn.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)  # accepts the wrapper
@@ -224,11 +224,6 @@ def test_distributed_optimizer_works_with_schedules_clipping_and_moves(local_gro
     with opt.skip_synchronize():
         opt.step()
     assert np.abs(model[0].weight.numpy() - before).max() <= 0.5 * 1e-3 + 1e-9
-    model.to(tn.float64)  # the buffers follow the parameters' new dtype at the next step
-    opt.zero_grad()
-    tn.nn.functional.cross_entropy(model(x.double()), y).backward()
-    opt.step()
-    assert opt.buckets.buckets[0].flat.dtype == np.float64
     assert "DistributedOptimizer(world_size=1, buckets=1" in repr(opt)
 
 

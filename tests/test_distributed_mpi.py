@@ -108,6 +108,9 @@ def test_collectives_and_broadcasts_between_two_ranks(mpiexec, tmp_path):
     # rank 1 had lr 0.5 and no state: now rank 0's hyper-parameters and moments
     assert r1["optimizer"] == r0["optimizer"]
     assert r1["optimizer"]["lr"] == 0.1 and r1["optimizer"]["state"]["0/step"] == 3
+    # buckets started from hooks on the 2nd backward of each step: the same as in step()
+    assert r0["overlap_accumulates"] == r1["overlap_accumulates"] == [True, 2]
+    assert r0["moved"] == r1["moved"] == ["float64", True]
 
 
 def test_callbacks_decide_together_and_rank_zero_writes(mpiexec, tmp_path):
@@ -123,6 +126,8 @@ def test_callbacks_decide_together_and_rank_zero_writes(mpiexec, tmp_path):
     assert r0["stop_on_one"] == r1["stop_on_one"] == [0, "rank 1 stopped", 2]
     assert r0["nan"] == r1["nan"]
     assert r0["nan"][0] == 0 and "iteration 1/4" in r0["nan"][1]
+    # 1 epoch + resume + 1 epoch is bitwise the 2-epoch run on every rank, dropout included
+    assert r0["resume_bitwise"] and r1["resume_bitwise"]
 
 
 def test_an_exception_on_one_rank_aborts_the_job_within_seconds(mpiexec, tmp_path):

@@ -18,6 +18,7 @@ Read next: ``loader.py``.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterator
 
 from ..backend import Generator, host_namespace
@@ -79,15 +80,12 @@ class DistributedSampler(Sampler):
             group_rank, group_size = rank_and_size()
             num_replicas = group_size if num_replicas is None else num_replicas
             rank = group_rank if rank is None else rank
-        if isinstance(num_replicas, bool) or not isinstance(num_replicas, int) or num_replicas < 1:
-            raise ValueError(f"DistributedSampler: num_replicas must be a positive integer, got "
-                             f"{num_replicas!r}")
-        if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < num_replicas:
+        num_replicas = _integer("num_replicas", num_replicas, 1, "a positive")
+        if not _is_integer(rank) or not 0 <= rank < num_replicas:
             raise ValueError(f"DistributedSampler: rank must be in [0, {num_replicas - 1}] for "
                              f"num_replicas={num_replicas}, got {rank!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"DistributedSampler: seed must be a non-negative integer, got "
-                             f"{seed!r}")
+        rank = int(rank)
+        seed = _integer("seed", seed, 0, "a non-negative")
         n = len(dataset)
         if drop_last and n < num_replicas:
             raise ValueError(f"DistributedSampler: drop_last with {n} samples and "
@@ -108,10 +106,7 @@ class DistributedSampler(Sampler):
     def set_epoch(self, epoch: int) -> None:
         """Use epoch ``epoch``'s permutation from now on (call it before each epoch, on every
         rank; without it every epoch repeats the same order)."""
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-            raise ValueError(f"DistributedSampler.set_epoch: epoch must be a non-negative "
-                             f"integer, got {epoch!r}")
-        self.epoch = epoch
+        self.epoch = _integer("epoch", epoch, 0, "a non-negative", "DistributedSampler.set_epoch")
 
     def epoch_order(self):
         """The whole epoch, every rank's shard interleaved: ``total_size`` host int64 positions
@@ -159,3 +154,14 @@ class DistributedSampler(Sampler):
         return (f"DistributedSampler({len(self.dataset)} samples, rank {self.rank} of "
                 f"{self.num_replicas}, {self.num_samples} per rank, shuffle={self.shuffle}, "
                 f"seed={self.seed}, drop_last={self.drop_last}, epoch={self.epoch})")
+
+
+def _is_integer(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _integer(name: str, value, low: int, kind: str, where: str = "DistributedSampler") -> int:
+    """``value`` as an int, or a ValueError naming ``name`` (``kind``: "a positive", ...)."""
+    if not _is_integer(value) or value < low:
+        raise ValueError(f"{where}: {name} must be {kind} integer, got {value!r}")
+    return int(value)

@@ -20,8 +20,14 @@ from __future__ import annotations
 
 import sys
 
-from ..backend import Device, cuda_device_count, cuda_is_available, default_generator, \
-    get_default_device, host_namespace
+from ..backend import (
+    Device,
+    cuda_device_count,
+    cuda_is_available,
+    default_generator,
+    get_default_device,
+    host_namespace,
+)
 from .backends import Backend, LocalBackend, MPIBackend, launcher_world_size
 
 BACKENDS = ("auto", "local", "mpi", "nccl")

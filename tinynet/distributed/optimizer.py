@@ -67,7 +67,7 @@ class DistributedOptimizer(Optimizer):
         self._passes: dict[int, int] = {}
         self._skip = False
         self._build()
-        if self.overlap:
+        if self.overlap and self._group.world_size > 1:
             self._register_hooks()
 
     # --- the wrapped optimizer's state, shared --------------------------------------------------
@@ -93,7 +93,7 @@ class DistributedOptimizer(Optimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         self.optimizer.add_param_group(param_group)
         self._build()
-        if self.overlap:
+        if self.overlap and self._group.world_size > 1:
             self._register_hooks()
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -104,6 +104,8 @@ class DistributedOptimizer(Optimizer):
         """Average the gradients now (Horovod's name). For work between averaging and the update,
         such as gradient clipping: ``opt.synchronize(); clip_grad_norm_(...);`` then
         ``with opt.skip_synchronize(): opt.step()``."""
+        if self._group.world_size == 1:
+            return  # one rank: its gradients are the mean already (no copies, no hooks)
         if self._layout != _layout(self._params()):
             self._build()  # parameters moved or were cast since: new buffers
         if self.overlap:
