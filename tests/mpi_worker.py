@@ -1,9 +1,9 @@
 """Scenarios that tests/test_distributed_mpi.py runs under ``mpiexec -n 2``.
 
-``mpiexec -n 2 python tests/mpi_worker.py SCENARIO OUT_DIR [BACKEND]``: every rank runs the scenario and
-writes what it measured to ``OUT_DIR/SCENARIO-rank<r>.json``; the test reads those files and
-asserts. Nothing is asserted here, so a failure shows up as a readable pytest failure (or, for
-the ``fail`` scenario, as the aborted job the test expects).
+``mpiexec -n 2 python tests/mpi_worker.py SCENARIO OUT_DIR [BACKEND]``: every rank runs the
+scenario and writes what it measured to ``OUT_DIR/SCENARIO-rank<r>.json``; the test reads those
+files and asserts. Nothing is asserted here, so a failure shows up as a readable pytest failure
+(or, for the ``fail`` scenario, as the aborted job the test expects).
 """
 
 import json

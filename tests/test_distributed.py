@@ -105,7 +105,8 @@ def test_local_collectives_are_the_identity(local_group, device):
 def test_collectives_reject_bad_arguments(local_group):
     with pytest.raises(ValueError, match="op must be one of 'sum', 'avg', 'max', got 'mean'"):
         dist.all_reduce(tn.ones(2), op="mean")
-    with pytest.raises(TypeError, match=r"op='avg' needs a floating tensor, got int64 of shape \(3,\)"):
+    with pytest.raises(TypeError,
+                       match=r"op='avg' needs a floating tensor, got int64 of shape \(3,\)"):
         dist.all_reduce(tn.arange(3), op="avg")
     with pytest.raises(TypeError, match="expected a Tensor, got ndarray"):
         dist.all_reduce(np.ones(2))
@@ -235,7 +236,7 @@ def test_distributed_optimizer_rejects_what_it_cannot_wrap(local_group):
         dist.DistributedOptimizer(tn.optim.SGD(model.parameters()), backward_passes_per_step=0)
 
 
-# --- SyncBatchNorm, broadcasts, seeds ---------------------------------------------------------------
+# --- SyncBatchNorm, broadcasts, seeds -------------------------------------------------------------
 def test_sync_batchnorm_on_one_rank_is_batchnorm(local_group, device):
     data = batches(device=device)
     plain = mlp(device=device, bn=True)

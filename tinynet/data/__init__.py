@@ -2,9 +2,10 @@
 
 ``dataset.py`` (``Dataset``, ``TensorDataset``, ``Subset``) -> ``loader.py`` (``DataLoader``: one
 shuffle per epoch, ``ceil(N / B)`` batches, each one fancy-index per stored tensor, resumable) ->
-``split.py`` (``random_split``, ``KFold``); ``sampler.py`` (``DistributedSampler``: each rank's shard
-of an epoch, for ``DataLoader(sampler=...)``). Built-in datasets live in ``tinynet.datasets``; the
-training loop that consumes loaders in ``tinynet.train``. Guide: docs/data.md.
+``split.py`` (``random_split``, ``KFold``); ``sampler.py`` (``DistributedSampler``: each rank's
+shard of an epoch, for ``DataLoader(sampler=...)``). Built-in datasets live in
+``tinynet.datasets``; the training loop that consumes loaders in ``tinynet.train``. Guide:
+docs/data.md.
 """
 
 from .dataset import Dataset, Subset, TensorDataset, default_collate

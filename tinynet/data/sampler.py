@@ -51,7 +51,7 @@ class Sampler:
 
 
 class DistributedSampler(Sampler):
-    """Rank ``rank``'s shard of each epoch's permutation, as ``torch.utils.data.DistributedSampler``.
+    """Rank ``rank``'s shard of each epoch's permutation (``torch.utils.data.DistributedSampler``).
 
     Args:
         dataset: anything with ``__len__``.

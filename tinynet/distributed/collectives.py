@@ -1,4 +1,5 @@
-"""Collectives on Tensors: ``all_reduce``, ``broadcast``, ``broadcast_object``, ``all_gather_object``.
+"""Collectives on Tensors: ``all_reduce``, ``broadcast``; and on objects: ``broadcast_object``,
+``all_gather_object``.
 
 Every rank calls the same collective in the same order; each returns when this rank's part is
 done. They work in place on the tensor's array (as ``torch.distributed`` does) and record no graph:

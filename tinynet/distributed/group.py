@@ -134,7 +134,7 @@ def get_world_size() -> int:
 
 
 def get_local_rank() -> int:
-    """This process's rank among the ranks of its machine (it picks the GPU: ``cuda:local_rank``)."""
+    """This process's rank among those of its machine (it picks the GPU: ``cuda:<local rank>``)."""
     return default_group().local_rank
 
 
