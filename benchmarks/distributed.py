@@ -18,6 +18,9 @@ samples over the epoch's wall time, median epoch). Jobs:
   their weights drift apart): the most two ranks can reach on this machine, whatever MPI does.
 * ``2 ranks, overlap``: ``DistributedOptimizer(overlap=True, bucket_cap_mb=0.25)``.
 * ``2 ranks, fit``: ``tn.train.fit`` (its per-batch global loss and stop agreement included).
+* ``NumPy + mpi4py, 1 rank`` / ``2 ranks``: the same MLP step hand-written in NumPy (forward,
+  backward, SGD momentum) with one ``comm.Allreduce`` of the flat gradient: the floor for any
+  NumPy engine on MPI, measured side by side, so tinynet's own cost is told from the machine's.
 
 Per step the 2-rank jobs also report the all-reduce of the flat gradient buffer (0.94 MB) as
 measured inside ``step()`` (it includes waiting for the slower rank) and alone, back to back.
@@ -49,12 +52,84 @@ JOBS = {  # name: (ranks, batch per rank, mode)
     "2 ranks, no communication": (2, 128, "none"),
     "2 ranks, overlap": (2, 128, "overlap"),
     "2 ranks, fit": (2, 128, "fit"),
+    "NumPy + mpi4py, 1 rank": (1, 128, "numpy"),
+    "NumPy + mpi4py, 2 ranks": (2, 128, "numpy"),
 }
 SAMPLES = 128 * 2 * 40  # per epoch: 40 global batches of 256
 
 
 # --- one job, on every rank ----------------------------------------------------------------------
+def numpy_worker(batch: int, epochs: int, samples: int) -> None:
+    """The hand-written reference: NumPy forward/backward/SGD-momentum, mpi4py all-reduce."""
+    import numpy as np
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    rank, world = comm.Get_rank(), comm.Get_size()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((samples, 784), dtype=np.float32)
+    y = rng.integers(0, 10, samples)
+    sizes = (784, 256, 128, 10)
+    params = []
+    for fan_in, fan_out in zip(sizes, sizes[1:]):
+        params += [rng.standard_normal((fan_out, fan_in), dtype=np.float32) / np.sqrt(fan_in),
+                   np.zeros(fan_out, np.float32)]
+    flat = np.empty(sum(p.size for p in params), np.float32)  # (235146,) the gradient buffer
+    views, start = [], 0
+    for p in params:
+        views.append(flat[start:start + p.size].reshape(p.shape))
+        start += p.size
+    velocity = [np.zeros_like(p) for p in params]
+    epoch_seconds, sync_seconds = [], []
+    for epoch in range(epochs + 1):
+        mine = np.random.default_rng(epoch).permutation(samples)[rank::world]
+        comm.Barrier()
+        start, synced = time.perf_counter(), 0.0
+        for lo in range(0, len(mine), batch):
+            rows = mine[lo:lo + batch]
+            acts = [x[rows]]
+            for k in range(3):  # forward: Linear (+ ReLU on the hidden layers)
+                h = acts[-1] @ params[2 * k].T
+                h += params[2 * k + 1]
+                if k < 2:
+                    np.maximum(h, 0, out=h)
+                acts.append(h)
+            logits = acts[-1]
+            exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+            g = exp / exp.sum(axis=1, keepdims=True)  # d(mean cross-entropy)/d(logits)
+            g[np.arange(len(rows)), y[rows]] -= 1
+            g /= len(rows)
+            for k in (2, 1, 0):  # backward, straight into the flat buffer
+                np.matmul(g.T, acts[k], out=views[2 * k])
+                np.sum(g, axis=0, out=views[2 * k + 1])
+                if k:
+                    g = g @ params[2 * k]
+                    g *= acts[k] > 0
+            t0 = time.perf_counter()
+            comm.Allreduce(MPI.IN_PLACE, flat)
+            synced += time.perf_counter() - t0
+            flat /= world
+            for p, v, grad in zip(params, velocity, views):  # SGD, momentum 0.9, lr 0.01
+                v *= 0.9
+                v += grad
+                p -= 0.01 * v
+        if epoch:
+            epoch_seconds.append(time.perf_counter() - start)
+            sync_seconds.append(synced / -(-len(mine) // batch))
+    if rank == 0:
+        print("RESULT " + json.dumps({
+            "ranks": world, "batch_per_rank": batch, "mode": "numpy",
+            "samples_per_epoch": len(mine) * world, "epoch_seconds": epoch_seconds,
+            "samples_per_s": len(mine) * world / statistics.median(epoch_seconds),
+            "allreduce_in_step_ms": (statistics.median(sync_seconds) * 1e3 if world > 1
+                                     else None),
+            "allreduce_alone_ms": None, "gradient_mb": flat.nbytes / 2**20}), flush=True)
+
+
 def worker(mode: str, batch: int, epochs: int, samples: int) -> None:
+    if mode == "numpy":
+        numpy_worker(batch, epochs, samples)
+        return
     import tinynet as tn
     import tinynet.distributed as dist
 
@@ -183,6 +258,8 @@ def main() -> None:
         "no_communication_ceiling": ratio("2 ranks, no communication", "1 rank, batch 128", 2),
         "overlap_efficiency": ratio("2 ranks, overlap", "1 rank, batch 128", 2),
         "fit_efficiency": ratio("2 ranks, fit", "1 rank, batch 128", 2),
+        "numpy_mpi4py_efficiency": ratio("NumPy + mpi4py, 2 ranks", "NumPy + mpi4py, 1 rank", 2),
+        "tinynet_over_numpy_2_ranks": ratio(two, "NumPy + mpi4py, 2 ranks", 1),
     }
     print(f"\n{rounds} round(s) on {_timing.cpu_model()} ({os.cpu_count()} logical CPUs), one BLAS "
           f"thread per rank, load average {min(loads):.1f}-{max(loads):.1f}; median (min-max)\n")
