@@ -33,6 +33,7 @@ from . import train  # noqa: E402  (after optim: fit drives both)  # isort: skip
 from . import data  # noqa: E402  (after the tensor ops it batches with)  # isort: skip
 from . import datasets  # noqa: E402  (after data: returns TensorDatasets)  # isort: skip
 from . import models  # noqa: E402  (after nn)  # isort: skip
+from . import distributed  # noqa: E402  (after optim and data: it wraps both)  # isort: skip
 from .debug import detect_anomaly, trace  # noqa: E402  (hooks into autograd)  # isort: skip
 from . import viz  # noqa: E402  (draws the recorded graph)  # isort: skip
 from .serialization import load, save  # noqa: E402  (saves nn.Parameter)  # isort: skip

@@ -14,6 +14,11 @@ A bad value (``--epochs -1``, an unknown optimizer, a missing data folder, ``cud
 an unwritable ``--out``, a run to resume whose files do not fit the options) is reported as one
 line on stderr with exit status 2, never a traceback; a write that fails mid-run (a full disk) as
 one line with exit status 1.
+
+Under an MPI launcher (``mpiexec -n 2 tinynet train``) every process joins a ``tn.distributed``
+group and trains data-parallel: each rank reads its shard of every epoch, gradients are averaged,
+``--batch-size`` is per rank, and rank 0 alone prints and writes the run folder. A failure on any
+rank ends the whole job (``MPI_Abort``) rather than leaving the others waiting.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import numpy as np  # host-side data preparation (splits, normalisation statisti
 
 import tinynet as tn
 from tinynet import runtime
-
+import tinynet.distributed as dist
 
 from .run_folder import (
     HistoryFile,
@@ -147,7 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--patience", type=_non_negative_int, default=0,
         help="stop after this many epochs without a better validation loss (default: 0, off)")
     add("--seed", type=_non_negative_int, default=0, help="seed of split, weights, batch order")
-    add("--device", default="cpu", help="cpu, cuda, cuda:N or standin (default: cpu)")
+    add("--device", default="cpu", help="cpu, cuda, cuda:N or standin (default: cpu; under "
+        "mpiexec, cuda means each rank's own GPU when there is one per rank)")
+    add("--backend", choices=dist.BACKENDS, default="auto",
+        help="process group under an MPI launcher (default: auto: mpi, or nccl on CUDA with one "
+             "GPU per rank)")
     add("--threads", type=_threads, default=None, metavar="N|auto",
         help="BLAS threads of the CPU math: a count, or auto (time a few steps with 1 and with "
              "all CPUs; more only when 10%% faster). Default: 1, which does not slow down when "
@@ -307,7 +316,54 @@ def shift_augment(x: np.ndarray, y: np.ndarray, background: float) -> tuple:
 def make_loader(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int,
                 device: tn.Device):
     dataset = tn.data.TensorDataset(tn.tensor(x, device=device), tn.tensor(y, device=device))
+    if shuffle and dist.rank_and_size()[1] > 1:  # each rank: its shard of the same shuffled epoch
+        sampler = tn.data.DistributedSampler(dataset, seed=seed)
+        return tn.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler)
     return tn.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, seed=seed)
+
+
+# --------------------------------------------------------------------------------------------
+# Data-parallel runs (under mpiexec): the process group, and what each rank holds
+# --------------------------------------------------------------------------------------------
+
+def join_group(args: argparse.Namespace) -> bool:
+    """Join a ``tn.distributed`` group when an MPI launcher started several processes (or
+    ``--backend`` names one); returns whether this call created it."""
+    if dist.is_initialized() or (args.backend == "auto" and dist.launcher_world_size() <= 1):
+        return False  # one plain process: no group, exactly as without MPI
+    try:
+        tn.device(args.device)
+    except ValueError as error:
+        raise UsageError(f"--device {args.device}: {error}") from None
+    try:
+        dist.init_process_group(args.backend, device=args.device)
+    except (ValueError, RuntimeError) as error:
+        raise UsageError(f"--backend {args.backend}: {str(error).splitlines()[0]}") from None
+    return True
+
+
+def _rank_device(name: str) -> str:
+    """With several ranks, ``cuda`` is each rank's own GPU (``cuda:<local rank>``) when the
+    machine has one per rank; else the ranks share the GPUs there are."""
+    if dist.rank_and_size()[1] == 1 or name not in ("cuda", "gpu") or not tn.cuda.is_available():
+        return name
+    return f"cuda:{dist.get_local_rank() % tn.cuda.device_count()}"
+
+
+def _shard(x: np.ndarray, y: np.ndarray) -> tuple:
+    """This rank's share of an evaluation set: every W-th sample from its rank on, no padding, so
+    the metrics averaged over ranks (``evaluate`` does) are exactly the whole set's."""
+    rank, world = dist.rank_and_size()
+    return (x, y) if world == 1 else (x[rank::world], y[rank::world])
+
+
+def _data_parallel_model(model: tn.nn.Module, seed: int) -> tn.nn.Module:
+    """The same start on every rank (rank 0's weights), BatchNorm over the global batch, and a
+    random stream of each rank's own for dropout from here on."""
+    model = dist.SyncBatchNorm.convert_sync_batchnorm(model)
+    dist.broadcast_parameters(model, src=0)
+    dist.seed_per_rank(seed)
+    return model
 
 
 # --------------------------------------------------------------------------------------------
@@ -398,6 +454,10 @@ def set_threads(args: argparse.Namespace, make_trial) -> str:
     if asked == "auto":
         if args.device.startswith("cuda"):  # the GPU does the math: the host needs no threads
             asked, why = 1, " (auto: the GPU does the math)"
+        elif dist.rank_and_size()[1] > 1:  # W ranks of a C-core machine: C / W threads each
+            local = dist.default_group().local_world_size
+            asked = max(1, (os.cpu_count() or 1) // local)
+            why = f" (auto: {os.cpu_count()} cores shared by {local} ranks on this machine)"
         else:
             chosen, trial = faster_thread_count(make_trial())
             timings = ", ".join(f"{n}: {us:,.0f} us" for n, us in trial.items())
@@ -452,6 +512,8 @@ def format_row(row: dict, best: bool) -> str:
 class EpochTable(tn.train.callbacks.Callback):
     """Prints one table row per finished epoch; the row with the best val_loss so far gets ``*``."""
 
+    rank_zero_only = True  # one table for the job
+
     def __init__(self, best: float = math.inf):
         self.best = best
 
@@ -475,20 +537,25 @@ class EpochTable(tn.train.callbacks.Callback):
 def train(args: argparse.Namespace) -> dict:
     """Run ``tinynet train`` with parsed options; returns the final test metrics."""
     _fill_defaults(args)
-    device = _device(args.device)
+    rank, world = dist.rank_and_size()
+    device = _device(_rank_device(args.device))
     data = load_data(args)
     x_train, y_train = data["train"]
     if args.batch_size > data["samples"]["train"]:
         raise UsageError(f"--batch-size {args.batch_size} is larger than the training set "
                          f"({data['samples']['train']} samples)")
-    say = (lambda *a: None) if args.quiet else print
+    say = (lambda *a: None) if args.quiet or rank > 0 else print
     threads = set_threads(args, lambda: trial_steps(args, data, device))  # before any step
     tn.manual_seed(args.seed)  # weights and dropout masks (after the trial steps of auto)
     model = build_model(args, x_train, data["num_classes"]).to(device)
+    if world > 1:
+        model = _data_parallel_model(model, args.seed)
     train_loader = make_loader(x_train, y_train, args.batch_size, True, args.seed, device)
-    val_loader = make_loader(*data["val"], EVAL_BATCH, False, args.seed, device)
-    test_loader = make_loader(*data["test"], EVAL_BATCH, False, args.seed, device)
+    val_loader = make_loader(*_shard(*data["val"]), EVAL_BATCH, False, args.seed, device)
+    test_loader = make_loader(*_shard(*data["test"]), EVAL_BATCH, False, args.seed, device)
     optimizer = build_optimizer(args, model)
+    if world > 1:
+        optimizer = dist.DistributedOptimizer(optimizer)
     scheduler = build_schedule(args, optimizer, len(train_loader))
     loss_fn = tn.nn.CrossEntropyLoss()
 
@@ -504,16 +571,22 @@ def train(args: argparse.Namespace) -> dict:
         if start_epoch > args.epochs:
             raise UsageError(f"--resume: --epochs {args.epochs} is below the {start_epoch} epochs "
                              f"the checkpoint has done; pass --epochs {start_epoch} or more")
-    run_dir = make_run_dir(args, None if resumed is None else
-                           resumed if resumed.is_dir() else resumed.parent)
-    if resumed is not None:
-        fork(resumed, run_dir)
+    run_dir = None
+    if rank == 0:
+        run_dir = make_run_dir(args, None if resumed is None else
+                               resumed if resumed.is_dir() else resumed.parent)
+        if resumed is not None:
+            fork(resumed, run_dir)
+    if world > 1:
+        run_dir = dist.broadcast_object(run_dir, src=0)  # rank 0 named it
     config = {"args": {k: v for k, v in vars(args).items() if k != "command"},
               "samples": data["samples"],
               "num_classes": data["num_classes"], "normalise": data["normalise"],
               "parameters": sum(p.numel() for p in model.parameters()),
-              "blas_threads": runtime.blas_thread_count(), "tinynet": tn.__version__}
-    start_writing(run_dir, config)  # without a result: the run is in progress
+              "blas_threads": runtime.blas_thread_count(), "world_size": world,
+              "backend": dist.get_backend() if world > 1 else None, "tinynet": tn.__version__}
+    if rank == 0:
+        start_writing(run_dir, config)  # without a result: the run is in progress
 
     samples = data["samples"]
     shifted = (f" (x5 with one-pixel shifts: {samples['train_augmented']})"
@@ -525,6 +598,9 @@ def train(args: argparse.Namespace) -> dict:
                       100, subsequent_indent="    ").replace("\xa0", " "))
     say(f"{args.optimizer} lr {args.lr:g}, {args.schedule} schedule; {args.epochs} epochs of "
         f"{len(train_loader)} iterations (batch size {args.batch_size}, reshuffled every epoch)")
+    if world > 1:
+        say(f"data-parallel on {world} ranks ({dist.get_backend()}): each takes its shard of "
+            f"every epoch; {args.batch_size} samples per rank, {args.batch_size * world} per step")
     say(threads)
     callbacks = [tn.train.callbacks.NaNGuard()]  # stops, naming the epoch and iteration
     if args.patience:
@@ -532,7 +608,7 @@ def train(args: argparse.Namespace) -> dict:
                                                           patience=args.patience))
     callbacks += [tn.train.callbacks.ModelCheckpoint(run_dir, monitor="val_loss"),
                   HistoryFile(run_dir / "history.csv")]  # after the checkpoints it describes
-    if not args.quiet:
+    if not args.quiet and rank == 0:
         best = min((r["val_loss"] for r in history.epochs), default=math.inf) if history else \
             math.inf
         # The bar erases itself at the end of each epoch, then the table prints the epoch's row.
@@ -557,6 +633,7 @@ def train(args: argparse.Namespace) -> dict:
         raise write_failed(error, run_dir) from None
 
 
+
 def _say_why_nothing_trained(history, start_epoch: int, epochs: int) -> None:
     """A resumed run that trained no epoch: it had done all of them, or had stopped early."""
     if start_epoch == epochs:
@@ -570,39 +647,67 @@ def _say_why_nothing_trained(history, start_epoch: int, epochs: int) -> None:
 def _finish(run_dir: Path, config: dict, history, model, test_loader, loss_fn, device,
             elapsed: float, say) -> dict:
     """The end of a run: its history and curves, the test accuracy of best.npz, and the result
-    in config.json (written last: a result means the run finished)."""
-    history.to_csv(run_dir / "history.csv")
-    if not (run_dir / "best.npz").is_file() or not history.epochs:
+    in config.json (written last: a result means the run finished). Rank 0 writes; every rank
+    evaluates the best weights on its shard of the test set."""
+    rank, world = dist.rank_and_size()
+    if rank == 0:
+        history.to_csv(run_dir / "history.csv")
+    has_best = (run_dir / "best.npz").is_file() if rank == 0 else None
+    if world > 1:
+        has_best = dist.broadcast_object(has_best, src=0)  # rank 0 wrote it: every rank agrees
+    if not has_best or not history.epochs:
         raise TrainingFailed("no epoch ended with a finite validation loss; try a smaller --lr")
-    checkpoint = tn.load(run_dir / "best.npz")
-    model.load_state_dict(checkpoint["model"])
+    best_epoch = None
+    if rank == 0:
+        checkpoint = tn.load(run_dir / "best.npz")
+        model.load_state_dict(checkpoint["model"])
+        best_epoch = int(checkpoint["epoch"])
+    if world > 1:
+        dist.broadcast_parameters(model, src=0)  # no shared folder needed to read it
+        best_epoch = dist.broadcast_object(best_epoch, src=0)
     test = tn.train.evaluate(model, test_loader, loss_fn=loss_fn, device=device)
     result = {"test_accuracy": float(test["accuracy"]), "test_loss": float(test["loss"]),
-              "best_epoch": int(checkpoint["epoch"]), "epochs_run": len(history.epochs),
+              "best_epoch": best_epoch, "epochs_run": len(history.epochs),
               "train_seconds": round(elapsed, 2)}
     options = config["args"]
-    try:
-        history.plot(run_dir / "learning_curves.png",
-                     title=f"{options['model']} on {options['dataset']}: test accuracy "
-                           f"{result['test_accuracy']:.4f} with the best epoch "
-                           f"({result['best_epoch']}, lowest val_loss)")
-    except ImportError:
-        say("learning_curves.png not written: matplotlib is not installed "
-            "(pip install \"tinynet[plot]\")")
+    if rank == 0:
+        try:
+            history.plot(run_dir / "learning_curves.png",
+                         title=f"{options['model']} on {options['dataset']}: test accuracy "
+                               f"{result['test_accuracy']:.4f} with the best epoch "
+                               f"({result['best_epoch']}, lowest val_loss)")
+        except ImportError:
+            say("learning_curves.png not written: matplotlib is not installed "
+                "(pip install \"tinynet[plot]\")")
     config["result"] = result
-    write_json(run_dir / "config.json", config)  # last: a result means the run finished
-    print(f"test accuracy {result['test_accuracy']:.4f} (loss {result['test_loss']:.4f}) with "
-          f"the best checkpoint, lowest val_loss (epoch {result['best_epoch']}); trained in "
-          f"{elapsed:.1f} s")
-    print(f"run folder: {run_dir}")
-    for name in sorted(p.name for p in run_dir.iterdir() if p.is_file()):
-        say(f"  {name:<20} {RUN_FILES.get(name, '')}".rstrip())
+    if rank == 0:
+        write_json(run_dir / "config.json", config)  # last: a result means the run finished
+        print(f"test accuracy {result['test_accuracy']:.4f} (loss {result['test_loss']:.4f}) "
+              f"with the best checkpoint, lowest val_loss (epoch {result['best_epoch']}); "
+              f"trained in {elapsed:.1f} s")
+        print(f"run folder: {run_dir}")
+        for name in sorted(p.name for p in run_dir.iterdir() if p.is_file()):
+            say(f"  {name:<20} {RUN_FILES.get(name, '')}".rstrip())
     return result
 
 
 def main(argv: list | None = None) -> int:
-    """Entry point of the ``tinynet`` console script; returns the exit status."""
+    """Entry point of the ``tinynet`` console script; returns the exit status.
+
+    In a job of several ranks, a failure on any of them ends them all (``MPI_Abort``) with its
+    exit status, instead of leaving the others waiting for it.
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
+    joined: list = []  # [True] once this call has created a process group
+    code = _run(argv, joined)
+    if any(joined):
+        if code != 0 and dist.get_world_size() > 1:
+            dist.abort(code)
+        dist.destroy_process_group()
+    return code
+
+
+def _run(argv: list, joined: list) -> int:
     try:
         args = parse_train_args(argv)
         if args.command is None:
@@ -615,22 +720,28 @@ def main(argv: list | None = None) -> int:
         # The command owns its process: keep freed memory for the next step's temporaries instead
         # of page-faulting it in again every step (tinynet/runtime.py; glibc only).
         runtime.keep_freed_memory()
+        joined.append(join_group(args))
         train(args)
     except SystemExit as stop:  # argparse: --help (0) or a bad option (2, message printed)
         return stop.code if isinstance(stop.code, int) else 2
     except UsageError as error:
-        print(f"tinynet train: error: {error}", file=sys.stderr)
+        print(f"tinynet train: error{_which_rank()}: {error}", file=sys.stderr)
         return 2
     except WriteFailed as error:
         print(f"tinynet train: error: {error}", file=sys.stderr)
         return 1
     except TrainingFailed as error:
-        print(f"tinynet train: training failed: {error}", file=sys.stderr)
+        print(f"tinynet train: training failed{_which_rank()}: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("tinynet train: interrupted", file=sys.stderr)
+        print(f"tinynet train: interrupted{_which_rank()}", file=sys.stderr)
         return 130
     return 0
+
+
+def _which_rank() -> str:
+    rank, world = dist.rank_and_size()
+    return f" (rank {rank} of {world})" if world > 1 else ""
 
 
 if __name__ == "__main__":

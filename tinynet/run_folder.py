@@ -191,6 +191,8 @@ class HistoryFile(tn.train.callbacks.Callback):
     ahead of ``last.npz``). Atomic but not fsynced: the file is rebuilt from the checkpoint on
     a resume, and an fsync per epoch would cost more than the write."""
 
+    rank_zero_only = True  # one writer in a data-parallel run
+
     def __init__(self, path: Path):
         self.path = path
 

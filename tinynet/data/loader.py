@@ -48,6 +48,9 @@ class DataLoader:
             with one fancy-index per tensor and others with :func:`default_collate`.
         device: put every batch on this device. A ``TensorDataset`` already living there (see
             ``TensorDataset.to``) is indexed there, with no copy per batch.
+        sampler: the order of each epoch instead of the loader's own (``shuffle`` must stay
+            False): a ``tn.data.Sampler`` such as ``DistributedSampler``, or any iterable of
+            dataset positions. Its state is part of ``state_dict()``.
 
     Example:
         >>> ds = tn.data.TensorDataset(tn.randn(10, 3), tn.arange(10))
@@ -61,7 +64,7 @@ class DataLoader:
     def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False,
                  drop_last: bool = False, seed: int | None = None,
                  generator: Generator | None = None, collate_fn: Callable | None = None,
-                 device=None):
+                 device=None, sampler=None):
         if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
             raise TypeError(f"DataLoader: dataset must have __len__ and __getitem__ (a "
                             f"tn.data.Dataset), got {type(dataset).__name__}")
@@ -81,6 +84,9 @@ class DataLoader:
         if collate_fn is not None and not callable(collate_fn):
             raise TypeError(f"DataLoader: collate_fn must be callable, got "
                             f"{type(collate_fn).__name__}")
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler= decides the order, so shuffle must be False "
+                             "(a shuffling sampler, such as DistributedSampler, shuffles itself)")
         if generator is None:
             if seed is None and shuffle:
                 # Seeded from the default stream, so tn.manual_seed(...) makes the run repeatable.
@@ -93,6 +99,7 @@ class DataLoader:
         self.generator = generator
         self.collate_fn = collate_fn
         self.device = None if device is None else Device(device)
+        self.sampler = sampler
         self._epoch = 0  # epochs started
         self._position = 0  # batches handed out in the current epoch
         self._order = None  # the current epoch's order: host int64 array of N positions
@@ -103,7 +110,7 @@ class DataLoader:
     # --- the epoch/batch model ----------------------------------------------------------------
     def __len__(self) -> int:
         """Batches per epoch: ``ceil(N / B)``, or ``floor(N / B)`` with ``drop_last``."""
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     @property
@@ -132,6 +139,8 @@ class DataLoader:
         self._position = 0
 
     def _draw_order(self):
+        if self.sampler is not None:
+            return _sampler_order(self.sampler)
         n = len(self.dataset)
         return self.generator.permutation(n) if self.shuffle else backend.host_namespace().arange(n)
 
@@ -186,6 +195,7 @@ class DataLoader:
             "batch_size": self.batch_size,
             "shuffle": self.shuffle,
             "drop_last": self.drop_last,
+            "sampler": self.sampler.state_dict() if hasattr(self.sampler, "state_dict") else None,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -231,6 +241,8 @@ class DataLoader:
                 Generator().set_state(state[key])  # a scratch stream: checks, changes nothing
             except ValueError as exc:
                 raise ValueError(f"DataLoader.load_state_dict: field {key!r}: {exc}") from None
+        if state["sampler"] is not None and hasattr(self.sampler, "load_state_dict"):
+            self.sampler.load_state_dict(state["sampler"])  # before the order is redrawn
         order = None
         if resume:
             self.generator.set_state(state["epoch_generator"])
@@ -252,6 +264,13 @@ def _is_int(value) -> bool:
     """An integer, NumPy's included, but not a bool (``True`` is not a batch size)."""
     return (isinstance(value, numbers.Integral)
             and not isinstance(value, (bool, backend.host_namespace().bool_)))
+
+
+def _sampler_order(sampler):
+    """A sampler's epoch as a host int64 array (``Sampler.indices()``, or its iteration)."""
+    if hasattr(sampler, "indices"):
+        return sampler.indices()
+    return backend.host_namespace().fromiter(iter(sampler), dtype="int64")
 
 
 def _to(batch, device: Device | None):

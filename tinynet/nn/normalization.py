@@ -87,6 +87,8 @@ class _BatchNorm(Module):
     """Shared by BatchNorm1d and BatchNorm2d (they differ only in the input shapes they accept)."""
 
     _expected_dims: tuple[int, ...] = ()
+    # The function that normalises (SyncBatchNorm swaps in one that reduces across processes).
+    _batch_norm = staticmethod(batch_norm)
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True, device=None, dtype=None):
@@ -144,9 +146,9 @@ class _BatchNorm(Module):
         # Batch statistics in training, and always when no running statistics are kept.
         use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
         keep = not self.training or self.track_running_stats
-        return batch_norm(input, self.running_mean if keep else None,
-                          self.running_var if keep else None, self.weight, self.bias,
-                          use_batch_stats, factor, self.eps)
+        return self._batch_norm(input, self.running_mean if keep else None,
+                                self.running_var if keep else None, self.weight, self.bias,
+                                use_batch_stats, factor, self.eps)
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "

@@ -24,10 +24,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from .. import atomic
+from .. import atomic, serialization
 from ..autograd import no_grad
+from ..distributed.group import rank_and_size
 from ..ops import clone
-from .checkpoint import BEST, LAST, checkpoint_epoch, save_checkpoint
+from .checkpoint import BEST, LAST, checkpoint_epoch, checkpoint_state
 from .history import History, default_mode
 
 __all__ = [
@@ -58,7 +59,14 @@ class TrainingState:
 
 
 class Callback:
-    """Base class: override the events you need (each receives the :class:`TrainingState`)."""
+    """Base class: override the events you need (each receives the :class:`TrainingState`).
+
+    In a data-parallel run (``tn.distributed``) ``fit`` runs every callback on every rank (all
+    see the same, globally averaged logs, so they decide alike), except those whose
+    ``rank_zero_only`` is True (output: progress bar, loggers), which run on rank 0 alone.
+    """
+
+    rank_zero_only = False
 
     def on_train_begin(self, state: TrainingState) -> None: ...
     def on_train_end(self, state: TrainingState) -> None: ...
@@ -237,6 +245,9 @@ class ModelCheckpoint(Callback):
         monitor, mode: what "best" means (see :class:`EarlyStopping`).
         save_best, save_last: which files to keep.
 
+    In a data-parallel run it runs on every rank (the checkpoint holds each rank's random
+    streams, gathered from all of them) and rank 0 alone writes.
+
     Example:
         >>> ckpt = ModelCheckpoint("runs/1")
         >>> fit(..., callbacks=[ckpt]); start, history = resume("runs/1", model, opt)
@@ -256,13 +267,14 @@ class ModelCheckpoint(Callback):
         return self._tracker.best_epoch
 
     def on_train_begin(self, state):
-        os.makedirs(self.dirpath, exist_ok=True)
+        if rank_and_size()[0] == 0:
+            os.makedirs(self.dirpath, exist_ok=True)
         self._tracker.reset()
         for record in state.history.epochs:  # a resumed run keeps its best so far
             if self.monitor in record and self._tracker.improved(float(record[self.monitor])):
                 self._tracker.best = float(record[self.monitor])
                 self._tracker.best_epoch = record["epoch"]
-        if state.start_epoch > 0:
+        if state.start_epoch > 0 and rank_and_size()[0] == 0:  # the writer repairs the folder
             self._reconcile(state.start_epoch)
 
     def _reconcile(self, start: int) -> None:
@@ -285,13 +297,21 @@ class ModelCheckpoint(Callback):
             atomic.copy_file(self.best_path, self.last_path, "ModelCheckpoint")
 
     def on_epoch_end(self, state):
-        if self.save_best:  # first: a kill before the second write still has the best weights
+        improved = False
+        if self.save_best:
             value = self._tracker.value(state.logs, "ModelCheckpoint")
-            if self._tracker.improved(value):
+            improved = self._tracker.improved(value)
+            if improved:
                 self._tracker.best, self._tracker.best_epoch = value, state.epoch
-                save_checkpoint(self.best_path, state)
+        if not (self.save_last or improved):
+            return
+        ckpt = checkpoint_state(state)  # on every rank: a multi-rank one gathers their streams
+        if rank_and_size()[0] != 0:
+            return  # one writer
+        if improved:  # first: a kill before the second write still has the best weights
+            serialization.save(ckpt, self.best_path)
         if self.save_last:
-            save_checkpoint(self.last_path, state)
+            serialization.save(ckpt, self.last_path)
 
 
 class _LineLogger(Callback):
@@ -301,6 +321,8 @@ class _LineLogger(Callback):
     short, and the rows of epochs after the checkpoint resumed from (logged, then killed before
     the checkpoint was written: that epoch is trained again), so each epoch has one row.
     """
+
+    rank_zero_only = True
 
     def __init__(self, path: str | os.PathLike, append: bool = False):
         self.path = atomic.checked_path(path, type(self).__name__)
@@ -443,6 +465,8 @@ class ProgressBar(Callback):
         leave: keep each finished epoch's bar and summary (``False``: erase the bar at the end of
             the epoch, for callers that print their own per-epoch line, like ``tinynet train``).
     """
+
+    rank_zero_only = True
 
     def __init__(self, stream: TextIO | None = None, use_tqdm: bool | None = None,
                  min_interval: float = 0.1, leave: bool = True):

@@ -11,6 +11,10 @@ A run folder (``ModelCheckpoint(dirpath)``) holds two of them: ``best.npz`` (the
 and ``last.npz`` (the latest). When an epoch improves, ``best.npz`` is written first: a process
 killed between the two writes leaves ``best.npz`` one epoch ahead of ``last.npz``, never the best
 weights lost. :func:`latest_checkpoint` (and ``resume`` given the folder) picks the newer file.
+
+A data-parallel job's checkpoint is written by rank 0 and also holds every rank's random streams
+(``rank_rngs``, gathered from all ranks: each draws its own dropout masks), so each rank resumes
+its own; everything else is the same on every rank.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from typing import Any
 
 from .. import serialization
 from ..backend import Generator, default_generator
+from ..distributed.collectives import all_gather_object
+from ..distributed.group import rank_and_size
 from .history import History
 
 __all__ = ["BEST", "CHECKPOINT_FORMAT", "LAST", "checkpoint_epoch", "checkpoint_state",
@@ -39,10 +45,17 @@ def _module_generators(model) -> dict[str, Generator]:
     return found
 
 
+def _rng_states(model) -> dict[str, Any]:
+    return {"rng": default_generator.get_state(),
+            "module_rngs": {k: g.get_state() for k, g in _module_generators(model).items()}}
+
+
 def checkpoint_state(state) -> dict[str, Any]:
     """The checkpoint dict for a :class:`~tinynet.train.callbacks.TrainingState` at an epoch's
-    end."""
+    end (in a multi-rank job, call it on every rank: it gathers their random streams)."""
     loader = state.train_loader
+    _, world = rank_and_size()
+    rank_rngs = all_gather_object(_rng_states(state.model)) if world > 1 else None
     return {
         "format": CHECKPOINT_FORMAT,
         "epoch": state.epoch,  # epochs done: a resumed fit starts at the next one
@@ -50,9 +63,9 @@ def checkpoint_state(state) -> dict[str, Any]:
         "optimizer": state.optimizer.state_dict(),
         "scheduler": state.scheduler.state_dict() if state.scheduler is not None else None,
         "train_loader": loader.state_dict() if hasattr(loader, "state_dict") else None,
-        "rng": default_generator.get_state(),
-        "module_rngs": {k: g.get_state() for k, g in _module_generators(state.model).items()},
+        **_rng_states(state.model),  # "rng", "module_rngs": this rank's (rank 0's when it writes)
         "history": state.history.state_dict(),
+        "rank_rngs": rank_rngs,
     }
 
 
@@ -137,6 +150,16 @@ def resume(path: str | os.PathLike, model, optimizer, scheduler=None, train_load
         path = found
     path = os.fspath(path)
     ckpt = _checked(serialization.load(path, map_location=map_location), path)
+    # This rank's random streams: a multi-rank job's checkpoint holds one set per rank.
+    rng = {"rng": ckpt["rng"], "module_rngs": ckpt["module_rngs"]}
+    rank, world = rank_and_size()
+    if world > 1 or ckpt.get("rank_rngs"):
+        saved = ckpt.get("rank_rngs") or [rng]
+        if not isinstance(saved, list) or len(saved) != world:
+            raise ValueError(f"resume: {path} was written by a job of "
+                             f"{len(saved) if isinstance(saved, list) else '?'} process(es); "
+                             f"resume it with as many, not {world}")
+        rng = saved[rank]
     generators = _module_generators(model)
     steps = [("model", lambda: model.load_state_dict(ckpt["model"])),
              ("optimizer", lambda: optimizer.load_state_dict(ckpt["optimizer"]))]
@@ -146,9 +169,9 @@ def resume(path: str | os.PathLike, model, optimizer, scheduler=None, train_load
         steps.append(("scheduler", lambda: scheduler.load_state_dict(ckpt["scheduler"])))
     if train_loader is not None and ckpt["train_loader"] is not None:
         steps.append(("train_loader", lambda: train_loader.load_state_dict(ckpt["train_loader"])))
-    steps.append(("rng", lambda: default_generator.set_state(ckpt["rng"])))
+    steps.append(("rng", lambda: default_generator.set_state(rng["rng"])))
     steps += [(f"module_rngs[{name!r}]", lambda g=generators[name], s=gen_state: g.set_state(s))
-              for name, gen_state in ckpt["module_rngs"].items() if name in generators]
+              for name, gen_state in rng["module_rngs"].items() if name in generators]
     for part, restore in steps:
         try:
             restore()

@@ -5,6 +5,13 @@ loader: forward, loss, backward, update. Then validate under ``no_grad`` in eval
 learning-rate schedule, and record the epoch in the :class:`~tinynet.train.history.History`.
 Callbacks (``callbacks.py``) run around each epoch and each batch.
 
+In a data-parallel job (a ``tn.distributed`` process group of several ranks) the same loop runs on
+every rank, and the logs are the job's: each batch's loss and the epoch's loss, metrics and
+validation are averaged over all ranks' samples, so every callback sees the same values on every
+rank and early stopping or a NaN guard decides alike; a stop on any rank stops all of them at the
+same batch. Output callbacks (``rank_zero_only``: progress bar, loggers) run on rank 0 only; a
+``DistributedSampler`` gets ``set_epoch`` at the start of each epoch.
+
 Read next: ``callbacks.py``, then ``checkpoint.py``.
 """
 
@@ -16,7 +23,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..autograd import no_grad
-from ..backend import Device, synchronize
+from ..backend import Device, float64, synchronize
+from ..creation import tensor
+from ..distributed.collectives import all_gather_object, all_reduce
+from ..distributed.group import rank_and_size
 from ..optim.plateau import ReduceLROnPlateau
 from .callbacks import Callback, CallbackList, ProgressBar, TrainingState
 from .history import History
@@ -52,7 +62,7 @@ def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable, epochs: int
         callbacks: :mod:`tinynet.train.callbacks` objects, run in this order.
         device: where to train: the model is moved there and every batch follows. ``None``:
             where the model's parameters already are.
-        progress: add a :class:`ProgressBar` unless ``callbacks`` already has one.
+        progress: add a :class:`ProgressBar` unless ``callbacks`` already has one (on rank 0).
         start_epoch: epochs already done (from :func:`tinynet.train.resume`). A callback that
             stops the run in ``on_train_begin`` (``EarlyStopping`` on a run that had already
             stopped) makes ``fit`` train no epoch.
@@ -70,7 +80,8 @@ def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable, epochs: int
 
     Returns:
         The :class:`History`, one record per epoch (``history.stop_reason`` says why a callback
-        ended the run early).
+        ended the run early). With several ranks the records are the job's (averaged over all
+        ranks' samples; ``samples_per_s`` counts all ranks) and the same on every rank.
 
     Example:
         >>> history = tn.train.fit(model, tn.nn.CrossEntropyLoss(), opt, train_loader,
@@ -89,8 +100,9 @@ def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable, epochs: int
                          f"start_epoch ({start_epoch})")
     device = _training_device(model, device)
     metric_fns = {metric_name(m): get_metric(m) for m in metrics}
-    callbacks = list(callbacks)
-    if progress and not any(isinstance(c, ProgressBar) for c in callbacks):
+    rank, _ = rank_and_size()
+    callbacks = [c for c in callbacks if rank == 0 or not getattr(c, "rank_zero_only", False)]
+    if progress and rank == 0 and not any(isinstance(c, ProgressBar) for c in callbacks):
         callbacks.append(ProgressBar())
     events = CallbackList(callbacks)
     state = TrainingState(model=model, optimizer=optimizer, train_loader=train_loader,
@@ -110,6 +122,7 @@ def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable, epochs: int
         if state.stop_training:
             break
         state.epoch = epoch
+        _set_sampler_epoch(train_loader, epoch - 1)  # samplers count epochs from 0
         epoch_start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]  # the rate this epoch starts with
         events.on_epoch_begin(state)
@@ -137,6 +150,7 @@ def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable, epochs: int
         state.history.append(record)
         state.logs = record
         events.on_epoch_end(state)
+        _agree_to_stop(state)  # with several ranks: one rank's stop stops them all
     if state.stop_reason and state.history.stop_reason is None:
         state.history.stop_reason = state.stop_reason
     events.on_train_end(state)
@@ -148,6 +162,7 @@ def _train_one_epoch(state: TrainingState, loss_fn: Callable, metric_fns: dict, 
     """One pass over the training loader: ``({"loss", metrics...}, samples per second)``, or
     ``None`` when a callback stopped the run during the epoch."""
     model, optimizer, scheduler = state.model, state.optimizer, state.scheduler
+    _, world = rank_and_size()
     model.train()
     totals = _Totals(metric_fns)
     start = time.perf_counter()
@@ -170,19 +185,26 @@ def _train_one_epoch(state: TrainingState, loss_fn: Callable, metric_fns: dict, 
         # contrast, are summed on the device and read once per epoch.
         batch_loss = loss.item()
         totals.add(batch_loss, output, y)
-        state.batch_logs = {"loss": batch_loss, "batch_size": y.shape[0]}
+        batch_size = y.shape[0]
+        if world > 1:  # the job's batch: the mean loss over every rank's samples
+            batch_loss, batch_size = _sum_over_ranks([batch_loss * batch_size, batch_size])
+            batch_loss /= batch_size
+        state.batch_logs = {"loss": batch_loss, "batch_size": int(batch_size)}
         events.on_batch_end(state)
+        _agree_to_stop(state)
         if state.stop_training:
             return None
     if totals.count == 0:
         raise ValueError("the training loader yielded no batches")
     synchronize(device)  # before reading the clock
     seconds = time.perf_counter() - start
-    return totals.means(), totals.count / seconds
+    means, count = totals.means(world > 1)
+    return means, count / seconds
 
 
 def evaluate(model, loader: Iterable, loss_fn: Callable | None = None,
-             metrics: Sequence[str | Callable] = ("accuracy",), device=None) -> dict[str, float]:
+             metrics: Sequence[str | Callable] = ("accuracy",), device=None,
+             sync: bool | None = None) -> dict[str, float]:
     """The model's mean loss and metrics over a loader, in eval mode and without a graph.
 
     Every sample counts once (batch values are weighted by batch size). The loss and metrics are
@@ -192,6 +214,9 @@ def evaluate(model, loader: Iterable, loss_fn: Callable | None = None,
     Args:
         model, loss_fn, metrics, device: as for :func:`fit` (``loss_fn=None``: metrics only).
         loader: yields ``(x, y)`` batches.
+        sync: average over the samples of every rank's loader (each rank passing its shard);
+            every rank must then call ``evaluate``. Default: when a process group of more than
+            one rank exists. ``sync=False``: this rank's loader alone.
 
     Returns:
         ``{"loss": ..., "accuracy": ...}`` (Python floats).
@@ -201,6 +226,8 @@ def evaluate(model, loader: Iterable, loss_fn: Callable | None = None,
         {'loss': 0.093, 'accuracy': 0.972}
     """
     device = _training_device(model, device)
+    if sync is None:
+        sync = rank_and_size()[1] > 1
     metric_fns = {metric_name(m): get_metric(m) for m in metrics}
     totals = _Totals(metric_fns, with_loss=loss_fn is not None)
     was_training = model.training
@@ -213,9 +240,10 @@ def evaluate(model, loader: Iterable, loss_fn: Callable | None = None,
                 totals.add(loss_fn(output, y) if loss_fn is not None else None, output, y)
     finally:
         model.train(was_training)
-    if totals.count == 0:
-        raise ValueError("the loader yielded no batches")
-    return totals.means()
+    means, count = totals.means(sync)
+    if count == 0:
+        raise ValueError("the loader yielded no batches" + (" on any rank" if sync else ""))
+    return means
 
 
 class _Totals:
@@ -238,10 +266,15 @@ class _Totals:
             for name, fn in self.metric_fns.items():
                 self.metric_sums[name] = self.metric_sums[name] + _detached(fn(output, target)) * n
 
-    def means(self) -> dict[str, float]:
-        out = {"loss": _to_float(self.loss_sum) / self.count} if self.with_loss else {}
-        out.update({name: _to_float(s) / self.count for name, s in self.metric_sums.items()})
-        return out
+    def means(self, over_ranks: bool = False) -> tuple[dict[str, float], float]:
+        """``({name: mean}, samples)``; with ``over_ranks``, of all ranks' samples together."""
+        names = (["loss"] if self.with_loss else []) + list(self.metric_sums)
+        sums = ([self.loss_sum] if self.with_loss else []) + list(self.metric_sums.values())
+        values = [_to_float(s) for s in sums] + [float(self.count)]
+        if over_ranks:
+            values = _sum_over_ranks(values)
+        count = values[-1]
+        return {name: v / count for name, v in zip(names, values)} if count else {}, count
 
 
 def _detached(value):
@@ -251,6 +284,33 @@ def _detached(value):
 
 def _to_float(value) -> float:
     return float(value.item()) if hasattr(value, "item") else float(value)
+
+
+def _sum_over_ranks(values: list) -> list:
+    """Host numbers summed over all ranks (one all-reduce of a small float64 array)."""
+    t = tensor(values, dtype=float64, device="cpu")
+    all_reduce(t, "sum")
+    return t.numpy().tolist()
+
+
+def _agree_to_stop(state: TrainingState) -> None:
+    """With several ranks: if a callback stopped the run on any rank, stop it on all of them
+    (with that rank's reason), so that none waits for the others in a collective."""
+    if rank_and_size()[1] == 1:
+        return
+    (stopping,) = _sum_over_ranks([1.0 if state.stop_training else 0.0])
+    if stopping:  # the same on every rank, so all of them take part in the gather
+        reasons = all_gather_object(state.stop_reason)
+        state.stop_training = True
+        state.stop_reason = state.stop_reason or next((r for r in reasons if r), None)
+
+
+def _set_sampler_epoch(loader, epoch: int) -> None:
+    """``loader.sampler.set_epoch(epoch)`` when the loader's sampler has one (DistributedSampler):
+    a new shuffle each epoch, the same on every rank."""
+    set_epoch = getattr(getattr(loader, "sampler", None), "set_epoch", None)
+    if set_epoch is not None:
+        set_epoch(epoch)
 
 
 def _unpack(batch, device: Device):
