@@ -1,0 +1,170 @@
+"""Two revisions of tinynet timed side by side in one process: per-op overhead and an MLP epoch.
+
+    git worktree add /tmp/base main        # or: git archive REV | tar -x -C /tmp/base
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/side_by_side.py --base /tmp/base
+
+The checkout this script belongs to is imported as ``tinynet``; the other one (``--base``) is
+loaded from its ``tinynet/`` folder under the module name ``tinynet_base`` (tinynet's core uses
+relative imports only, so both live in one interpreter). Each measurement alternates the two,
+round after round, so a machine that slows down or speeds up hits both equally; the figure to
+read is the ratio new/base of the medians, not any absolute time. Run it with one BLAS thread.
+
+Measured:
+
+* per-op forward + backward (microseconds) of a chain of ops on (16, 16) float32 tensors, by
+  chain differencing (``_timing.time_difference``): the fixed cost of ``.sum().backward()``
+  cancels out;
+* one training epoch of a 784-256-128-10 ReLU MLP, batch 32, cross entropy, Adam (2,048 random
+  samples: 64 steps of zero_grad, forward, loss, backward, step).
+
+No asserts: it prints a Markdown table (and ``--json`` writes the records).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+import _timing
+import tinynet as tn
+
+
+def load_base(path: str):
+    """Import ``path``/tinynet as the package ``tinynet_base``."""
+    init = os.path.join(path, "tinynet", "__init__.py")
+    spec = importlib.util.spec_from_file_location("tinynet_base", init,
+                                                  submodule_search_locations=[os.path.dirname(init)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["tinynet_base"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# --- per-op chains: (name, step(lib, y, params) -> y, params(lib) -> dict) ---------------------
+
+def _leaf(lib, array):
+    return lib.tensor(array, requires_grad=True)
+
+
+def _params(lib, rng):
+    shape = (16, 16)
+    q, _ = np.linalg.qr(rng.standard_normal((16, 16)))
+    return {"b": _leaf(lib, 0.01 * rng.standard_normal(shape).astype("float32")),
+            "c": _leaf(lib, rng.uniform(0.999, 1.001, shape).astype("float32")),
+            "d": _leaf(lib, rng.uniform(0.999, 1.001, (16, 1)).astype("float32")),
+            "W": _leaf(lib, q.astype("float32"))}
+
+
+CHAINS = {
+    "add": lambda y, p: y + p["b"],
+    "mul": lambda y, p: y * p["c"],
+    "mul_bcast": lambda y, p: y * p["d"],
+    "matmul": lambda y, p: y @ p["W"],
+    "neg": lambda y, p: -y,
+    "tanh": lambda y, p: y.tanh(),
+    "relu": lambda y, p: y.relu(),
+    "sum_keepdim*c": lambda y, p: y.sum(-1, True) * p["c"],
+    "reshape": lambda y, p: y.reshape(256).reshape(16, 16),
+    "slice*c": lambda y, p: y[..., :1] * p["c"],
+    "log_softmax": lambda y, p: y.log_softmax(-1),
+    "amax_keepdim*c": lambda y, p: (y.amax(-1, keepdim=True) if hasattr(y, "amax")
+                                    else y.max(-1, keepdims=True)) * p["c"],
+}
+
+
+def chain_fn(lib, name: str, rng):
+    params = _params(lib, rng)
+    step = CHAINS[name]
+    x = _leaf(lib, rng.standard_normal((16, 16)).astype("float32"))
+    leaves = [x, *params.values()]
+
+    def run(n: int):
+        for t in leaves:
+            t.grad = None
+        y = x
+        for _ in range(n):
+            y = step(y, params)
+        y.sum().backward()
+    return run
+
+
+# --- the MLP epoch ------------------------------------------------------------------------------
+
+def epoch_fn(lib, rng, n: int = 2048, batch: int = 32):
+    lib.manual_seed(0)
+    model = lib.nn.Sequential(lib.nn.Linear(784, 256), lib.nn.ReLU(), lib.nn.Linear(256, 128),
+                              lib.nn.ReLU(), lib.nn.Linear(128, 10))
+    opt = lib.optim.Adam(model.parameters(), lr=1e-3)
+    x = rng.standard_normal((n, 784)).astype("float32")
+    y = rng.integers(0, 10, n)
+    batches = [(lib.tensor(x[i:i + batch]), lib.tensor(y[i:i + batch]))
+               for i in range(0, n, batch)]
+    loss_fn = lib.nn.functional.cross_entropy
+
+    def run():
+        for xb, yb in batches:
+            opt.zero_grad()
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            opt.step()
+    return run
+
+
+def _median(samples):
+    return float(np.median(samples))
+
+
+def measure(libs: dict, rounds: int, quick: bool) -> list[dict]:
+    """Alternate the libraries within every round; per-op figures in us, epochs in ms."""
+    records = []
+    rng = np.random.default_rng(0)
+    short, long = (4, 24) if quick else (10, 60)
+    for name in CHAINS:
+        fns = {k: chain_fn(lib, name, rng) for k, lib in libs.items()}
+        samples = {k: [] for k in libs}
+        for _ in range(rounds):
+            for k, fn in fns.items():
+                samples[k] += _timing.time_difference(fn, short, long, repeats=5, warmup=1)[0]
+        records.append({"what": name, "unit": "us", **{k: 1e6 * _median(v)
+                                                       for k, v in samples.items()}})
+    fns = {k: epoch_fn(lib, rng, n=512 if quick else 2048) for k, lib in libs.items()}
+    samples = {k: [] for k in libs}
+    for fn in fns.values():
+        fn()  # warm-up: caches, allocator
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            samples[k].append(time.perf_counter() - t0)
+    records.append({"what": "MLP epoch 784-256-128-10, batch 32, Adam", "unit": "ms",
+                    **{k: 1e3 * _median(v) for k, v in samples.items()}})
+    return records
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--base", required=True, help="a checkout of the other revision")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", help="write the records here")
+    args = parser.parse_args(argv)
+    libs = {"base": load_base(args.base), "new": tn}
+    records = measure(libs, args.rounds, args.quick)
+    print(f"threads: {_timing.blas_threads()}; load average {os.getloadavg()[0]:.2f}")
+    print("| measurement | unit | base | new | new/base |\n|---|---|---:|---:|---:|")
+    for r in records:
+        print(f"| {r['what']} | {r['unit']} | {r['base']:.2f} | {r['new']:.2f} | "
+              f"{r['new'] / r['base']:.3f} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"environment": _timing.environment(), "records": records}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
