@@ -299,3 +299,14 @@ def test_assigning_a_tensor_to_data_takes_its_array_and_device():
     assert p.device == "standin" and p.data is moved.data and p.requires_grad
     with pytest.raises(TypeError, match="Tensor.data must be"):
         p.data = np.zeros(3)  # a raw array must already belong to the tensor's device
+
+
+def test_contiguous_copies_only_what_is_not(device):
+    x = tn.arange(6.0, device=device).reshape(2, 3).requires_grad_()
+    assert x.is_contiguous() and x.contiguous() is x
+    t = x.T
+    assert not t.is_contiguous()
+    c = t.contiguous()
+    assert c.is_contiguous() and c.view(6).tolist() == [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]
+    c.view(6).sum().backward()  # still in the graph
+    assert x.grad.tolist() == [[1.0] * 3] * 2

@@ -386,7 +386,7 @@ class Tensor:
 
     def view(self, *shape) -> Tensor:
         """``x.view(2, 3)``: like ``reshape``, but never a copy: raises when the strides do not
-        allow a view (PyTorch's rule; call ``reshape`` or ``contiguous`` first)."""
+        allow a view (PyTorch's rule; use ``reshape``, or ``contiguous()`` first)."""
         return _ops.view(self, shape[0] if len(shape) == 1 else shape)
 
     def view_as(self, other: Tensor) -> Tensor:
@@ -394,6 +394,15 @@ class Tensor:
 
     def reshape_as(self, other: Tensor) -> Tensor:
         return _ops.reshape(self, other.shape)
+
+    def is_contiguous(self) -> bool:
+        """True when the data is laid out in row-major (C) order without gaps."""
+        return bool(self._data.flags.c_contiguous)
+
+    def contiguous(self) -> Tensor:
+        """``self`` if :meth:`is_contiguous`, else a row-major copy (in the graph), which can
+        always be viewed in any shape of its size."""
+        return self if self._data.flags.c_contiguous else _ops.clone(self)
 
     def permute(self, *dims) -> Tensor:
         """``x.permute(2, 0, 1)`` or ``x.permute((2, 0, 1))``: dimension ``i`` of the result is
