@@ -11,9 +11,9 @@ read is the ratio new/base of the medians, not any absolute time. Run it with on
 
 Measured:
 
-* per-op forward + backward (microseconds) of a chain of ops on (16, 16) float32 tensors, by
-  chain differencing (``_timing.time_difference``): the fixed cost of ``.sum().backward()``
-  cancels out;
+* per-op forward + backward (microseconds) of ``op_overhead.py``'s chains on (16, 16) float32
+  tensors, by chain differencing (``_timing.time_difference``): the fixed cost of
+  ``.sum().backward()`` cancels out, and a partner op's cost is subtracted as there;
 * one training epoch of a 784-256-128-10 ReLU MLP, batch 32, cross entropy, Adam (2,048 random
   samples: 64 steps of zero_grad, forward, loss, backward, step).
 
@@ -32,6 +32,7 @@ import time
 import numpy as np
 
 import _timing
+import op_overhead
 import tinynet as tn
 
 
@@ -46,52 +47,12 @@ def load_base(path: str):
     return module
 
 
-# --- per-op chains: (name, step(lib, y, params) -> y, params(lib) -> dict) ---------------------
-
-def _leaf(lib, array):
-    return lib.tensor(array, requires_grad=True)
+# --- per-op chains: op_overhead.py's cases, run on either revision -----------------------------
 
 
-def _params(lib, rng):
-    shape = (16, 16)
-    q, _ = np.linalg.qr(rng.standard_normal((16, 16)))
-    return {"b": _leaf(lib, 0.01 * rng.standard_normal(shape).astype("float32")),
-            "c": _leaf(lib, rng.uniform(0.999, 1.001, shape).astype("float32")),
-            "d": _leaf(lib, rng.uniform(0.999, 1.001, (16, 1)).astype("float32")),
-            "W": _leaf(lib, q.astype("float32"))}
-
-
-CHAINS = {
-    "add": lambda y, p: y + p["b"],
-    "mul": lambda y, p: y * p["c"],
-    "mul_bcast": lambda y, p: y * p["d"],
-    "matmul": lambda y, p: y @ p["W"],
-    "neg": lambda y, p: -y,
-    "tanh": lambda y, p: y.tanh(),
-    "relu": lambda y, p: y.relu(),
-    "sum_keepdim*c": lambda y, p: y.sum(-1, True) * p["c"],
-    "reshape": lambda y, p: y.reshape(256).reshape(16, 16),
-    "slice*c": lambda y, p: y[..., :1] * p["c"],
-    "log_softmax": lambda y, p: y.log_softmax(-1),
-    "amax_keepdim*c": lambda y, p: (y.amax(-1, keepdim=True) if hasattr(y, "amax")
-                                    else y.max(-1, keepdims=True)) * p["c"],
-}
-
-
-def chain_fn(lib, name: str, rng):
-    params = _params(lib, rng)
-    step = CHAINS[name]
-    x = _leaf(lib, rng.standard_normal((16, 16)).astype("float32"))
-    leaves = [x, *params.values()]
-
-    def run(n: int):
-        for t in leaves:
-            t.grad = None
-        y = x
-        for _ in range(n):
-            y = step(y, params)
-        y.sum().backward()
-    return run
+def chain_fn(lib, case, rng, shape=(16, 16)):
+    return op_overhead.tinynet_chain(case, rng.standard_normal(shape).astype("float32"),
+                                     case.params(shape, rng), lib=lib)
 
 
 # --- the MLP epoch ------------------------------------------------------------------------------
@@ -121,18 +82,23 @@ def _median(samples):
 
 
 def measure(libs: dict, rounds: int, quick: bool) -> list[dict]:
-    """Alternate the libraries within every round; per-op figures in us, epochs in ms."""
+    """Alternate the libraries within every round; per-op figures in us (net of the partner op,
+    as in op_overhead.py), epochs in ms."""
     records = []
     rng = np.random.default_rng(0)
     short, long = (4, 24) if quick else (10, 60)
-    for name in CHAINS:
-        fns = {k: chain_fn(lib, name, rng) for k, lib in libs.items()}
+    per_op = {}
+    for case in op_overhead.CASES:
+        fns = {k: chain_fn(lib, case, rng) for k, lib in libs.items()}
         samples = {k: [] for k in libs}
         for _ in range(rounds):
             for k, fn in fns.items():
                 samples[k] += _timing.time_difference(fn, short, long, repeats=5, warmup=1)[0]
-        records.append({"what": name, "unit": "us", **{k: 1e6 * _median(v)
-                                                       for k, v in samples.items()}})
+        per_op[case.name] = {k: 1e6 * _median(v) for k, v in samples.items()}
+    for case in op_overhead.CASES:
+        net = {k: t - (per_op[case.partner][k] if case.partner else 0.0)
+               for k, t in per_op[case.name].items()}
+        records.append({"what": f"{case.name}: {case.note}", "unit": "us (16, 16)", **net})
     fns = {k: epoch_fn(lib, rng, n=512 if quick else 2048) for k, lib in libs.items()}
     samples = {k: [] for k in libs}
     for fn in fns.values():

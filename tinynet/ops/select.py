@@ -148,50 +148,25 @@ class CompareOp(Op):
         return getattr(ctx.xp, CompareOp.UFUNCS[op])(a, b)
 
 
-def _compare(a, b, op) -> Tensor:
-    a, b = binary_operands(a, b)
-    return CompareOp.apply(a, b, op=op)
+def _comparison(name: str, op: str, meaning: str):
+    """The function ``name(a, b)`` (also a Tensor method): ``CompareOp`` with ``op``."""
+    def compare(a, b) -> Tensor:
+        a, b = binary_operands(a, b)
+        return CompareOp.apply(a, b, op=op)
+
+    compare.__name__ = compare.__qualname__ = name
+    compare.__doc__ = f"``{meaning}`` elementwise, broadcasting: a bool tensor (no gradient)."
+    return tensor_method(compare)
 
 
-@tensor_method
-def eq(a, b) -> Tensor:
-    """``a == b`` elementwise: a bool tensor."""
-    return _compare(a, b, "eq")
-
-
-@tensor_method
-def ne(a, b) -> Tensor:
-    return _compare(a, b, "ne")
-
-
-@tensor_method
-def lt(a, b) -> Tensor:
-    return _compare(a, b, "lt")
-
-
-@tensor_method
-def le(a, b) -> Tensor:
-    return _compare(a, b, "le")
-
-
-@tensor_method
-def gt(a, b) -> Tensor:
-    return _compare(a, b, "gt")
-
-
-@tensor_method
-def ge(a, b) -> Tensor:
-    return _compare(a, b, "ge")
-
-
-@tensor_method
-def logical_and(a, b) -> Tensor:
-    return _compare(a, b, "and")
-
-
-@tensor_method
-def logical_or(a, b) -> Tensor:
-    return _compare(a, b, "or")
+eq = _comparison("eq", "eq", "a == b")
+ne = _comparison("ne", "ne", "a != b")
+lt = _comparison("lt", "lt", "a < b")
+le = _comparison("le", "le", "a <= b")
+gt = _comparison("gt", "gt", "a > b")
+ge = _comparison("ge", "ge", "a >= b")
+logical_and = _comparison("logical_and", "and", "a and b")
+logical_or = _comparison("logical_or", "or", "a or b")
 
 
 class LogicalNotOp(UnaryUfunc):
