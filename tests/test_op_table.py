@@ -22,22 +22,9 @@ from hypothesis import strategies as st
 import tinynet as tn
 import tinynet.autograd
 import tinynet.ops
-from tinynet.autograd import Function, Node
+from tinynet.autograd import Function
 from tinynet.testing import DOMAINS, OP_TABLE, arrays
-
-
-def recorded_ops(outputs) -> set:
-    """The op classes in the graph behind ``outputs`` (an iterative walk over grad_fn.parents)."""
-    found, seen = set(), set()
-    stack = [o.grad_fn for o in outputs if o.grad_fn is not None]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        found.add(node.fn)
-        stack.extend(p for p in node.parents if isinstance(p, Node))
-    return found
+from tinynet.testing.op_table import recorded_ops
 
 
 @contextlib.contextmanager

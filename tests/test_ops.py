@@ -9,6 +9,8 @@ are drawn by hypothesis (0-d and size-1 axes included where the op allows them, 
 Then the numerical-stability cases (logits of +-1e4) and the documented tie semantics of max/min.
 """
 
+import contextlib
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -95,11 +97,22 @@ def test_no_gradient_ops_forward_and_record_nothing(case, device, data):
 # --- gradients ----------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def naming_backwards(case, inputs):
+    """On a failure, add a note with the file:line of every backward the case records."""
+    try:
+        yield
+    except AssertionError as exc:
+        exc.add_note("backward formulas involved: " + "; ".join(case.backwards(*inputs)))
+        raise
+
+
 @pytest.mark.parametrize("case", DIFFERENTIABLE)
 @given(data=st.data())
 def test_gradcheck(case, device, data):
     inputs = make_tensors(draw_hosts(data, case), device, np.float64)
-    check_gradients(case.call, *inputs, **case.gradcheck)
+    with naming_backwards(case, inputs):
+        check_gradients(case.call, *inputs, **case.gradcheck)
 
 
 @pytest.mark.parametrize("case", SMOOTH)
@@ -107,7 +120,17 @@ def test_gradcheck(case, device, data):
 @given(data=st.data())
 def test_gradgradcheck(case, device, data):
     inputs = make_tensors(draw_hosts(data, case, max_side=2), device, np.float64)
-    tn.gradgradcheck(case.call, inputs, **case.gradcheck)
+    with naming_backwards(case, inputs):
+        tn.gradgradcheck(case.call, inputs, **case.gradcheck)
+
+
+def test_a_gradient_failure_names_the_backward_to_read(device):
+    case = next(c for c in OP_TABLE if c.id == "mul")
+    inputs = make_tensors([np.ones(2), np.ones(2)], device, np.float64)
+    with pytest.raises(AssertionError) as info, naming_backwards(case, inputs):
+        raise AssertionError("gradcheck failed")
+    (note,) = info.value.__notes__
+    assert note.startswith("backward formulas involved: MulOp at tinynet/ops/elementwise.py:")
 
 
 @pytest.mark.parametrize("case", DIFFERENTIABLE)

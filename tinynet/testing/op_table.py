@@ -4,7 +4,8 @@ Each :class:`OpCase` says how to call tinynet, how to compute the same thing ind
 NumPy in float64, which values each input may take (and why, where it is restricted), which shapes
 to draw, and whether second derivatives apply. ``tests/test_ops.py`` runs every entry through the
 same generic checks (forward against NumPy in float64 and float32, full-Jacobian gradcheck,
-gradgradcheck, gradient shape/dtype/device, broadcasting) on every device;
+gradgradcheck, gradient shape/dtype/device, broadcasting) on every device, and a failure names the
+file:line of each backward involved (:meth:`OpCase.backwards`);
 ``tests/test_op_table.py`` fails when an op of ``tinynet.ops`` has no entry here.
 
 Adding an op: add its entry below, next to its kind. Restrict a domain only with a reason written
@@ -22,6 +23,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tinynet as tn
+from tinynet.autograd import Node
+from tinynet.ops.reference import backward_location
 
 from .strategies import DOMAINS, Domain, broadcastable_shapes, shapes
 
@@ -78,6 +81,28 @@ class OpCase:
 
     def reference(self, *arrays):
         return self.ref(*arrays, **self.params)
+
+    def backwards(self, *tensors) -> list[str]:
+        """Where the backward of every op this case records is written: ``["MulOp at
+        tinynet/ops/elementwise.py:82", ...]`` (for failure messages: the line to read)."""
+        result = self.call(*tensors)
+        outputs = list(result) if isinstance(result, (tuple, list)) else [result]
+        ops = sorted(recorded_ops(outputs), key=lambda op: op.__name__)
+        return [f"{op.__name__} at {backward_location(op)}" for op in ops]
+
+
+def recorded_ops(outputs) -> set:
+    """The op classes in the graph behind ``outputs`` (an iterative walk over grad_fn.parents)."""
+    found, seen = set(), set()
+    stack = [o.grad_fn for o in outputs if o.grad_fn is not None]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        found.add(node.fn)
+        stack.extend(p for p in node.parents if isinstance(p, Node))
+    return found
 
 
 # --- domains ------------------------------------------------------------------------------------
@@ -675,4 +700,4 @@ _ids = [case.id for case in OP_TABLE]
 if len(set(_ids)) != len(_ids):
     raise RuntimeError(f"op table: duplicate ids {sorted({i for i in _ids if _ids.count(i) > 1})}")
 
-__all__ = ["OP_TABLE", "OpCase"]
+__all__ = ["OP_TABLE", "OpCase", "recorded_ops"]
