@@ -1,8 +1,8 @@
 """Activation modules: ``ReLU``, ``LeakyReLU``, ``GELU``, ``Tanh``, ``Sigmoid``, ``Softplus``,
 ``Softmax``, ``LogSoftmax``.
 
-Each wraps one primitive op from ``tinynet/ops`` (``elementwise.py`` and ``stable.py`` hold the
-forward and backward formulas); the functional forms are those ops, re-exported by
+Each wraps one primitive op from ``tinynet/ops`` (``activation.py``, ``elementwise.py`` and
+``stable.py`` hold the forward and backward formulas); the functional forms are those ops, re-exported by
 ``tn.nn.functional``. Names, arguments and defaults are PyTorch's.
 
 ``inplace=True`` (accepted by ``ReLU`` and ``LeakyReLU`` so PyTorch model code ports unchanged)
