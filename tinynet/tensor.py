@@ -12,7 +12,11 @@ by :func:`tensor_method` (``grep -rn "@tensor_method" tinynet/ops`` lists them; 
 holds them), so adding an op is one edit in ``tinynet/ops/``.
 
 Creation helpers (``tn.zeros``, ...) are in ``creation.py``; operand coercion in
-``ops/operands.py``; the graph machinery in ``autograd.py``.
+``ops/operands.py``; the graph machinery in ``function.py`` and ``autograd.py``.
+
+The module is longer than most (~500 lines) because it is one class whose body must hold every
+operator, so that a reader finds ``__add__`` where it is used; everything that could leave it
+(coercion, the named math methods) has.
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ file:line of each backward involved (:meth:`OpCase.backwards`);
 ``tests/test_op_table.py`` fails when an op of ``tinynet.ops`` has no entry here.
 
 Adding an op: add its entry below, next to its kind. Restrict a domain only with a reason written
-in ``why`` (minitorch and Chainer do the same: stay off kinks on purpose, and say so).
+in ``why`` (minitorch and Chainer do the same: stay off kinks on purpose, and say so). The module
+is long because it is one table, read as a whole: every op of the library with its reference, in
+the order of ``tinynet/ops/``.
 """
 
 from __future__ import annotations
