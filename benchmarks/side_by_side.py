@@ -6,8 +6,10 @@
 The checkout this script belongs to is imported as ``tinynet``; the other one (``--base``) is
 loaded from its ``tinynet/`` folder under the module name ``tinynet_base`` (tinynet's core uses
 relative imports only, so both live in one interpreter). Each measurement alternates the two,
-round after round, so a machine that slows down or speeds up hits both equally; the figure to
-read is the ratio new/base of the medians, not any absolute time. Run it with one BLAS thread.
+round after round (in turn first), so a machine that slows down or speeds up hits both equally;
+the figure to read is the ratio new/base of the medians, not any absolute time. Run it with one
+BLAS thread. The clock is the process's CPU time by default (``--clock wall`` for
+``perf_counter``): on a shared machine, time spent waiting for a core is not the code's.
 
 Measured:
 
@@ -81,7 +83,26 @@ def _median(samples):
     return float(np.median(samples))
 
 
-def measure(libs: dict, rounds: int, quick: bool) -> list[dict]:
+def _per_step(fn, short: int, long: int, clock) -> float:
+    """Seconds per step of ``fn(n)``: ``fn(short)`` and ``fn(long)`` back to back, differenced
+    (``_timing.time_difference``'s method, on the chosen clock)."""
+    start = clock()
+    fn(short)
+    mid = clock()
+    fn(long)
+    return ((clock() - mid) - (mid - start)) / (long - short)
+
+
+def _in_turn(fns: dict, rounds: int, timed) -> dict:
+    """``timed(fn)`` for every library, ``rounds`` times, alternating which one goes first."""
+    samples = {k: [] for k in fns}
+    for r in range(rounds):
+        for k in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
+            samples[k].append(timed(fns[k]))
+    return samples
+
+
+def measure(libs: dict, rounds: int, quick: bool, clock=time.process_time) -> list[dict]:
     """Alternate the libraries within every round; per-op figures in us (net of the partner op,
     as in op_overhead.py), epochs in ms."""
     records = []
@@ -90,24 +111,25 @@ def measure(libs: dict, rounds: int, quick: bool) -> list[dict]:
     per_op = {}
     for case in op_overhead.CASES:
         fns = {k: chain_fn(lib, case, rng) for k, lib in libs.items()}
-        samples = {k: [] for k in libs}
-        for _ in range(rounds):
-            for k, fn in fns.items():
-                samples[k] += _timing.time_difference(fn, short, long, repeats=5, warmup=1)[0]
+        for fn in fns.values():  # warm-up
+            fn(short)
+            fn(long)
+        samples = _in_turn(fns, 5 * rounds, lambda fn: _per_step(fn, short, long, clock))
         per_op[case.name] = {k: 1e6 * _median(v) for k, v in samples.items()}
     for case in op_overhead.CASES:
         net = {k: t - (per_op[case.partner][k] if case.partner else 0.0)
                for k, t in per_op[case.name].items()}
         records.append({"what": f"{case.name}: {case.note}", "unit": "us (16, 16)", **net})
     fns = {k: epoch_fn(lib, rng, n=512 if quick else 2048) for k, lib in libs.items()}
-    samples = {k: [] for k in libs}
     for fn in fns.values():
         fn()  # warm-up: caches, allocator
-    for _ in range(rounds):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            samples[k].append(time.perf_counter() - t0)
+
+    def epoch(fn):
+        start = clock()
+        fn()
+        return clock() - start
+
+    samples = _in_turn(fns, rounds, epoch)
     records.append({"what": "MLP epoch 784-256-128-10, batch 32, Adam", "unit": "ms",
                     **{k: 1e3 * _median(v) for k, v in samples.items()}})
     return records
@@ -118,15 +140,21 @@ def main(argv=None) -> None:
     parser.add_argument("--base", required=True, help="a checkout of the other revision")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
     parser.add_argument("--json", help="write the records here")
     args = parser.parse_args(argv)
     libs = {"base": load_base(args.base), "new": tn}
-    records = measure(libs, args.rounds, args.quick)
-    print(f"threads: {_timing.blas_threads()}; load average {os.getloadavg()[0]:.2f}")
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    records = measure(libs, args.rounds, args.quick, clock)
+    print(f"threads: {_timing.blas_threads()}; clock: {args.clock}; load average "
+          f"{os.getloadavg()[0]:.2f}")
     print("| measurement | unit | base | new | new/base |\n|---|---|---:|---:|---:|")
     for r in records:
         print(f"| {r['what']} | {r['unit']} | {r['base']:.2f} | {r['new']:.2f} | "
               f"{r['new'] / r['base']:.3f} |")
+    ratios = [r["new"] / r["base"] for r in records if r["unit"].startswith("us")]
+    print(f"| per-op, geometric mean of the {len(ratios)} ratios | | | | "
+          f"{float(np.exp(np.mean(np.log(ratios)))):.3f} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"environment": _timing.environment(), "records": records}, f, indent=1)

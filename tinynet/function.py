@@ -137,6 +137,7 @@ class Node:
     metas = ()
     needs_input_grad = ()
     create_graph = False
+    _saves = False  # True once forward called a save method (one check for ops that save nothing)
     _keep_inputs = ()  # indices passed to save_inputs
     _keep_output = False
     _inputs = ()  # the saved input arrays, in the order of _keep_inputs
@@ -165,31 +166,37 @@ class Node:
     def save_inputs(self, *indices: int) -> None:
         """Keep the positional inputs ``indices`` for backward (``ctx.saved_inputs``)."""
         self._keep_inputs = indices
+        self._saves = True
 
     def save_output(self) -> None:
         """Keep the op's output for backward (``ctx.saved_output``)."""
         self._keep_output = True
+        self._saves = True
 
     def save_constant(self, *arrays) -> None:
         """Keep arrays derived in forward (a mask, an index) as constants of the derivative."""
         self._constants = arrays
+        self._saves = True
 
     def save_for_backward(self, *arrays) -> None:
         """PyTorch's spelling: keep ``arrays``; read them back as ``ctx.saved_tensors``. Each is
         sorted into an input, the output or a constant when forward returns (see the class)."""
         self._for_backward = arrays
+        self._saves = True
 
     # --- reading (backward) -------------------------------------------------------------------
     @property
     def saved_inputs(self) -> tuple:
-        self.check_not_freed()
+        if self._freed:  # checked inline: this and saved_output are read by most backwards
+            raise RuntimeError(_FREED.format(self.name))
         if not self.create_graph:
             return self._inputs
         return tuple(self._input_tensor(i, a) for i, a in zip(self._keep_inputs, self._inputs))
 
     @property
     def saved_output(self):
-        self.check_not_freed()
+        if self._freed:
+            raise RuntimeError(_FREED.format(self.name))
         if not self.create_graph:
             return self._output
         return Tensor._make(self._output, self.device, True, self)
@@ -247,7 +254,8 @@ class Node:
 
     def release(self) -> None:
         """Drop the saved values (after a backward without retain_graph)."""
-        self._inputs = self._output = self._constants = self._for_backward = None
+        if self._saves:
+            self._inputs = self._output = self._constants = self._for_backward = None
         self._freed = True
 
 
@@ -360,12 +368,13 @@ class Function:
         # 3. Record the edges, and keep what forward asked to save.
         ctx.parents = tuple(parents)
         ctx.metas = tuple(metas)
-        if ctx._keep_inputs:
-            ctx._inputs = tuple([arrays[i] for i in ctx._keep_inputs])
-        if ctx._keep_output:
-            ctx._output = out
-        if ctx._for_backward:
-            ctx._sort_for_backward(arrays, raw_out, out)
+        if ctx._saves:
+            if ctx._keep_inputs:
+                ctx._inputs = tuple([arrays[i] for i in ctx._keep_inputs])
+            if ctx._keep_output:
+                ctx._output = out
+            if ctx._for_backward:
+                ctx._sort_for_backward(arrays, raw_out, out)
         return Tensor._make(out, device, True, ctx)
 
 

@@ -93,18 +93,16 @@ def binary_operands(a, b):
 
 def promote(a, b):
     """Bring two operands (Tensor or Python scalar, at least one Tensor) to a common dtype."""
-    from .convert import cast  # noqa: PLC0415 - convert.py imports this module
-
     if isinstance(a, Tensor) and isinstance(b, Tensor):
         da, db = a.dtype, b.dtype
         if da != db:
             dt = result_dtype(da, db)
-            a = a if da == dt else cast(a, dt)
-            b = b if db == dt else cast(b, dt)
+            a = a if da == dt else a.astype(dt)
+            b = b if db == dt else b.astype(dt)
         return a, b
     t, s, t_first = (a, b, True) if isinstance(a, Tensor) else (b, a, False)
     if isinstance(s, float) and t.dtype.kind in _INT_KINDS:
-        t = cast(t, backend.get_default_dtype())  # int tensor * 0.5 -> float32, as PyTorch
+        t = t.astype(backend.get_default_dtype())  # int tensor * 0.5 -> float32, as PyTorch
     return (t, s) if t_first else (s, t)
 
 
@@ -124,6 +122,8 @@ def dim_alias(op: str, dim, axis, default=None, names: tuple = ("dim", "axis")):
 
 
 def keepdim_alias(op: str, keepdim, keepdims) -> bool:
+    if keepdims is None:  # the common case, without a call
+        return bool(keepdim)
     return bool(dim_alias(op, keepdim, keepdims, False, ("keepdim", "keepdims")))
 
 

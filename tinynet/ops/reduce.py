@@ -143,7 +143,7 @@ class AmaxOp(ExtremeReduction):
 @tensor_method
 def amax(x, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
     """The largest value over ``dim`` (an int, a tuple, or None for all dims): values only."""
-    return _extreme(AmaxOp, x, dim, keepdim, axis, keepdims)
+    return _extreme(AmaxOp, "amax", x, dim, keepdim, axis, keepdims)
 
 
 class AminOp(ExtremeReduction):
@@ -155,12 +155,11 @@ class AminOp(ExtremeReduction):
 @tensor_method
 def amin(x, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
     """The smallest value over ``dim`` (an int, a tuple, or None for all dims): values only."""
-    return _extreme(AminOp, x, dim, keepdim, axis, keepdims)
+    return _extreme(AminOp, "amin", x, dim, keepdim, axis, keepdims)
 
 
-def _extreme(op, x, dim, keepdim, axis, keepdims) -> Tensor:
+def _extreme(op, name, x, dim, keepdim, axis, keepdims) -> Tensor:
     x = unary_operand(x)
-    name = op.name.lower()
     dims = _dims(name, x, dim, axis)
     return op.apply(x, dims=dims, keepdim=keepdim_alias(name, keepdim, keepdims))
 
@@ -188,7 +187,7 @@ class ArgmaxOp(IndexOfExtreme):
 @tensor_method
 def argmax(x, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
     """The index of the largest value along ``dim`` (of the flattened tensor when None)."""
-    return _index_of_extreme(ArgmaxOp, x, dim, keepdim, axis, keepdims)
+    return _index_of_extreme(ArgmaxOp, "argmax", x, dim, keepdim, axis, keepdims)
 
 
 class ArgminOp(IndexOfExtreme):
@@ -200,12 +199,11 @@ class ArgminOp(IndexOfExtreme):
 @tensor_method
 def argmin(x, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
     """The index of the smallest value along ``dim`` (of the flattened tensor when None)."""
-    return _index_of_extreme(ArgminOp, x, dim, keepdim, axis, keepdims)
+    return _index_of_extreme(ArgminOp, "argmin", x, dim, keepdim, axis, keepdims)
 
 
-def _index_of_extreme(op, x, dim, keepdim, axis, keepdims) -> Tensor:
+def _index_of_extreme(op, name, x, dim, keepdim, axis, keepdims) -> Tensor:
     x = unary_operand(x)
-    name = op.name.lower()
     dim = dim_alias(name, dim, axis)
     dim = None if dim is None else one_dim(dim, x.ndim, name)
     return op.apply(x, dim=dim, keepdim=keepdim_alias(name, keepdim, keepdims))
