@@ -157,7 +157,8 @@ def main(argv=None) -> None:
           f"{float(np.exp(np.mean(np.log(ratios)))):.3f} |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"environment": _timing.environment(), "records": records}, f, indent=1)
+            json.dump({"environment": _timing.environment(), "base": args.base,
+                       "clock": args.clock, "rounds": args.rounds, "records": records}, f, indent=1)
 
 
 if __name__ == "__main__":
