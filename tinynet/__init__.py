@@ -6,8 +6,9 @@
 dtypes, the gradient checks, and the packages ``tn.nn``, ``tn.optim``, ``tn.data``,
 ``tn.datasets``, ``tn.train``, ``tn.viz``.
 
-Reading order: ``backend/`` (devices, array namespaces) -> ``tensor.py`` -> ``autograd.py`` (graph
-and backward walk) -> ``ops/`` (every forward and backward formula) -> ``gradcheck.py``.
+Reading order: ``backend/`` (devices, array namespaces) -> ``tensor.py`` -> ``function.py`` (how
+forward records the graph) -> ``autograd.py`` (the backward walk) -> ``ops/`` (every forward and
+backward formula) -> ``gradcheck.py``.
 """
 
 # tensor.py first: importing it also imports autograd and ops, which need Tensor defined.
