@@ -102,11 +102,22 @@ def _in_turn(fns: dict, rounds: int, timed) -> dict:
     return samples
 
 
-def measure(libs: dict, rounds: int, quick: bool, clock=time.process_time) -> list[dict]:
+def measure(libs: dict, rounds: int, quick: bool, clock=time.process_time, only=None,
+            epoch_rounds=None, samples_per_epoch=None) -> list[dict]:
     """Alternate the libraries within every round; per-op figures in us (net of the partner op,
-    as in op_overhead.py), epochs in ms."""
+    as in op_overhead.py), epochs in ms (and the median of the per-round new/base ratios)."""
     records = []
     rng = np.random.default_rng(0)
+    if only != "epoch":
+        records += _per_op(libs, rounds, quick, clock, rng)
+    if only != "ops":
+        n = samples_per_epoch or (512 if quick else 2048)
+        records.append(_epochs(libs, epoch_rounds or rounds, clock, rng, n))
+    return records
+
+
+def _per_op(libs, rounds, quick, clock, rng) -> list[dict]:
+    records = []
     short, long = (4, 24) if quick else (10, 60)
     per_op = {}
     for case in op_overhead.CASES:
@@ -120,7 +131,11 @@ def measure(libs: dict, rounds: int, quick: bool, clock=time.process_time) -> li
         net = {k: t - (per_op[case.partner][k] if case.partner else 0.0)
                for k, t in per_op[case.name].items()}
         records.append({"what": f"{case.name}: {case.note}", "unit": "us (16, 16)", **net})
-    fns = {k: epoch_fn(lib, rng, n=512 if quick else 2048) for k, lib in libs.items()}
+    return records
+
+
+def _epochs(libs, rounds, clock, rng, n) -> dict:
+    fns = {k: epoch_fn(lib, rng, n=n) for k, lib in libs.items()}
     for fn in fns.values():
         fn()  # warm-up: caches, allocator
 
@@ -130,9 +145,10 @@ def measure(libs: dict, rounds: int, quick: bool, clock=time.process_time) -> li
         return clock() - start
 
     samples = _in_turn(fns, rounds, epoch)
-    records.append({"what": "MLP epoch 784-256-128-10, batch 32, Adam", "unit": "ms",
-                    **{k: 1e3 * _median(v) for k, v in samples.items()}})
-    return records
+    paired = [new / base for new, base in zip(samples["new"], samples["base"])]
+    return {"what": f"MLP epoch 784-256-128-10, batch 32, Adam, {n} samples", "unit": "ms",
+            **{k: 1e3 * _median(v) for k, v in samples.items()},
+            "paired_ratio_median": _median(paired)}
 
 
 def main(argv=None) -> None:
@@ -141,11 +157,15 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
+    parser.add_argument("--only", choices=("ops", "epoch"), help="one of the two measurements")
+    parser.add_argument("--epoch-rounds", type=int, help="rounds of the epoch (default --rounds)")
+    parser.add_argument("--samples", type=int, help="samples per epoch (default 2048)")
     parser.add_argument("--json", help="write the records here")
     args = parser.parse_args(argv)
     libs = {"base": load_base(args.base), "new": tn}
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    records = measure(libs, args.rounds, args.quick, clock)
+    records = measure(libs, args.rounds, args.quick, clock, args.only, args.epoch_rounds,
+                      args.samples)
     print(f"threads: {_timing.blas_threads()}; clock: {args.clock}; load average "
           f"{os.getloadavg()[0]:.2f}")
     print("| measurement | unit | base | new | new/base |\n|---|---|---:|---:|---:|")
@@ -153,8 +173,13 @@ def main(argv=None) -> None:
         print(f"| {r['what']} | {r['unit']} | {r['base']:.2f} | {r['new']:.2f} | "
               f"{r['new'] / r['base']:.3f} |")
     ratios = [r["new"] / r["base"] for r in records if r["unit"].startswith("us")]
-    print(f"| per-op, geometric mean of the {len(ratios)} ratios | | | | "
-          f"{float(np.exp(np.mean(np.log(ratios)))):.3f} |")
+    if ratios:
+        print(f"| per-op, geometric mean of the {len(ratios)} ratios | | | | "
+              f"{float(np.exp(np.mean(np.log(ratios)))):.3f} |")
+    for r in records:
+        if "paired_ratio_median" in r:
+            print(f"| epoch, median of the per-round new/base ratios | | | | "
+                  f"{r['paired_ratio_median']:.3f} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"environment": _timing.environment(), "base": args.base,
