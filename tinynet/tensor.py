@@ -385,7 +385,8 @@ class Tensor:
 
     # --- shape methods whose form differs from the function (ops/shape.py) -----------------
     def reshape(self, *shape) -> Tensor:
-        """``x.reshape(2, 3)`` or ``x.reshape((2, 3))``: a view when the strides allow, else a copy."""
+        """``x.reshape(2, 3)`` or ``x.reshape((2, 3))``: a view where the strides allow, or a
+        copy."""
         return _ops.reshape(self, shape[0] if len(shape) == 1 else shape)
 
     def view(self, *shape) -> Tensor:

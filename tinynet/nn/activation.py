@@ -2,8 +2,8 @@
 ``Softmax``, ``LogSoftmax``.
 
 Each wraps one primitive op from ``tinynet/ops`` (``activation.py``, ``elementwise.py`` and
-``stable.py`` hold the forward and backward formulas); the functional forms are those ops, re-exported by
-``tn.nn.functional``. Names, arguments and defaults are PyTorch's.
+``stable.py`` hold the forward and backward formulas); the functional forms are those ops,
+re-exported by ``tn.nn.functional``. Names, arguments and defaults are PyTorch's.
 
 ``inplace=True`` (accepted by ``ReLU`` and ``LeakyReLU`` so PyTorch model code ports unchanged)
 computes the same values out of place: the input tensor is left unchanged.

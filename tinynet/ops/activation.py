@@ -26,7 +26,7 @@ _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
 class SigmoidOp(UnaryUfunc):
-    """1 / (1 + exp(-x))  ->  grad_x = g * out * (1 - out)   (fused: exp only of -|x|, no overflow)"""
+    """1 / (1 + exp(-x))  ->  grad_x = g * out * (1 - out)   (exp only of -|x|: no overflow)"""
 
     ufunc, saves = "sigmoid", "output"
 
