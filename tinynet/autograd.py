@@ -28,7 +28,9 @@ from .function import (  # noqa: F401 - re-exported: tinynet.autograd is the API
 )
 from .tensor import Tensor
 
-# tn.trace() (tinynet/debug.py) plugs in here; None when off, so the cost is one global lookup.
+# Debug tools (tinynet/debug.py: detect_anomaly, trace) plug in here; None when off, so the cost
+# is one lookup per op and per backward node.
+_anomaly = None  # callable(cls, ctx, arrays, out) run on every forward output (Function.apply)
 _observers = None  # tuple of callables(node, grad_out, grads_in) run after each backward
 
 # --------------------------------------------------------------------------------------------

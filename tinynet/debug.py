@@ -1,8 +1,8 @@
 """Seeing backprop: ``tn.trace()`` records the backward walk, ``tn.detect_anomaly()`` finds NaN/Inf.
 
-Both plug into hook points that are ``None`` while off (``function._anomaly`` for forward,
-``autograd._observers`` for backward), so normal training pays one global lookup per op and per
-backward node, nothing more.
+Both plug into two hook points of ``tinynet/autograd.py`` that are ``None`` while off
+(``_anomaly``, run by every op's forward, and ``_observers``, after every backward node), so
+normal training pays one lookup per op and per backward node, nothing more.
 
 Example:
     >>> with tn.trace() as t:
@@ -19,7 +19,7 @@ import os
 import sys
 from typing import Self
 
-from . import autograd, function
+from . import autograd
 from .autograd import Node, sum_to
 from .tensor import Tensor
 
@@ -184,7 +184,7 @@ class detect_anomaly:
         global _anomaly_depth
         _anomaly_depth += 1
         if _anomaly_depth == 1:
-            function._anomaly = _check_forward
+            autograd._anomaly = _check_forward
             _add_observer(_check_backward)
         return self
 
@@ -192,7 +192,7 @@ class detect_anomaly:
         global _anomaly_depth
         _anomaly_depth -= 1
         if _anomaly_depth == 0:
-            function._anomaly = None
+            autograd._anomaly = None
             _remove_observer(_check_backward)
         return False
 

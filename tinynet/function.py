@@ -23,9 +23,6 @@ import threading
 
 from .tensor import Tensor, _plain
 
-# detect_anomaly (tinynet/debug.py) plugs in here; None when off, so the cost is one global lookup.
-_anomaly = None  # callable(cls, ctx, arrays, out) run on every forward output
-
 # --------------------------------------------------------------------------------------------
 # Grad mode
 # --------------------------------------------------------------------------------------------
@@ -357,8 +354,8 @@ class Function:
         raw_out = out
         if type(out) is not (device._array_type or device.array_type):
             out = device.xp.asarray(out)  # NumPy returns scalars for 0-d results; keep arrays
-        if _anomaly is not None:
-            _anomaly(cls, ctx, arrays, out)
+        if _autograd._anomaly is not None:  # detect_anomaly's forward check (tinynet/debug.py)
+            _autograd._anomaly(cls, ctx, arrays, out)
         if not record:
             return Tensor._make(out, device)
         if out.dtype.kind not in "fc":
@@ -401,3 +398,8 @@ def _device_mismatch(op, args):
     devices = [f"{a.device} {tuple(a.shape)}" for a in args if isinstance(a, Tensor)]
     return RuntimeError(f"{op}: expected all tensors on the same device, got tensors on "
                         f"{' and '.join(devices)}; move them explicitly with .to(device)")
+
+
+# The debug tools' hook points (forward and backward) live together in autograd.py, which imports
+# this module; bound here once both exist.
+from . import autograd as _autograd  # noqa: E402
