@@ -211,12 +211,13 @@ CASES = [
 CASE_BY_NAME = {c.name: c for c in CASES}
 
 
-def tinynet_chain(case: Case, x0, params):
-    """fn(n): n steps of ``case`` on a fresh graph from leaf x, then ``.sum().backward()``."""
-    x = tn.tensor(x0, requires_grad=True)
-    p = {k: tn.tensor(v, requires_grad=True) if getattr(v, "dtype", None) == "float32" else v
+def tinynet_chain(case: Case, x0, params, lib=tn):
+    """fn(n): n steps of ``case`` on a fresh graph from leaf x, then ``.sum().backward()``.
+    ``lib`` is the tinynet module to run (another revision, for benchmarks/side_by_side.py)."""
+    x = lib.tensor(x0, requires_grad=True)
+    p = {k: lib.tensor(v, requires_grad=True) if getattr(v, "dtype", None) == "float32" else v
          for k, v in params.items()}
-    leaves = [x] + [v for v in p.values() if isinstance(v, tn.Tensor)]
+    leaves = [x] + [v for v in p.values() if isinstance(v, lib.Tensor)]
     step = case.tinynet
 
     def run(n):

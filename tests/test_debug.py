@@ -98,7 +98,7 @@ def test_trace_order_is_reverse_topological_and_formulas_are_present(device):
             if item["source"] != "leaf":
                 assert position[item["source"]] > e["index"]
     from tinynet.ops import OPS
-    docs = {op.__name__: op.__doc__ for op in OPS}
+    docs = {op.name: op.__doc__ for op in OPS}
     for e in entries:
         assert e["formula"] and e["formula"] != "?"
         assert e["formula"].split()[0] in docs[e["op"]]

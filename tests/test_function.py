@@ -378,3 +378,113 @@ def test_user_op_runs_on_the_standin_device_unchanged():
     y_dev.sum().backward()
     np.testing.assert_array_equal(host(y_dev), host(y_cpu))
     np.testing.assert_array_equal(host(x_dev.grad), host(x_cpu.grad))
+
+
+# --------------------------------------------------------------------------------------------
+# Saving by intent: save_inputs / save_output / save_constant, and save_for_backward sorted once
+# --------------------------------------------------------------------------------------------
+
+
+class Probe(tn.Function):
+    """a * b * c, all saved  ->  grad_a = g b c, grad_b = g a c   (records what backward saw)"""
+
+    seen: list = []
+
+    @staticmethod
+    def forward(ctx, a, b, c):
+        out = a * b * c
+        ctx.save_inputs(1, 0)
+        ctx.save_output()
+        ctx.save_constant(b * c)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        a, b = ctx.saved_inputs[1], ctx.saved_inputs[0]
+        Probe.seen.append((ctx.create_graph, ctx.saved_inputs, ctx.saved_output,
+                           ctx.saved_constants))
+        return grad_out * b * 3.0, grad_out * a * 3.0, None
+
+
+def test_saved_inputs_output_and_constants_first_order(device):
+    Probe.seen.clear()
+    a, b = leaf([1.0, 2.0], device), leaf([3.0, 4.0], device)
+    out = Probe.apply(a, b, 3.0)
+    out.sum().backward()
+    ((create_graph, inputs, output, constants),) = Probe.seen
+    assert not create_graph
+    assert inputs[0] is b.data and inputs[1] is a.data  # in the order asked for, raw arrays
+    assert output is out.data
+    assert constants[0].tolist() == [9.0, 12.0] and not isinstance(constants[0], tn.Tensor)
+
+
+def test_under_create_graph_saved_inputs_and_output_are_tensors_in_the_graph(device):
+    Probe.seen.clear()
+    a = leaf([1.0, 2.0], device)
+    h = a * 2.0  # a non-leaf input: its saved value must lead back to h's node
+    b = tn.tensor([3.0, 4.0], dtype=tn.float64, device=device)  # needs no grad: stays a constant
+    out = Probe.apply(h, b, 3.0)
+    tn.grad(out.sum(), a, create_graph=True)
+    ((create_graph, inputs, output, constants),) = Probe.seen
+    assert create_graph
+    saved_b, saved_h = inputs
+    assert not isinstance(saved_b, tn.Tensor)
+    assert isinstance(saved_h, tn.Tensor) and saved_h.grad_fn is h.grad_fn
+    assert isinstance(output, tn.Tensor) and output.grad_fn is out.grad_fn
+    assert not isinstance(constants[0], tn.Tensor)
+    assert not out.grad_fn.create_graph  # only while backward runs
+
+
+def test_save_for_backward_sorts_each_array_into_input_output_or_constant(device):
+    seen = []
+
+    class Sorted(tn.Function):
+        @staticmethod
+        def forward(ctx, x, y):
+            out = x * y
+            ctx.save_for_backward(y, out, x + 1, x)
+            return out
+
+        @staticmethod
+        def backward(ctx, grad_out):
+            seen.append(ctx.saved_tensors)
+            y, _, _, x = ctx.saved_tensors
+            return grad_out * y, grad_out * x
+
+    x, y = leaf([1.0, 2.0], device), leaf([3.0, 5.0], device)
+    out = Sorted.apply(x, y)
+    assert out.grad_fn.saved_as == ("input 1", "output", "constant", "input 0")
+    tn.grad(out.sum(), [x, y], create_graph=True)
+    saved_y, saved_out, derived, saved_x = seen[0]
+    assert saved_y is y and saved_x is x  # leaves come back as themselves
+    assert isinstance(saved_out, tn.Tensor) and saved_out.grad_fn is out.grad_fn
+    assert not isinstance(derived, tn.Tensor) and derived.tolist() == [2.0, 3.0]
+
+
+def test_a_saved_derived_array_is_right_first_order_and_reported_for_second(device):
+    class SiLUSavingS(tn.Function):
+        @staticmethod
+        def forward(ctx, x):
+            s = ctx.xp.sigmoid(x)
+            ctx.save_for_backward(x, s)
+            return x * s
+
+        @staticmethod
+        def backward(ctx, grad_out):
+            x, s = ctx.saved_tensors  # x first: a raw device array + a Tensor is not a Tensor op
+            return grad_out * (x * s * (1 - s) + s)
+
+    x = leaf([-1.0, 0.5, 2.0], device)
+    assert tn.gradcheck(SiLUSavingS.apply, (x,))
+    assert not tn.gradgradcheck(SiLUSavingS.apply, (x,), raise_exception=False)
+    assert SiLUSavingS.apply(x).grad_fn.saved_as == ("input 0", "constant")
+
+
+@pytest.mark.parametrize("accessor", ["saved_inputs", "saved_output", "saved_constants",
+                                      "saved_tensors"])
+def test_every_saved_accessor_raises_after_the_graph_is_freed(device, accessor):
+    out = Probe.apply(leaf([1.0], device), leaf([2.0], device), 3.0)
+    out.sum().backward()
+    with pytest.raises(RuntimeError, match="Probe: trying to backward through the graph a second"):
+        getattr(out.grad_fn, accessor)
+

@@ -7,6 +7,8 @@
 * Every public op function exported from ``tinynet.ops`` is the ``api`` of some entry, and every
   entry's ``api`` is such a function.
 * Every restricted input domain says why.
+* Every built-in op's backward returns exactly one gradient per positional input (its parameters
+  are keywords, so no trailing ``None``).
 """
 
 import contextlib
@@ -18,23 +20,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinynet as tn
+import tinynet.autograd
 import tinynet.ops
-from tinynet.autograd import Function, Node
+from tinynet.autograd import Function
 from tinynet.testing import DOMAINS, OP_TABLE, arrays
-
-
-def recorded_ops(outputs) -> set:
-    """The op classes in the graph behind ``outputs`` (an iterative walk over grad_fn.parents)."""
-    found, seen = set(), set()
-    stack = [o.grad_fn for o in outputs if o.grad_fn is not None]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        found.add(node.fn)
-        stack.extend(p for p in node.parents if isinstance(p, Node))
-    return found
+from tinynet.testing.op_table import recorded_ops
 
 
 @contextlib.contextmanager
@@ -52,13 +42,29 @@ def applied_ops():
         yield calls
 
 
+@contextlib.contextmanager
+def backward_counts():
+    """Collect (op class, gradients its backward returned, positional inputs) for every backward
+    run inside the block, through the engine's observer hook (what tn.trace() uses)."""
+    counts = []
+
+    def observe(node, grad_out, grads_in):
+        counts.append((node.fn, len(grads_in), len(node.parents)))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tinynet.autograd, "_observers", (observe,))
+        yield counts
+
+
 def run_case(case, examples: int = 5):
-    """Run ``case`` on a few derandomized examples of its own shapes and domains.
+    """Run ``case`` on a few derandomized examples of its own shapes and domains, forward and,
+    where it recorded a graph, backward.
 
     Returns (op classes in the recorded graphs, op classes applied, whether some example recorded
-    a graph for every output: reshape to the same shape may return its input, but not always).
+    a graph for every output: reshape to the same shape may return its input, but not always,
+    and the (op, gradients returned, inputs) of every backward run).
     """
-    recorded, applied, graphs = set(), set(), []
+    recorded, applied, graphs, counted = set(), set(), [], []
 
     @settings(max_examples=examples, derandomize=True, database=None)
     @given(data=st.data())
@@ -72,9 +78,13 @@ def run_case(case, examples: int = 5):
         recorded.update(recorded_ops(outputs))
         applied.update(calls)
         graphs.append(all(o.grad_fn is not None for o in outputs))
+        if graphs[-1]:
+            with backward_counts() as counts:
+                tn.grad(outputs, inputs, [tn.ones_like(o) for o in outputs], allow_unused=True)
+            counted.extend(counts)
 
     run()
-    return recorded, applied, any(graphs)
+    return recorded, applied, any(graphs), counted
 
 
 @pytest.fixture(scope="module")
@@ -83,14 +93,14 @@ def coverage():
 
 
 def test_every_differentiable_op_class_is_in_some_entrys_graph(coverage):
-    recorded = set().union(*(rec for rec, _, _ in coverage.values()))
+    recorded = set().union(*(rec for rec, _, _, _ in coverage.values()))
     missing = [cls.__name__ for cls in tn.ops.OPS if cls.differentiable and cls not in recorded]
     assert not missing, f"ops with no entry in tinynet/testing/op_table.py: {missing}"
 
 
 def test_every_op_class_without_gradient_is_run_by_some_entry(coverage):
     no_grad_ids = {case.id for case in OP_TABLE if not case.differentiable}
-    applied = set().union(*(app for cid, (_, app, _) in coverage.items() if cid in no_grad_ids))
+    applied = set().union(*(app for cid, (_, app, _, _) in coverage.items() if cid in no_grad_ids))
     missing = [cls.__name__ for cls in tn.ops.OPS if not cls.differentiable and cls not in applied]
     assert not missing, f"ops with no entry in tinynet/testing/op_table.py: {missing}"
 
@@ -98,6 +108,14 @@ def test_every_op_class_without_gradient_is_run_by_some_entry(coverage):
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in OP_TABLE if c.differentiable])
 def test_differentiable_entries_record_a_graph(case, coverage):
     assert coverage[case.id][2], f"{case.id}: no example recorded a graph: no op was tested"
+
+
+def test_built_in_backwards_return_one_gradient_per_positional_input(coverage):
+    counts = {c for _, _, _, counted in coverage.values() for c in counted}
+    assert {op for op, _, _ in counts} >= {op for op in tn.ops.OPS if op.differentiable}
+    wrong = sorted({f"{op.__name__}: {got} for {inputs}" for op, got, inputs in counts
+                    if got != inputs})
+    assert not wrong, f"backward returned a gradient count other than its inputs': {wrong}"
 
 
 def public_op_functions() -> dict:

@@ -9,6 +9,8 @@ are drawn by hypothesis (0-d and size-1 axes included where the op allows them, 
 Then the numerical-stability cases (logits of +-1e4) and the documented tie semantics of max/min.
 """
 
+import contextlib
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -101,11 +103,22 @@ def test_no_gradient_ops_forward_and_record_nothing(case, device, data):
 # --- gradients ----------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def naming_backwards(case, inputs):
+    """On a failure, add a note with the file:line of every backward the case records."""
+    try:
+        yield
+    except AssertionError as exc:
+        exc.add_note("backward formulas involved: " + "; ".join(case.backwards(*inputs)))
+        raise
+
+
 @pytest.mark.parametrize("case", DIFFERENTIABLE)
 @given(data=st.data())
 def test_gradcheck(case, device, data):
     inputs = make_tensors(draw_hosts(data, case), device, np.float64)
-    check_gradients(case.call, *inputs, **case.gradcheck)
+    with naming_backwards(case, inputs):
+        check_gradients(case.call, *inputs, **case.gradcheck)
 
 
 @pytest.mark.parametrize("case", SMOOTH)
@@ -113,7 +126,17 @@ def test_gradcheck(case, device, data):
 @given(data=st.data())
 def test_gradgradcheck(case, device, data):
     inputs = make_tensors(draw_hosts(data, case, max_side=2), device, np.float64)
-    tn.gradgradcheck(case.call, inputs, **case.gradcheck)
+    with naming_backwards(case, inputs):
+        tn.gradgradcheck(case.call, inputs, **case.gradcheck)
+
+
+def test_a_gradient_failure_names_the_backward_to_read(device):
+    case = next(c for c in OP_TABLE if c.id == "mul")
+    inputs = make_tensors([np.ones(2), np.ones(2)], device, np.float64)
+    with pytest.raises(AssertionError) as info, naming_backwards(case, inputs):
+        raise AssertionError("gradcheck failed")
+    (note,) = info.value.__notes__
+    assert note.startswith("backward formulas involved: MulOp at tinynet/ops/elementwise.py:")
 
 
 @pytest.mark.parametrize("case", DIFFERENTIABLE)
@@ -209,14 +232,17 @@ def test_extreme_inputs_give_finite_correct_values(name, dtype, device, data):
 TIED = Domain(0.0, 2.0, grid=1.0)  # three values only: ties are the rule, not the exception
 
 
-@pytest.mark.parametrize("op", ["max", "min"])
+@pytest.mark.parametrize("op", ["amax", "amin", "max", "min"])
 @pytest.mark.parametrize("axis", [None, 0, -1])
 @given(data=st.data())
-def test_max_min_ties_share_the_gradient_equally(op, axis, device, data):
+def test_extreme_reductions_share_the_gradient_equally_among_ties(op, axis, device, data):
     a = data.draw(arrays(shapes(min_dims=1 if axis is not None else 0, max_side=4), np.float64,
                          TIED))
     x = tn.tensor(a, device=device, requires_grad=True)
     out = getattr(tn, op)(x, axis=axis)
+    if op in ("max", "min") and axis is not None:
+        out = out.values  # max(x, dim) is (values, indices), as in PyTorch
+    op = op.removeprefix("a")
     (g,) = upstream(data, [out])
     out.backward(g)
     extreme = getattr(np, op)(a, axis=axis, keepdims=True)

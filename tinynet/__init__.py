@@ -1,11 +1,19 @@
 """tinynet: a from-scratch neural-network engine in NumPy, with the same code running on CuPy.
 
-Reading order: ``backend/`` (devices, array namespaces) -> ``tensor.py`` -> ``autograd.py`` (graph
-and backward walk) -> ``ops/`` (every forward and backward formula) -> ``gradcheck.py``.
+``import tinynet as tn`` gives the PyTorch-shaped API: tensors and their creation (``tn.tensor``,
+``tn.zeros`` ...), autograd (``tn.grad``, ``tn.no_grad``, ``tn.Function``), every op function
+(``tn.exp``, ``tn.sum``, ``tn.transpose`` ...: the ``__all__`` of ``tinynet.ops``), devices and
+dtypes, the gradient checks, and the packages ``tn.nn``, ``tn.optim``, ``tn.data``,
+``tn.datasets``, ``tn.train``, ``tn.viz``.
+
+Reading order: ``backend/`` (devices, array namespaces) -> ``tensor.py`` -> ``function.py`` (how
+forward records the graph) -> ``autograd.py`` (the backward walk) -> ``ops/`` (every forward and
+backward formula) -> ``gradcheck.py``.
 """
 
-from .tensor import Tensor, is_tensor  # first: autograd and ops import it  # isort: skip
-from . import backend, cuda, runtime
+# tensor.py first: importing it also imports autograd and ops, which need Tensor defined.
+from .tensor import Tensor, is_tensor  # isort: skip
+from . import backend, cuda, data, datasets, distributed, models, nn, optim, runtime, train, viz
 from .autograd import (
     Function, backward, enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled,
 )
@@ -19,24 +27,10 @@ from .creation import (
     ones, ones_like, rand, rand_like, randint, randn, randn_like, randperm, tensor, zeros,
     zeros_like,
 )
+from .debug import detect_anomaly, trace
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
-from .ops import (
-    abs, add, argmax, argmin, broadcast_to, cast, cat, clamp, clip, clone, cos, div, eq, erf, exp,
-    expand, flatten, ge, gelu, gt, index_add, le, leaky_relu, log, log_softmax, logical_and,
-    logical_not, logical_or, logsumexp, lt, matmul, max, maximum, mean, min, minimum, mul, ne, neg,
-    pad, permute, pow, relu, reshape, sigmoid, sin, softmax, softplus, split, sqrt, squeeze, stack,
-    std, sub, sum, swapaxes, tanh, transpose, unsqueeze, var, where,
-)
-from . import nn  # noqa: E402  (after the ops it is built from)  # isort: skip
-from . import optim  # noqa: E402  (after nn)  # isort: skip
-from . import train  # noqa: E402  (after optim: fit drives both)  # isort: skip
-from . import data  # noqa: E402  (after the tensor ops it batches with)  # isort: skip
-from . import datasets  # noqa: E402  (after data: returns TensorDatasets)  # isort: skip
-from . import models  # noqa: E402  (after nn)  # isort: skip
-from . import distributed  # noqa: E402  (after optim and data: it wraps both)  # isort: skip
-from .debug import detect_anomaly, trace  # noqa: E402  (hooks into autograd)  # isort: skip
-from . import viz  # noqa: E402  (draws the recorded graph)  # isort: skip
-from .serialization import load, save  # noqa: E402  (saves nn.Parameter)  # isort: skip
+from .ops import *  # noqa: F403 - every op function: tn.exp, tn.sum, tn.transpose ...
+from .serialization import load, save
 
 device = Device  # tn.device("cuda"), also a context manager: with tn.device("cuda"): ...
 bool = bool_  # noqa: A001 - tn.bool, as torch.bool

@@ -1,301 +1,187 @@
-"""Reverse-mode autograd: the recorded graph, ``Function``, grad mode and the backward walk.
+"""Reverse-mode autograd: the backward walk over the recorded graph, ``Tensor.backward`` and
+``tn.grad``.
 
 How it fits together:
 
-* ``Function.apply`` runs an op's ``forward`` on raw backend arrays and, when grad mode is on and an
-  input requires grad, records a :class:`Node`: the op's ``ctx``, holding what ``backward`` needs.
+* Forward records the graph (``function.py``): every op's ``Function.apply`` leaves a
+  :class:`~tinynet.function.Node` (the op's ``ctx``) as the output's ``grad_fn``, with edges to its
+  inputs and the values its backward needs.
 * ``Tensor.backward`` / :func:`grad` call :func:`run_backward`, which walks the nodes in reverse
   topological order with an explicit work list (no recursion: a 100,000-op chain is fine), calls
   each op's ``backward``, undoes broadcasting once (:func:`sum_to`), checks every gradient's shape
   and dtype against its input, and accumulates into leaves.
 * Higher order: every ``backward`` is written once against ``ctx.xp``. In a first-order backward,
-  ``ctx.xp`` is the device's array namespace and ``ctx.saved_tensors`` are raw arrays, so training
-  pays nothing for higher-order support. Under ``create_graph=True`` the same formula runs with
-  ``ctx.xp`` = :class:`tinynet.ops.namespace.TensorNamespace` and saved values as Tensors, so the
-  gradient computation is itself recorded and can be differentiated again.
+  ``ctx.xp`` is the device's array namespace and saved values are raw arrays, so training pays
+  nothing for higher-order support. Under ``create_graph=True`` (``ctx.create_graph``) the same
+  formula runs with ``ctx.xp`` = :data:`tinynet.ops.namespace.tensor_namespace` and saved inputs
+  and outputs as Tensors, so the gradient computation is itself recorded and can be
+  differentiated again.
 
-Read ``ops/elementwise.py`` next for what an op looks like.
+The names of ``function.py`` (``Function``, ``Op``, ``Node``, grad mode) are importable from here
+too: ``tinynet.autograd`` is the API of both halves.
 """
 
 from __future__ import annotations
 
-import threading
+from .function import (  # noqa: F401 - re-exported: tinynet.autograd is the API of both halves
+    Function, Node, Op, enable_grad, is_grad_enabled, no_grad, set_grad_enabled,
+)
+from .tensor import Tensor
 
-from .tensor import Tensor, _plain
-
-# Debug tools (tinynet/debug.py) plug in here; None when off, so the cost is one global lookup.
-_anomaly = None  # callable(cls, ctx, arrays, out) run on every forward output (detect_anomaly)
-_observers = None  # tuple of callables(node, grad_out, grads_in) run after each backward (trace)
-
-# --------------------------------------------------------------------------------------------
-# Grad mode
-# --------------------------------------------------------------------------------------------
-
-
-class _GradMode(threading.local):
-    enabled = True
-
-
-_grad_mode = _GradMode()
-
-
-def is_grad_enabled() -> bool:
-    return _grad_mode.enabled
-
-
-class set_grad_enabled:
-    """Turn graph recording on or off; as a context manager, restore the old mode on exit."""
-
-    def __init__(self, mode: bool):
-        self.prev = _grad_mode.enabled
-        _grad_mode.enabled = bool(mode)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        _grad_mode.enabled = self.prev
-        return False
-
-
-class no_grad:
-    """Context manager and decorator: ops inside record nothing. The mode is restored even if the
-    block raises.
-
-    Example:
-        >>> with tn.no_grad():
-        ...     y = model(x)      # y.requires_grad is False, no graph is kept
-    """
-
-    _mode = False
-
-    def __enter__(self):
-        self.prev = _grad_mode.enabled
-        _grad_mode.enabled = self._mode
-        return self
-
-    def __exit__(self, *exc):
-        _grad_mode.enabled = self.prev
-        return False
-
-    def __call__(self, func):
-        def wrapper(*args, **kwargs):
-            with type(self)():
-                return func(*args, **kwargs)
-
-        wrapper.__name__ = func.__name__
-        wrapper.__doc__ = func.__doc__
-        wrapper.__wrapped__ = func
-        return wrapper
-
-
-class enable_grad(no_grad):
-    """Context manager and decorator: record the graph inside, even within ``no_grad``."""
-
-    _mode = True
-
-
-# --------------------------------------------------------------------------------------------
-# The graph node (an op's ctx) and Function
-# --------------------------------------------------------------------------------------------
-
-class Node:
-    """One recorded application of an op. It is the ``ctx`` that ``forward`` and ``backward`` share.
-
-    Attributes an op may use: ``ctx.xp`` (array namespace), ``ctx.needs_input_grad`` (one bool per
-    positional input), ``ctx.save_for_backward(*arrays)`` / ``ctx.saved_tensors``, and any
-    attribute it sets itself (``ctx.axis = ...``). The engine uses ``fn``, ``parents`` (one entry
-    per positional input: the parent Node, the leaf Tensor, or None) and ``metas`` (input shape and
-    dtype).
-    """
-
-    # Defaults live on the class, so recording an op sets only what differs (this is the hot path).
-    parents = ()
-    metas = ()
-    needs_input_grad = ()
-    n_args = 0
-    _to_save = ()
-    _saved = ()  # the saved arrays, as forward gave them (what a first-order backward reads)
-    _arg_ids = ()  # id() of each forward argument and of the output, to recognise saved arrays
-    _out_ids = ()
-    _tensor_mode = False
-    _freed = False
-    _hooks = None
-    _retained = None  # weakref to the output tensor after retain_grad()
-    _created = None  # under detect_anomaly: (user's "file:line", input arrays)
-
-    def __init__(self, fn, device):
-        self.fn = fn
-        self.device = device
-        self.xp = device.xp
-
-    @property
-    def name(self) -> str:
-        return self.fn.__name__
-
-    def __repr__(self) -> str:
-        return f"<{self.name}Backward>"
-
-    def save_for_backward(self, *arrays) -> None:
-        """Keep arrays for backward. Inputs and the output given here become Tensors again under
-        ``create_graph=True``; anything else (a mask, an index) is a constant of the derivative."""
-        self._to_save = arrays
-
-    @property
-    def saved_tensors(self) -> tuple:
-        if self._freed:
-            raise RuntimeError(
-                f"{self.name}: trying to backward through the graph a second time (or to read "
-                "saved values after they were freed). The graph is freed by backward(); pass "
-                "retain_graph=True to the first backward() to keep it.")
-        if not self._tensor_mode:
-            return self._saved
-        return tuple(self._as_tensor(array) for array in self._saved)
-
-    def _as_tensor(self, array):
-        """Under create_graph: a saved array as the Tensor it was, so gradients flow through it.
-
-        Found by identity (ids recorded at forward time; the arrays are alive, so ids are unique):
-        the op's output becomes a tensor on this node; an input that requires grad becomes a tensor
-        on its parent (the leaf itself, or a tensor whose grad_fn is the parent node); anything
-        else (a mask, an index, an input without grad) is a constant of the derivative.
-        """
-        key = id(array)
-        if key in self._out_ids:
-            return Tensor._make(self.device.xp.asarray(array), self.device, True, self)
-        for i, arg_id in enumerate(self._arg_ids[:len(self.parents)]):
-            if arg_id == key:
-                parent = self.parents[i]
-                if parent is None:
-                    return array
-                if type(parent) is Node:
-                    return Tensor._make(array, self.device, True, parent)
-                return parent
-        return array
-
-    def _release(self) -> None:
-        self._saved = None
-        self._freed = True
-
-
-class Function:
-    """Base class of every op: a static ``forward`` and ``backward`` side by side.
-
-    ``forward(ctx, *inputs, **params)`` receives raw backend arrays (NumPy or CuPy) for Tensor
-    inputs and returns one array. ``backward(ctx, grad_out)`` returns one gradient per positional
-    input (``None`` for inputs without one; trailing non-tensor inputs may be left out). Write
-    array math through ``ctx.xp`` and the same ``backward`` works on the GPU and under
-    ``create_graph=True``.
-
-    Example:
-        >>> class Cube(tn.Function):
-        ...     @staticmethod
-        ...     def forward(ctx, x):
-        ...         ctx.save_for_backward(x)
-        ...         return x ** 3
-        ...     @staticmethod
-        ...     def backward(ctx, grad_out):
-        ...         (x,) = ctx.saved_tensors
-        ...         return grad_out * 3 * x ** 2
-        >>> y = Cube.apply(tn.tensor([2.0], requires_grad=True))
-    """
-
-    differentiable = True  # False: the output never requires grad (comparisons, argmax)
-    moves_device = False  # True: forward sets ctx.out_device (only ToDevice)
-
-    @staticmethod
-    def forward(ctx, *args, **kwargs):
-        raise NotImplementedError
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        raise NotImplementedError
-
-    @classmethod
-    def apply(cls, *args, **kwargs) -> Tensor:
-        # 1. Unwrap inputs, check they share a device, and note the would-be graph edges: each
-        #    input's node (or the leaf itself) when it requires grad, with its shape and dtype.
-        device = None
-        arrays = []
-        needs = []
-        parents = []
-        metas = []
-        record = False
-        for a in args:
-            if isinstance(a, Tensor):
-                if device is None:
-                    device = a._device
-                elif a._device is not device:
-                    raise _device_mismatch(cls.__name__, args)
-                data = a._data
-                arrays.append(data)
-                metas.append((data.shape, data.dtype))
-                if a._requires_grad:
-                    record = True
-                    needs.append(True)
-                    parents.append(a.grad_fn or a)
-                else:
-                    needs.append(False)
-                    parents.append(None)
-            else:
-                arrays.append(a)
-                needs.append(False)
-                parents.append(None)
-                metas.append(None)
-        if device is None:
-            raise TypeError(f"{cls.__name__}: needs at least one Tensor input")
-        record = record and _grad_mode.enabled and cls.differentiable
-        ctx = Node(cls, device)
-        ctx.n_args = len(args)
-        ctx.needs_input_grad = tuple(needs) if record else (False,) * len(needs)
-
-        # 2. Forward on raw arrays.
-        try:
-            out = cls.forward(ctx, *arrays, **kwargs)
-        except (ValueError, TypeError, IndexError) as exc:
-            raise _plain(exc)(f"{cls.__name__}: {exc} (input shapes: {_shapes(args)})") from exc
-        if cls.moves_device:
-            device = ctx.out_device
-        raw_out = out
-        if type(out) is not (device._array_type or device.array_type):
-            out = device.xp.asarray(out)  # NumPy returns scalars for 0-d results; keep arrays
-        if _anomaly is not None:
-            _anomaly(cls, ctx, arrays, out)
-        if not record:
-            return Tensor._make(out, device)
-        if out.dtype.kind not in "fc":
-            raise TypeError(f"{cls.__name__}: returned dtype {out.dtype}, which cannot carry a "
-                            "gradient; mark the Function differentiable = False")
-
-        # 3. Record. Trailing parameters (axis, ...) get no edge; the saved arrays are kept as
-        #    forward gave them, with ids to find their tensors again under create_graph.
-        while metas[-1] is None:
-            parents.pop()
-            metas.pop()
-        ctx.parents = tuple(parents)
-        ctx.metas = tuple(metas)
-        if ctx._to_save:
-            ctx._saved = ctx._to_save
-            ctx._to_save = ()
-            ctx._arg_ids = tuple(map(id, arrays))
-            ctx._out_ids = (id(raw_out), id(out))
-        return Tensor._make(out, device, True, ctx)
-
-
-def _shapes(args) -> str:
-    return ", ".join(f"{tuple(a.shape)} {a.dtype}" if isinstance(a, Tensor) else repr(a)
-                     for a in args)
-
-
-def _device_mismatch(op, args):
-    devices = [f"{a.device} {tuple(a.shape)}" for a in args if isinstance(a, Tensor)]
-    return RuntimeError(f"{op}: expected all tensors on the same device, got tensors on "
-                        f"{' and '.join(devices)}; move them explicitly with .to(device)")
-
+# Debug tools (tinynet/debug.py: detect_anomaly, trace) plug in here; None when off, so the cost
+# is one lookup per op and per backward node.
+_anomaly = None  # callable(cls, ctx, arrays, out) run on every forward output (Function.apply)
+_observers = None  # tuple of callables(node, grad_out, grads_in) run after each backward
 
 # --------------------------------------------------------------------------------------------
 # The backward walk
 # --------------------------------------------------------------------------------------------
+
+
+def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, capture=None):
+    """Propagate ``root_grads`` from ``roots`` back through the recorded graph.
+
+    Kahn's algorithm, backwards: a vertex (a Node, or a leaf Tensor) runs once every consumer of
+    its output has sent its gradient, so it runs once, with the sum.
+
+    With ``capture=None`` (``Tensor.backward``), gradients accumulate into every leaf's ``.grad``.
+    Otherwise (``tn.grad``), ``capture`` is a dict whose keys are the vertices (Node or leaf Tensor)
+    of the requested inputs; their total gradients are stored in it and no ``.grad`` is touched.
+    """
+    pending = _count_consumers(roots)  # vertex -> consumers that have not sent their gradient yet
+    needed = None if capture is None else _needed_for(capture, pending)
+    grads = _seed(roots, root_grads)  # vertex -> the sum of the gradients received so far
+    ready = [v for v in grads if pending[v] == 0][::-1]
+    owned: dict = {}  # leaf -> True when its pending gradient is an array nobody else holds
+    tensor_xp = _tensor_namespace() if create_graph else None
+
+    with set_grad_enabled(create_graph):  # under create_graph, backward itself is recorded
+        while ready:
+            v = ready.pop()
+            g = grads.pop(v, None)
+            if needed is not None and v not in needed:
+                g = None  # tn.grad: nothing asked for lies below v; don't run its hooks or backward
+            if type(v) is not Node:  # a leaf: its total gradient has arrived
+                if g is not None:
+                    _deliver_to_leaf(v, g, create_graph, capture, owned.pop(v, False))
+                continue
+            grads_in = None
+            if g is not None:
+                if v._hooks is not None or v._retained is not None or capture is not None:
+                    g = _observe_node_grad(v, g, create_graph, capture)
+                if needed is None or needed[v]:
+                    grads_in = _call_backward(v, g, tensor_xp)
+            for i, p in enumerate(v.parents):  # hand each input its gradient; wake the ready ones
+                if p is None:
+                    continue
+                gi = None if grads_in is None else grads_in[i]
+                if gi is not None:
+                    shape, dtype = v.metas[i]
+                    if gi.shape != shape or gi.dtype != dtype:
+                        gi = _fit_to_input(v, i, gi)
+                    if p in grads:
+                        grads[p] = grads[p] + gi
+                        owned[p] = True  # a sum the engine just made
+                    else:
+                        grads[p] = gi
+                        if type(p) is not Node:  # may a leaf keep this array without a copy?
+                            owned[p] = v.fn.fresh_grads and gi is not g \
+                                and getattr(gi, "base", 0) is None
+                pending[p] -= 1
+                if pending[p] == 0:
+                    ready.append(p)
+            if not retain_graph:
+                v.release()
+
+
+def _count_consumers(roots) -> dict:
+    """For every vertex reachable from ``roots``: how many edges lead into it from the graph."""
+    pending: dict = {}
+    stack = []
+    for t in roots:
+        v = t.grad_fn if t.grad_fn is not None else t
+        if v not in pending:
+            pending[v] = 0
+            stack.append(v)
+    while stack:
+        v = stack.pop()
+        if type(v) is Node:
+            v.check_not_freed()
+            for p in v.parents:
+                if p is None:
+                    continue
+                if p in pending:
+                    pending[p] += 1
+                else:
+                    pending[p] = 1
+                    stack.append(p)
+    return pending
+
+
+def _seed(roots, root_grads) -> dict:
+    grads: dict = {}
+    for t, g in zip(roots, root_grads):
+        v = t.grad_fn if t.grad_fn is not None else t
+        grads[v] = grads[v] + g if v in grads else g
+    return grads
+
+
+def _needed_for(capture: dict, pending: dict) -> dict:
+    """For ``tn.grad``: the vertices that are requested inputs or lie above one. Maps each to
+    whether its backward must run (True when a requested input lies strictly below it)."""
+    consumers: dict = {}
+    for v in pending:
+        if type(v) is Node:
+            for p in v.parents:
+                if p is not None:
+                    consumers.setdefault(p, []).append(v)
+    needed = {k: False for k in capture if k in pending}
+    stack = list(needed)
+    while stack:
+        for c in consumers.get(stack.pop(), ()):
+            if c not in needed:
+                stack.append(c)
+            needed[c] = True
+    return needed
+
+
+def _observe_node_grad(v: Node, g, create_graph: bool, capture):
+    """A non-leaf's total gradient: run its hooks, keep it for retain_grad(), capture it for
+    tn.grad. Returns the gradient to propagate (a hook may replace it)."""
+    if v._hooks:
+        g = _call_hooks(v._hooks, g, create_graph, v.device)
+    if capture is None:
+        if v._retained is not None:
+            _retain(v, g, create_graph)
+    elif v in capture:
+        capture[v] = g
+    return g
+
+
+def _call_backward(v: Node, g, tensor_xp):
+    """Run ``v``'s backward (on Tensors, with the tensor namespace, under create_graph); check it
+    returned one gradient per positional input."""
+    if tensor_xp is not None:
+        v.create_graph = True
+        v.xp = tensor_xp
+        try:
+            out = v.fn.backward(v, g)
+        finally:
+            v.create_graph = False
+            v.xp = v.device.xp
+    else:
+        out = v.fn.backward(v, g)
+    if type(out) is not tuple:
+        out = (out,)
+    if len(out) != len(v.parents) and (len(out) < len(v.parents)
+                                       or any(e is not None for e in out[len(v.parents):])):
+        raise RuntimeError(f"{v.name}.backward returned {len(out)} gradient(s) for "
+                           f"{len(v.parents)} input(s); return one per positional input (None "
+                           "for an input that gets no gradient)")
+    if _observers is not None:
+        for observe in _observers:
+            observe(v, g, out)
+    return out
 
 
 def sum_to(grad, shape: tuple, op: str = "?"):
@@ -320,6 +206,17 @@ def sum_to(grad, shape: tuple, op: str = "?"):
     return grad.reshape(shape) if lead else grad
 
 
+def _fit_to_input(v: Node, i: int, gi):
+    """Undo broadcasting, then insist on the input's exact shape and dtype (naming the op)."""
+    shape, dtype = v.metas[i]
+    if gi.shape != shape:
+        gi = sum_to(gi, shape, v.name)
+    if gi.dtype != dtype:
+        raise RuntimeError(f"{v.name}.backward: gradient for input {i} has dtype {gi.dtype}, "
+                           f"expected {dtype} (the input's dtype)")
+    return gi
+
+
 def _tensor_namespace():
     from .ops.namespace import tensor_namespace  # noqa: PLC0415 - ops import this module
 
@@ -338,172 +235,6 @@ def _call_hooks(hooks, grad, create_graph, device):
                                    f"{tuple(g.shape)}, dtype {g.dtype} on {g.device}; got {new!r}")
             g = new
     return g if create_graph else g._data
-
-
-def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, capture=None):
-    """Propagate ``root_grads`` from ``roots`` back through the recorded graph.
-
-    With ``capture=None`` (``Tensor.backward``), gradients accumulate into every leaf's ``.grad``.
-    Otherwise (``tn.grad``), ``capture`` is a dict whose keys are the vertices (Node or leaf Tensor)
-    of the requested inputs; their total gradients are stored in it and no ``.grad`` is touched.
-    """
-    # 1. Count, for every vertex, how many edges lead into it from the part of the graph we walk.
-    deps: dict = {}
-    stack = []
-    for t in roots:
-        v = t.grad_fn if t.grad_fn is not None else t
-        if v not in deps:
-            deps[v] = 0
-            stack.append(v)
-    while stack:
-        v = stack.pop()
-        if type(v) is Node:
-            if v._freed:
-                v.saved_tensors  # noqa: B018 - raises the "backward a second time" error
-            for p in v.parents:
-                if p is None:
-                    continue
-                if p in deps:
-                    deps[p] += 1
-                else:
-                    deps[p] = 1
-                    stack.append(p)
-    needed = None if capture is None else _needed_for(capture, deps)
-
-    # 2. Seed the roots' gradients.
-    grads: dict = {}
-    for t, g in zip(roots, root_grads):
-        v = t.grad_fn if t.grad_fn is not None else t
-        grads[v] = grads[v] + g if v in grads else g
-    ready = [v for v in grads if deps[v] == 0]
-    ready.reverse()
-    tensor_xp = _tensor_namespace() if create_graph else None
-    builtin = _builtin_ops()
-    owned: dict = {}  # leaf -> True when its pending gradient array is one nobody else holds
-
-    # 3. Walk in reverse topological order: a vertex runs once all its consumers have sent theirs.
-    with set_grad_enabled(create_graph):
-        while ready:
-            v = ready.pop()
-            g = grads.pop(v, None)
-            if needed is not None and v not in needed:
-                g = None  # tn.grad: nothing asked for lies below v; don't run its hooks or backward
-            if type(v) is not Node:  # a leaf tensor
-                if g is not None:
-                    _deliver_to_leaf(v, g, create_graph, capture, owned.pop(v, False))
-                continue
-            grads_in = None
-            if g is not None:
-                if v._hooks:
-                    g = _call_hooks(v._hooks, g, create_graph, v.device)
-                if capture is None:
-                    if v._retained is not None:
-                        _retain(v, g, create_graph)
-                elif v in capture:
-                    capture[v] = g
-                if needed is None or needed[v]:
-                    grads_in = _call_backward(v, g, tensor_xp)
-                    if _observers is not None:
-                        for observe in _observers:
-                            observe(v, g, grads_in)
-            metas = v.metas
-            for i, p in enumerate(v.parents):
-                if p is None:
-                    continue
-                if grads_in is not None:
-                    gi = grads_in[i]
-                    if gi is not None:
-                        shape, dtype = metas[i]
-                        if gi.shape != shape or gi.dtype != dtype:
-                            gi = _check_grad(v, i, gi)
-                        if p in grads:
-                            grads[p] = grads[p] + gi
-                            owned[p] = True  # a sum the engine just made
-                        else:
-                            grads[p] = gi
-                            if type(p) is not Node:
-                                owned[p] = _is_fresh(v, gi, g, builtin)
-                deps[p] -= 1
-                if deps[p] == 0:
-                    ready.append(p)
-            if not retain_graph:
-                v._release()
-
-
-def _needed_for(capture: dict, deps: dict) -> dict:
-    """For ``tn.grad``: the vertices that are requested inputs or lie above one. Maps each to
-    whether its backward must run (True when a requested input lies strictly below it)."""
-    consumers: dict = {}
-    for v in deps:
-        if type(v) is Node:
-            for p in v.parents:
-                if p is not None:
-                    consumers.setdefault(p, []).append(v)
-    needed = {k: False for k in capture if k in deps}
-    stack = list(needed)
-    while stack:
-        for c in consumers.get(stack.pop(), ()):
-            if c not in needed:
-                stack.append(c)
-            needed[c] = True
-    return needed
-
-
-def _call_backward(v: Node, g, tensor_xp):
-    if tensor_xp is not None:
-        v._tensor_mode = True
-        v.xp = tensor_xp
-        try:
-            out = v.fn.backward(v, g)
-        finally:
-            v._tensor_mode = False
-            v.xp = v.device.xp
-    else:
-        out = v.fn.backward(v, g)
-    if not isinstance(out, tuple):
-        out = (out,)
-    if len(out) == len(v.parents):
-        return out
-    # One gradient per positional input; trailing parameters may be left out, and extra Nones are
-    # accepted so that one backward serves both apply(x, 2.0) and apply(x, scale=2.0).
-    extra = out[v.n_args:]
-    if len(out) < len(v.parents) or any(e is not None for e in extra):
-        raise RuntimeError(f"{v.name}.backward returned {len(out)} gradient(s) for {v.n_args} "
-                           f"input(s); return one per input (None for non-tensor inputs)")
-    return out
-
-
-def _check_grad(v: Node, i: int, gi):
-    """Undo broadcasting, then insist on the input's exact shape and dtype (naming the op)."""
-    shape, dtype = v.metas[i]
-    if gi.shape != shape:
-        gi = sum_to(gi, shape, v.name)
-    if gi.dtype != dtype:
-        raise RuntimeError(f"{v.name}.backward: gradient for input {i} has dtype {gi.dtype}, "
-                           f"expected {dtype} (the input's dtype)")
-    return gi
-
-
-_BUILTIN_OPS: frozenset | None = None
-
-
-def _builtin_ops() -> frozenset:
-    global _BUILTIN_OPS
-    if _BUILTIN_OPS is None:
-        from .ops import OPS  # noqa: PLC0415 - ops import this module
-
-        _BUILTIN_OPS = frozenset(OPS)
-    return _BUILTIN_OPS
-
-
-def _is_fresh(v: Node, gi, g, builtin: frozenset) -> bool:
-    """True when ``gi`` (a gradient v's backward returned) is an array nobody else holds.
-
-    Built-in ops return either a new array or, for identity-like ops, the upstream gradient ``g``
-    itself or a view of it; a user's Function might return anything (a saved array), so its
-    results are never trusted.
-    """
-    return v.fn in builtin and gi is not g and getattr(gi, "base", 0) is None
 
 
 def _deliver_to_leaf(leaf: Tensor, g, create_graph: bool, capture, owned: bool = False):
@@ -534,6 +265,11 @@ def _retain(v: Node, g, create_graph: bool):
     if not create_graph:
         g = Tensor._make(g.copy(), v.device)
     t.grad = g if t.grad is None else t.grad + g
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points: Tensor.backward and tn.grad
+# --------------------------------------------------------------------------------------------
 
 
 def _root_grads(outputs, grad_outputs, create_graph):

@@ -26,7 +26,7 @@ def _dtype(dtype):
 def _to_array(data, dtype, device):
     """Turn user data into an array on a device: (array, Device)."""
     if isinstance(data, Tensor):
-        arr, src = data._data, data._device
+        arr, src = data.data, data.device
     else:
         try:
             src = backend.device_of(data)
@@ -41,7 +41,7 @@ def _to_array(data, dtype, device):
             _check_lossless(arr, dtype, src)
             arr = arr.astype(dtype)
     arr = backend.transfer(arr, src, dst)
-    if arr is data or (isinstance(data, Tensor) and arr is data._data):
+    if arr is data or (isinstance(data, Tensor) and arr is data.data):
         arr = arr.copy()  # tn.tensor(a) is a copy, never an alias of the caller's memory (PyTorch)
     return arr, dst
 
@@ -99,13 +99,13 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
             src = None
         if src is not None and _target(src, device) is src \
                 and (dtype is None or data.dtype == backend.as_dtype(dtype)):
-            return Tensor._make(data, src)
+            return Tensor.wrap(data, src)
     return Tensor(data, dtype=dtype, device=device)
 
 
 def from_numpy(array) -> Tensor:
     """A CPU tensor sharing memory with a NumPy array (no copy)."""
-    return Tensor._make(array, Device("cpu"))
+    return Tensor.wrap(array, Device("cpu"))
 
 
 def from_dlpack(obj) -> Tensor:
@@ -120,7 +120,7 @@ def from_dlpack(obj) -> Tensor:
         dev = Device("cuda", int(index))
     else:
         raise RuntimeError(f"from_dlpack: unsupported DLPack device type {kind}")
-    return Tensor._make(dev.xp.from_dlpack(obj), dev)
+    return Tensor.wrap(dev.xp.from_dlpack(obj), dev)
 
 
 def _filled(shape, value, dtype, device, requires_grad) -> Tensor:
@@ -131,7 +131,7 @@ def _filled(shape, value, dtype, device, requires_grad) -> Tensor:
 
 
 def _new(arr, dev: Device, requires_grad: bool) -> Tensor:
-    t = Tensor._make(arr, dev)
+    t = Tensor.wrap(arr, dev)
     if requires_grad:
         t.requires_grad = True  # validates the dtype
     return t
@@ -216,13 +216,13 @@ def randint(low, high=None, size=(), dtype=None, device=None, generator=None) ->
     host = gen.integers(low, high, tuple(size))
     dev = _device(device)
     host = host.astype(backend.as_dtype(dtype or backend.int64), copy=False)
-    return Tensor._make(backend.transfer(host, Device("cpu"), dev), dev)
+    return Tensor.wrap(backend.transfer(host, Device("cpu"), dev), dev)
 
 
 def randperm(n: int, device=None, generator=None) -> Tensor:
     gen = generator or backend.default_generator
     dev = _device(device)
-    return Tensor._make(backend.transfer(gen.permutation(n), Device("cpu"), dev), dev)
+    return Tensor.wrap(backend.transfer(gen.permutation(n), Device("cpu"), dev), dev)
 
 
 def _like(t: Tensor, dtype, device):

@@ -1,7 +1,8 @@
 """Seeing backprop: ``tn.trace()`` records the backward walk, ``tn.detect_anomaly()`` finds NaN/Inf.
 
-Both plug into two hook points of ``tinynet/autograd.py`` that are ``None`` while off, so normal
-training pays one global lookup per op and per backward node, nothing more.
+Both plug into two hook points of ``tinynet/autograd.py`` that are ``None`` while off
+(``_anomaly``, run by every op's forward, and ``_observers``, after every backward node), so
+normal training pays one lookup per op and per backward node, nothing more.
 
 Example:
     >>> with tn.trace() as t:
@@ -31,7 +32,7 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def _raw(a):
-    return a._data if isinstance(a, Tensor) else a
+    return a.data if isinstance(a, Tensor) else a
 
 
 def _norm(xp, a) -> float:
@@ -115,13 +116,13 @@ class trace:
                 item["shape"] = tuple(gi.shape)
                 item["norm"] = _norm(xp, gi)
                 if self.values:
-                    item["value"] = Tensor._make(gi.copy(), node.device)
+                    item["value"] = Tensor.wrap(gi.copy(), node.device)
             inputs.append(item)
         entry = {"index": len(self.entries), "id": self._label(node), "op": node.name,
                  "formula": formula(node.fn),
                  "grad_out": {"shape": tuple(g.shape), "norm": _norm(xp, g)}, "inputs": inputs}
         if self.values:
-            entry["grad_out"]["value"] = Tensor._make(g.copy(), node.device)
+            entry["grad_out"]["value"] = Tensor.wrap(g.copy(), node.device)
         entry["_node"] = node
         self.entries.append(entry)
 
@@ -240,7 +241,7 @@ def _check_forward(cls, ctx, arrays, out) -> None:
     nan, inf = _bad_counts(xp, out)
     if nan or inf:
         raise RuntimeError(
-            f"detect_anomaly: {cls.__name__} produced {_what(nan, inf)} in its output (forward; "
+            f"detect_anomaly: {cls.name} produced {_what(nan, inf)} in its output (forward; "
             f"{nan} NaN, {inf} Inf of {out.size} elements)\n  created at: {where}\n  inputs:\n"
             f"{_inputs_text(xp, arrays)}")
 

@@ -1,18 +1,28 @@
 """The ``Tensor``: a backend array, the device it lives on, and its place in the autograd graph.
 
-Every operator and method is written out in the class body and forwards to one function in
-``tinynet.ops`` (where the forward and backward formulas live). Creation helpers (``tn.zeros``, ...)
-are in ``creation.py``; the graph machinery in ``autograd.py``.
+The class body holds the tensor's own state (data, device, dtype, grad, hooks), conversions
+(``to``, ``float``, ``numpy``), the autograd entry points (``backward``, ``retain_grad``), every
+Python operator (``__add__``, ``__getitem__`` ...: each forwards to one function of
+``tinynet.ops``) and the shape methods whose method form differs from the function
+(``x.reshape(2, 3)``, ``x.view``, ``x.permute``, ``x.expand``, ``x.T``).
+
+Every other method is an op function itself with the tensor as its first argument: ``x.exp()`` is
+``tn.exp(x)``, ``x.sum(1)`` is ``tn.sum(x, 1)``. Those are attached where the function is defined,
+by :func:`tensor_method` (``grep -rn "@tensor_method" tinynet/ops`` lists them; ``OP_METHODS``
+holds them), so adding an op is one edit in ``tinynet/ops/``.
+
+Creation helpers (``tn.zeros``, ...) are in ``creation.py``; operand coercion in
+``ops/operands.py``; the graph machinery in ``function.py`` and ``autograd.py``.
+
+The module is longer than most (~500 lines) because it is one class whose body must hold every
+operator, so that a reader finds ``__add__`` where it is used; everything that could leave it
+(coercion, the named math methods) has.
 """
 
 from __future__ import annotations
 
-import numbers
-
 from . import backend
 from .backend import Device
-
-_INT_KINDS = "biu"
 
 
 class Tensor:
@@ -47,8 +57,18 @@ class Tensor:
             self.requires_grad = True
 
     @classmethod
+    def wrap(cls, array, device: Device) -> Tensor:
+        """A tensor around ``array``, which must already be an array of ``device`` (no copy, no
+        checks: the fast way for library code, e.g. ``Tensor.wrap(xp.zeros(shape), device)``).
+
+        The tensor shares ``array``'s memory and records no graph. From user data, use
+        ``tn.tensor`` (a copy) or ``tn.as_tensor`` / ``tn.from_numpy`` (shared).
+        """
+        return cls._make(array, device)
+
+    @classmethod
     def _make(cls, data, device: Device, requires_grad: bool = False, grad_fn=None) -> Tensor:
-        """Wrap an array already on ``device`` (the fast path every op uses)."""
+        """The engine's constructor: :meth:`wrap`, plus the graph fields of an op's output."""
         t = object.__new__(cls)
         t._data = data
         t._device = device
@@ -62,13 +82,19 @@ class Tensor:
     # --- basic properties -------------------------------------------------------------------
     @property
     def data(self):
-        """The raw backend array. Assigning replaces it (same device) without touching the graph."""
+        """The raw backend array (``numpy.ndarray`` on CPU, ``cupy.ndarray`` on CUDA).
+
+        Assigning replaces it without touching the graph: an array of this tensor's device, or a
+        Tensor, whose array *and device* this tensor then takes (PyTorch's ``p.data = q``; how
+        ``Module.to`` moves parameters in place, keeping the objects an optimizer holds).
+        """
         return self._data
 
     @data.setter
     def data(self, value):
         if isinstance(value, Tensor):
-            value = value._data
+            self._data, self._device = value._data, value._device
+            return
         if not isinstance(value, self._device.array_type):
             raise TypeError(f"Tensor.data must be a {self._device.array_type.__name__} on "
                             f"{self._device}, got {type(value).__name__}")
@@ -118,8 +144,9 @@ class Tensor:
     def is_cuda(self) -> bool:
         return self._device.type == "cuda"
 
-    def size(self, dim: int | None = None):
+    def size(self, dim: int | None = None, *, axis: int | None = None):
         """The shape (PyTorch's name), or the length of one dimension."""
+        dim = _operands.dim_alias("size", dim, axis)
         return self._data.shape if dim is None else self._data.shape[dim]
 
     def numel(self) -> int:
@@ -188,9 +215,6 @@ class Tensor:
     def cuda(self, index: int = 0) -> Tensor:
         return self.to(Device("cuda", index))
 
-    def astype(self, dtype) -> Tensor:
-        return _ops.cast(self, dtype)
-
     def float(self) -> Tensor:
         return _ops.cast(self, backend.float32)
 
@@ -205,9 +229,6 @@ class Tensor:
 
     def bool(self) -> Tensor:
         return _ops.cast(self, backend.bool_)
-
-    def clone(self) -> Tensor:
-        return _ops.clone(self)
 
     # --- autograd entry points ----------------------------------------------------------------
     def backward(self, gradient=None, retain_graph: bool | None = None,
@@ -362,136 +383,49 @@ class Tensor:
     def all(self) -> Tensor:
         return Tensor._make(self._device.xp.asarray(self._data.all()), self._device)
 
-    # --- elementwise functions ----------------------------------------------------------------
-    def exp(self):
-        return _ops.exp(self)
-
-    def log(self):
-        return _ops.log(self)
-
-    def sqrt(self):
-        return _ops.sqrt(self)
-
-    def abs(self):
-        return _ops.abs(self)
-
-    def sin(self):
-        return _ops.sin(self)
-
-    def cos(self):
-        return _ops.cos(self)
-
-    def tanh(self):
-        return _ops.tanh(self)
-
-    def sigmoid(self):
-        return _ops.sigmoid(self)
-
-    def relu(self):
-        return _ops.relu(self)
-
-    def leaky_relu(self, negative_slope: float = 0.01):
-        return _ops.leaky_relu(self, negative_slope)
-
-    def gelu(self, approximate: str = "none"):
-        return _ops.gelu(self, approximate)
-
-    def softplus(self, beta: float = 1.0, threshold: float = 20.0):
-        return _ops.softplus(self, beta, threshold)
-
-    def erf(self):
-        return _ops.erf(self)
-
-    def clip(self, min=None, max=None):  # noqa: A002 - NumPy/PyTorch names
-        return _ops.clip(self, min, max)
-
-    clamp = clip
-
-    def maximum(self, other):
-        return _ops.maximum(self, other)
-
-    def minimum(self, other):
-        return _ops.minimum(self, other)
-
-    # --- reductions (ops/reduce.py) -----------------------------------------------------------
-    def sum(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
-        return _ops.sum(self, axis, keepdims, dim=dim, keepdim=keepdim)
-
-    def mean(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
-        return _ops.mean(self, axis, keepdims, dim=dim, keepdim=keepdim)
-
-    def var(self, axis=None, keepdims: bool = False, correction: int = 1, *, dim=None,
-            keepdim=None):
-        return _ops.var(self, axis, keepdims, correction, dim=dim, keepdim=keepdim)
-
-    def std(self, axis=None, keepdims: bool = False, correction: int = 1, *, dim=None,
-            keepdim=None):
-        return _ops.std(self, axis, keepdims, correction, dim=dim, keepdim=keepdim)
-
-    def max(self, axis=None, keepdims: bool = False):
-        return _ops.max(self, axis, keepdims)
-
-    def min(self, axis=None, keepdims: bool = False):
-        return _ops.min(self, axis, keepdims)
-
-    def logsumexp(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
-        return _ops.logsumexp(self, axis, keepdims, dim=dim, keepdim=keepdim)
-
-    def argmax(self, axis=None, keepdims: bool = False):
-        return _ops.argmax(self, axis, keepdims)
-
-    def argmin(self, axis=None, keepdims: bool = False):
-        return _ops.argmin(self, axis, keepdims)
-
-    def softmax(self, axis=-1, *, dim=None):
-        return _ops.softmax(self, axis, dim=dim)
-
-    def log_softmax(self, axis=-1, *, dim=None):
-        return _ops.log_softmax(self, axis, dim=dim)
-
-    # --- shape (ops/shape.py, ops/indexing.py) ------------------------------------------------
-    def reshape(self, *shape):
+    # --- shape methods whose form differs from the function (ops/shape.py) -----------------
+    def reshape(self, *shape) -> Tensor:
+        """``x.reshape(2, 3)`` or ``x.reshape((2, 3))``: a view where the strides allow, or a
+        copy."""
         return _ops.reshape(self, shape[0] if len(shape) == 1 else shape)
 
-    view = reshape
+    def view(self, *shape) -> Tensor:
+        """``x.view(2, 3)``: like ``reshape``, but never a copy: raises when the strides do not
+        allow a view (PyTorch's rule; use ``reshape``, or ``contiguous()`` first)."""
+        return _ops.view(self, shape[0] if len(shape) == 1 else shape)
 
-    def permute(self, *axes):
-        return _ops.permute(self, axes[0] if len(axes) == 1 else axes)
+    def view_as(self, other: Tensor) -> Tensor:
+        return _ops.view(self, other.shape)
 
-    def transpose(self, dim0: int = -2, dim1: int = -1):
-        """Swap two dimensions (PyTorch's meaning; NumPy's full permutation is ``permute``)."""
-        return _ops.swapaxes(self, dim0, dim1)
+    def reshape_as(self, other: Tensor) -> Tensor:
+        return _ops.reshape(self, other.shape)
 
-    def swapaxes(self, axis0: int, axis1: int):
-        return _ops.swapaxes(self, axis0, axis1)
+    def is_contiguous(self) -> bool:
+        """True when the data is laid out in row-major (C) order without gaps."""
+        return bool(self._data.flags.c_contiguous)
+
+    def contiguous(self) -> Tensor:
+        """``self`` if :meth:`is_contiguous`, else a row-major copy (in the graph), which can
+        always be viewed in any shape of its size."""
+        return self if self._data.flags.c_contiguous else _ops.clone(self)
+
+    def permute(self, *dims) -> Tensor:
+        """``x.permute(2, 0, 1)`` or ``x.permute((2, 0, 1))``: dimension ``i`` of the result is
+        dimension ``dims[i]`` of ``x``."""
+        return _ops.permute(self, dims[0] if len(dims) == 1 else dims)
+
+    def expand(self, *sizes) -> Tensor:
+        return _ops.expand(self, *sizes)
 
     @property
-    def T(self):
+    def T(self) -> Tensor:
         """All dimensions reversed (a matrix's transpose)."""
         return _ops.permute(self, tuple(range(self.ndim - 1, -1, -1)))
 
     @property
-    def mT(self):
+    def mT(self) -> Tensor:
         """The last two dimensions swapped (a batch of matrices, each transposed)."""
-        return _ops.swapaxes(self, -2, -1)
-
-    def expand(self, *sizes):
-        return _ops.expand(self, *sizes)
-
-    def broadcast_to(self, shape):
-        return _ops.broadcast_to(self, shape)
-
-    def squeeze(self, axis=None, *, dim=None):
-        return _ops.squeeze(self, axis, dim=dim)
-
-    def unsqueeze(self, axis, *, dim=None):
-        return _ops.unsqueeze(self, axis if dim is None else dim)
-
-    def flatten(self, start_dim: int = 0, end_dim: int = -1):
-        return _ops.flatten(self, start_dim, end_dim)
-
-    def split(self, split_size_or_sections, axis: int = 0, *, dim=None):
-        return _ops.split(self, split_size_or_sections, axis, dim=dim)
+        return _ops.transpose(self, -2, -1)
 
     def __getitem__(self, index):
         return _ops.getitem(self, index)
@@ -531,7 +465,7 @@ def _inplace(t: Tensor, other, ufunc: str, op) -> Tensor:
     if t._requires_grad and _autograd.is_grad_enabled():
         raise RuntimeError("a leaf tensor that requires grad is being used in an in-place operation; "
                            "update it inside tn.no_grad()")
-    other = lift(other, t)
+    other = _operands.lift(other, t)
     if isinstance(other, Tensor):
         if other._device is not t._device:
             raise RuntimeError(f"in-place {ufunc}: tensor on {t._device}, operand on {other._device}")
@@ -565,86 +499,32 @@ def is_tensor(obj) -> bool:
     return isinstance(obj, Tensor)
 
 
-def _scalar(value):
-    """Python scalars stay Python scalars (they adopt the tensor's dtype); NumPy scalars become
-    Python ones so that ``float32_tensor * np.float64(2)`` stays float32, as in PyTorch."""
-    if isinstance(value, (bool, int, float)):
-        return value if type(value) in (bool, int, float) else value.item()
-    if isinstance(value, numbers.Number) and hasattr(value, "item"):
-        return value.item()
-    return None
+OP_METHODS: dict = {}
+"""Method name -> the op function attached by :func:`tensor_method`."""
 
 
-def result_dtype(a, b):
-    """PyTorch's promotion: a float beats an integer; otherwise the wider type wins."""
-    if a == b:
-        return a
-    fa, fb = a.kind in "fc", b.kind in "fc"
-    if fa != fb:
-        return a if fa else b
-    return backend.host_namespace().result_type(a, b)
+def tensor_method(*names):
+    """Decorator: make an op function a Tensor method too (``x.exp()`` calls ``exp(x)``).
 
-
-def lift(x, like: Tensor):
-    """Make ``x`` something an op can take next to ``like``: a Tensor, or a Python scalar.
-
-    Arrays are wrapped (they must already be on ``like``'s device: transfers are explicit).
+    ``@tensor_method`` attaches the function under its own name; ``@tensor_method("clip",
+    "clamp")`` under the names given. The function's first parameter is the tensor, so the method
+    has the function's signature and docstring. Refuses to replace a method written in the class.
     """
-    if isinstance(x, Tensor):
-        return x
-    s = _scalar(x)
-    if s is not None:
-        return s
-    if isinstance(x, (list, tuple)):
-        return Tensor(x, device=like._device)
-    dev = backend.device_of(x)
-    if dev is not like._device:
-        raise RuntimeError(f"an array on {dev} was combined with a tensor on {like._device}; move "
-                           f"it explicitly with tn.tensor(array, device='{like._device}')")
-    return Tensor._make(x, dev)
+    def attach(fn):
+        for name in names or (fn.__name__,):
+            if name in Tensor.__dict__ and name not in OP_METHODS:
+                raise TypeError(f"tensor_method: Tensor.{name} is written in the class body")
+            OP_METHODS[name] = fn
+            setattr(Tensor, name, fn)
+        return fn
+
+    if len(names) == 1 and callable(names[0]):
+        fn, names = names[0], ()
+        return attach(fn)
+    return attach
 
 
-def unary_operand(x) -> Tensor:
-    """A Tensor argument as is; anything else (list, number, array) becomes a new tensor."""
-    return x if isinstance(x, Tensor) else Tensor(x)
-
-
-def binary_operands(a, b):
-    """The two operands of a binary op, lifted and promoted to a common dtype."""
-    # Fast paths for the common cases: same-dtype tensors, a float tensor and a Python number.
-    if isinstance(a, Tensor):
-        tb = type(b)
-        if tb is float or tb is int:
-            if a._data.dtype.kind in "fc":
-                return a, b
-        elif isinstance(b, Tensor) and a._data.dtype == b._data.dtype:
-            return a, b
-    elif isinstance(b, Tensor) and type(a) in (float, int) and b._data.dtype.kind in "fc":
-        return a, b
-    if isinstance(a, Tensor):
-        b = lift(b, a)
-    elif isinstance(b, Tensor):
-        a = lift(a, b)
-    else:
-        a = Tensor(a)
-        b = lift(b, a)
-    return promote(a, b)
-
-
-def promote(a, b):
-    """Bring two operands (Tensor or Python scalar, at least one Tensor) to a common dtype."""
-    if isinstance(a, Tensor) and isinstance(b, Tensor):
-        da, db = a._data.dtype, b._data.dtype
-        if da != db:
-            dt = result_dtype(da, db)
-            a = a if da == dt else _ops.cast(a, dt)
-            b = b if db == dt else _ops.cast(b, dt)
-        return a, b
-    t, s, t_first = (a, b, True) if isinstance(a, Tensor) else (b, a, False)
-    if isinstance(s, float) and t._data.dtype.kind in _INT_KINDS:
-        t = _ops.cast(t, backend.get_default_dtype())  # int tensor * 0.5 -> float32, as PyTorch
-    return (t, s) if t_first else (s, t)
-
-
-from . import autograd as _autograd  # noqa: E402  (autograd and ops need Tensor defined first)
+# autograd and ops build on Tensor: imported once it is defined.
+from . import autograd as _autograd  # noqa: E402
 from . import ops as _ops  # noqa: E402
+from .ops import operands as _operands  # noqa: E402

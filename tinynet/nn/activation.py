@@ -1,9 +1,9 @@
 """Activation modules: ``ReLU``, ``LeakyReLU``, ``GELU``, ``Tanh``, ``Sigmoid``, ``Softplus``,
 ``Softmax``, ``LogSoftmax``.
 
-Each wraps one primitive op from ``tinynet/ops`` (``elementwise.py`` and ``stable.py`` hold the
-forward and backward formulas); the functional forms are those ops, re-exported by
-``tn.nn.functional``. Names, arguments and defaults are PyTorch's.
+Each wraps one primitive op from ``tinynet/ops`` (``activation.py``, ``elementwise.py`` and
+``stable.py`` hold the forward and backward formulas); the functional forms are those ops,
+re-exported by ``tn.nn.functional``. Names, arguments and defaults are PyTorch's.
 
 ``inplace=True`` (accepted by ``ReLU`` and ``LeakyReLU`` so PyTorch model code ports unchanged)
 computes the same values out of place: the input tensor is left unchanged.

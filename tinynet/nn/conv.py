@@ -2,9 +2,9 @@
 
 Functions (also in ``tn.nn.functional``) and their modules:
 
-* ``conv2d`` / ``Conv2d``: the ``Conv2d`` primitive of ``tinynet/ops/conv.py`` (im2col through a
+* ``conv2d`` / ``Conv2d``: the ``Conv2dOp`` primitive of ``tinynet/ops/conv.py`` (im2col through a
   strided view, one matrix product, col2im by kernel offsets; differentiable to any order).
-* ``max_pool2d`` / ``MaxPool2d``: the ``MaxPool2d`` primitive (gradient to each window's first
+* ``max_pool2d`` / ``MaxPool2d``: the ``MaxPool2dOp`` primitive (gradient to each window's first
   maximum, as PyTorch).
 * ``avg_pool2d`` / ``AvgPool2d``: a convolution of each channel with a kernel of ones, divided by
   the window size (or by the number of input pixels in it, ``count_include_pad=False``).
@@ -14,7 +14,8 @@ Functions (also in ``tn.nn.functional``) and their modules:
 
 Every function accepts a batch ``(N, C, H, W)`` or a single image ``(C, H, W)``, as PyTorch does.
 
-Read next: ``tinynet/ops/conv.py`` (the primitives and their layout), ``normalization.py``.
+Read next: ``tinynet/ops/conv.py`` (the primitives) and ``im2col.py`` (their layout),
+``normalization.py``.
 """
 
 from __future__ import annotations

@@ -1,43 +1,25 @@
 """Core layers: ``Linear``, ``Flatten``, ``Identity``, ``Dropout``, ``Embedding``, each a thin
-Module over a function written here (``linear``, ``dropout``, ``embedding``; also in
-``tn.nn.functional``).
+Module over a function (``linear``, ``dropout``, ``embedding``; all in ``tn.nn.functional``).
 
-``linear`` is one op (``tinynet/ops/linalg.py``); the others are composed from tinynet ops
-(indexing, where), so gradients of any order come from those ops' backward formulas. Default initialisation is PyTorch's for each layer.
+``linear`` is one op, defined with its derivative in ``tinynet/ops/linalg.py``; ``dropout`` and
+``embedding`` are written here, composed from tinynet ops (indexing, where), so gradients of any
+order come from those ops' backward formulas. Default initialisation is PyTorch's for each layer.
 
 Read next: ``normalization.py``, ``activation.py``, ``init.py``.
 """
 
 from __future__ import annotations
 
-from .. import backend, ops
+from .. import backend
 from ..autograd import no_grad
 from ..creation import empty
-from ..ops import where
+from ..ops import linear, where
 from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
 
 
 # --- Linear ------------------------------------------------------------------------------------
-def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``input @ weight.T + bias`` for any number of leading batch dimensions (one op:
-    :class:`tinynet.ops.linalg.Linear`, derivative next to the forward there).
-
-    Args:
-        input: ``(*, D_in)``.
-        weight: ``(D_out, D_in)``.
-        bias: ``(D_out,)`` or ``None``.
-
-    Returns:
-        ``(*, D_out)``.
-
-    Example:
-        >>> y = tn.nn.functional.linear(tn.randn(2, 3), tn.randn(4, 3), tn.zeros(4))  # (2, 4)
-    """
-    return ops.linear(input, weight, bias)
-
-
 class Linear(Module):
     """A fully connected layer: ``y = x @ W.T + b``.
 
@@ -132,7 +114,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True,
     dtype = input.dtype if input.dtype.kind == "f" else backend.get_default_dtype()
     keep = gen.uniform(input.shape, dtype) < (1.0 - p)  # host bool array, P(keep) = 1 - p
     scale = keep.astype(dtype) * dtype.type(1.0 / (1.0 - p))
-    mask = Tensor._make(backend.transfer(scale, backend.Device("cpu"), input.device),
+    mask = Tensor.wrap(backend.transfer(scale, backend.Device("cpu"), input.device),
                         input.device)
     return input * mask
 

@@ -79,7 +79,7 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float,
     for g in grads:
         arr = g.data
         arr *= coef.astype(arr.dtype)
-    return Tensor._make(xp.asarray(total), device)
+    return Tensor.wrap(xp.asarray(total), device)
 
 
 def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float) -> None:

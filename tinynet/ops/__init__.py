@@ -1,41 +1,56 @@
-"""Every primitive op: one ``Function`` subclass each, forward and backward side by side.
+"""Every primitive op: one ``Op`` subclass each, forward and backward side by side, and the function
+users call right under its class.
 
-Where to find a derivative: ``elementwise.py`` (arithmetic, math, activations), ``reduce.py``
-(sum/max/min, mean/var/std), ``stable.py`` (logsumexp, softmax, log_softmax,
-softmax_cross_entropy), ``shape.py`` (reshape, permute, broadcast, cat, pad), ``indexing.py``
-(getitem and its adjoint), ``linalg.py`` (matmul, linear), ``conv.py`` (convolution and its two
-gradients, max pooling), ``convert.py`` (cast, device moves, clone). Each class's one-line docstring reads ``forward  ->  gradient``; ``OPS``
-below lists them all (``docs/ops.md`` is generated from it).
+Where to find a derivative: ``elementwise.py`` (arithmetic, math functions), ``activation.py``
+(sigmoid, relu, gelu ...), ``select.py`` (maximum/minimum, clip, where, comparisons and logic),
+``reduce.py`` (sum/mean, amax/amin and max/min, var/std, argmax), ``stable.py`` (logsumexp,
+softmax, log_softmax, softmax_cross_entropy), ``shape.py`` (reshape/view, permute/transpose,
+broadcast, cat, pad), ``indexing.py`` (getitem and its adjoint), ``linalg.py`` (matmul, linear),
+``conv.py`` (convolution and its two gradients, max pooling; the im2col layout in
+``im2col.py``), ``convert.py`` (cast, device moves, clone). Each class's docstring opens with
+``forward  ->  gradient``; ``OPS`` below lists them all (``docs/ops.md`` is generated from it, with
+the file and line of every backward).
+
+Supporting modules: ``operands.py`` (what a function does to its arguments before ``apply``),
+``namespace.py`` (the array namespace backward formulas see under ``create_graph``),
+``reference.py`` (generates ``docs/ops.md``). Adding an op: docs/adding-an-op.md.
+
+Each op module's ``__all__`` lists the functions that are also ``tn.<name>``; the others here
+(``linear``, ``convolution``, ``view`` ...) are the building blocks ``tn.nn`` and ``Tensor`` use.
 """
 
-from ..autograd import Function
-from . import conv, convert, elementwise, indexing, linalg, reduce, shape, stable
+from ..autograd import Op
+from . import (
+    activation, conv, convert, elementwise, indexing, linalg, reduce, select, shape, stable,
+)
+from .activation import *  # noqa: F403
 from .conv import convolution, max_pool
-from .convert import cast, clone, to_device
-from .elementwise import (
-    abs, add, clamp, clip, cos, div, eq, erf, exp, ge, gelu, gt, le, leaky_relu, log, logical_and,
-    logical_not, logical_or, lt, maximum, minimum, mul, ne, neg, pow, relu, sigmoid, sin, softplus,
-    sqrt, sub, tanh, where,
-)
-from .indexing import getitem, index_add, setitem
-from .linalg import linear, matmul
-from .reduce import argmax, argmin, max, mean, min, std, sum, var
-from .shape import (
-    broadcast_to, cat, expand, flatten, pad, permute, reshape, split, squeeze, stack, swapaxes,
-    transpose, unsqueeze,
-)
-from .stable import log_softmax, logsumexp, softmax, softmax_cross_entropy
+from .convert import *  # noqa: F403
+from .convert import to_device
+from .elementwise import *  # noqa: F403
+from .indexing import *  # noqa: F403
+from .indexing import getitem, setitem
+from .linalg import *  # noqa: F403
+from .linalg import linear
+from .reduce import *  # noqa: F403
+from .reduce import ValuesIndices
+from .select import *  # noqa: F403
+from .shape import *  # noqa: F403
+from .shape import view
+from .stable import *  # noqa: F403
+from .stable import softmax_cross_entropy
+
+_MODULES = (elementwise, activation, select, reduce, stable, shape, indexing, linalg, conv, convert)
+
+__all__ = [name for module in _MODULES for name in module.__all__]
+"""The functions that are also ``tn.<name>`` (``tinynet/__init__.py`` star-imports this list)."""
 
 
-def _all_functions():
-    """Every Function subclass defined in the op modules, in module order."""
-    found = []
-    for module in (elementwise, reduce, stable, shape, indexing, linalg, conv, convert):
-        for obj in vars(module).values():
-            if isinstance(obj, type) and issubclass(obj, Function) and obj is not Function \
-                    and obj.__module__ == module.__name__:
-                found.append(obj)
-    return found
+def _all_ops():
+    """Every concrete op class (named ``...Op``) defined in the op modules, in module order."""
+    return [obj for module in _MODULES for obj in vars(module).values()
+            if isinstance(obj, type) and issubclass(obj, Op) and obj.__module__ == module.__name__
+            and obj.__name__.endswith("Op")]
 
 
-OPS = tuple(_all_functions())
+OPS = tuple(_all_ops())

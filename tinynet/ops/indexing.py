@@ -1,41 +1,18 @@
 """Indexing: ``x[index]`` (slices, integers, integer arrays, boolean masks) and its adjoint,
 ``index_add`` (scatter-add into zeros), plus ``x[index] = value`` for tensors outside the graph.
 
-``GetItem`` and ``IndexAdd`` are each other's gradient, so indexing is differentiable to any order.
-Repeated integer indices accumulate: ``x[[0, 0]].sum()`` gives ``x.grad[0] == 2``.
+``GetItemOp`` and ``IndexAddOp`` are each other's gradient, so indexing is differentiable to any
+order. Repeated integer indices accumulate: ``x[[0, 0]].sum()`` gives ``x.grad[0] == 2``.
 """
 
 from __future__ import annotations
 
-from ..autograd import Function, is_grad_enabled
-from ..tensor import Tensor, unary_operand
+from ..autograd import Op, is_grad_enabled
+from ..tensor import Tensor
+from .namespace import tensor_namespace
+from .operands import unary_operand
 
-
-class GetItem(Function):
-    """x[index]  ->  grad_x = zeros like x, with g added at index (repeats accumulate)"""
-
-    @staticmethod
-    def forward(ctx, x, index=None):
-        ctx.shape = x.shape
-        ctx.index = index
-        return x[index]
-
-    @staticmethod
-    def backward(ctx, g):
-        return ctx.xp.index_add(ctx.shape, ctx.index, g)
-
-
-class IndexAdd(Function):
-    """zeros(shape) with values added at index  ->  grad_values = g[index]"""
-
-    @staticmethod
-    def forward(ctx, values, shape=None, index=None):
-        ctx.index = index
-        return ctx.xp.index_add(shape, index, values)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g[ctx.index]
+__all__ = ["index_add"]
 
 
 def _raw_index(index, device, op: str):
@@ -52,21 +29,56 @@ def _raw_index(index, device, op: str):
     return index
 
 
+class GetItemOp(Op):
+    """x[index]  ->  grad_x = zeros like x, with g added at index (repeats accumulate)"""
+
+    @staticmethod
+    def forward(ctx, x, *, index=None):
+        ctx.shape = x.shape
+        ctx.index = index
+        return x[index]
+
+    @staticmethod
+    def backward(ctx, g):
+        return ctx.xp.index_add(ctx.shape, ctx.index, g)
+
+
 def getitem(x, index) -> Tensor:
+    """``x[index]`` (``Tensor.__getitem__``): NumPy's basic and advanced indexing."""
     x = unary_operand(x)
-    return GetItem.apply(x, index=_raw_index(index, x.device, "getitem"))
+    return GetItemOp.apply(x, index=_raw_index(index, x.device, "getitem"))
+
+
+class IndexAddOp(Op):
+    """zeros(shape) with values added at index  ->  grad_values = g[index]"""
+
+    @staticmethod
+    def forward(ctx, values, *, shape=None, index=None):
+        ctx.index = index
+        return ctx.xp.index_add(shape, index, values)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g[ctx.index]
 
 
 def index_add(values, shape, index) -> Tensor:
     """A tensor of zeros of ``shape`` with ``values`` added at ``index`` (differentiable)."""
     values = unary_operand(values)
-    return IndexAdd.apply(values, shape=tuple(shape), index=_raw_index(index, values.device,
-                                                                       "index_add"))
+    return IndexAddOp.apply(values, shape=tuple(shape),
+                            index=_raw_index(index, values.device, "index_add"))
+
+
+@tensor_namespace.register(name="index_add")
+def _index_add_xp(shape, index, values):
+    """``xp.index_add(shape, index, values)``, the array namespace's argument order."""
+    return index_add(values, shape, index)
 
 
 def setitem(x: Tensor, index, value) -> None:
-    """In-place ``x[index] = value``, allowed where no gradient can be affected: on tensors outside
-    the graph (no grad_fn, and not requiring grad unless inside ``no_grad``)."""
+    """In-place ``x[index] = value`` (``Tensor.__setitem__``), allowed where no gradient can be
+    affected: on tensors outside the graph (no grad_fn, and not requiring grad unless inside
+    ``no_grad``)."""
     if x.grad_fn is not None or (x.requires_grad and is_grad_enabled()):
         raise RuntimeError("setitem: in-place assignment into a tensor that is part of the autograd "
                            "graph is not supported; build the result out of place (tn.where, "

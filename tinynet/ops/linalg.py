@@ -1,25 +1,30 @@
 """Linear algebra: ``matmul`` for 1-D, 2-D and batched inputs with broadcast batch dimensions, and
-``linear`` (``x @ w.T + b``), the fully connected layer as one op."""
+``linear`` (``x @ w.T + b``), the fully connected layer as one op (``tn.nn.functional.linear`` is
+this function; ``tn.nn.Linear`` calls it)."""
 
 from __future__ import annotations
 
-from ..autograd import Function
-from ..tensor import Tensor, binary_operands, promote, unary_operand
+from ..autograd import Op
+from ..tensor import Tensor, tensor_method
+from .namespace import tensor_namespace
+from .operands import binary_operands, promote, unary_operand
+
+__all__ = ["matmul"]
 
 
-class MatMul(Function):
+class MatMulOp(Op):
     """a @ b  ->  grad_a = g @ b^T,  grad_b = a^T @ g   (1-D operands are promoted to matrices and
     back; summing over broadcast batch dimensions is done by the engine)"""
 
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
+        ctx.save_inputs(0, 1)
         return ctx.xp.matmul(a, b)
 
     @staticmethod
     def backward(ctx, g):
         xp = ctx.xp
-        a, b = ctx.saved_tensors
+        a, b = ctx.saved_inputs
         need_a, need_b = ctx.needs_input_grad
         if a.ndim == 1 and b.ndim == 1:  # dot product: g is 0-d
             return (g * b if need_a else None), (g * a if need_b else None)
@@ -41,7 +46,10 @@ class MatMul(Function):
         return grad_a, grad_b
 
 
+@tensor_method
+@tensor_namespace.register
 def matmul(a, b) -> Tensor:
+    """``a @ b``: matrix product, with NumPy's rules for 1-D operands and batch dimensions."""
     a, b = binary_operands(a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes "
@@ -51,12 +59,12 @@ def matmul(a, b) -> Tensor:
     if ka != kb:
         raise ValueError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} are not aligned "
                          f"({ka} != {kb})")
-    return MatMul.apply(a, b)
+    return MatMulOp.apply(a, b)
 
 
-class Linear(Function):
+class LinearOp(Op):
     """x @ w^T + b  ->  grad_x = g @ w,  grad_w = g^T @ x,  grad_b = sum(g, axis=0)
-    (x: (N, in), w: (out, in), b: (out,) or None)"""
+    (x: (N, in), w: (out, in), b: (out,) or absent)"""
 
     # One op instead of transpose + matmul + add: the weight gradient comes out of one product
     # already in w's (out, in) layout (a transposed view would be copied into .grad), and the
@@ -64,7 +72,7 @@ class Linear(Function):
 
     @staticmethod
     def forward(ctx, x, w, b=None):
-        ctx.save_for_backward(x, w)
+        ctx.save_inputs(0, 1)
         out = ctx.xp.matmul(x, ctx.xp.swapaxes(w, 0, 1))  # BLAS reads w^T in place: no copy
         if b is not None:
             out += b  # out is fresh: add the bias in place
@@ -73,26 +81,31 @@ class Linear(Function):
     @staticmethod
     def backward(ctx, g):
         xp = ctx.xp
-        x, w = ctx.saved_tensors
-        need_x, need_w = ctx.needs_input_grad[:2]
-        grad_x = xp.matmul(g, w) if need_x else None  # (N, in)
-        grad_w = xp.matmul(xp.swapaxes(g, 0, 1), x) if need_w else None  # (out, in)
-        grad_b = g.sum(axis=0) if ctx.n_args > 2 and ctx.needs_input_grad[2] else None  # (out,)
-        return grad_x, grad_w, grad_b
+        x, w = ctx.saved_inputs
+        needs = ctx.needs_input_grad
+        grad_x = xp.matmul(g, w) if needs[0] else None  # (N, in)
+        grad_w = xp.matmul(xp.swapaxes(g, 0, 1), x) if needs[1] else None  # (out, in)
+        if len(needs) == 2:  # called without a bias
+            return grad_x, grad_w
+        return grad_x, grad_w, (g.sum(axis=0) if needs[2] else None)  # (out,)
 
 
-def linear(x, weight, bias=None) -> Tensor:
-    """``x @ weight.T + bias`` for inputs ``(*, in)``: the fully connected layer as one op.
+def linear(input, weight, bias=None) -> Tensor:  # noqa: A002 - PyTorch's name
+    """``input @ weight.T + bias`` for inputs ``(*, D_in)``: the fully connected layer as one op
+    (``tn.nn.functional.linear``; leading dimensions are flattened into one product).
 
     Args:
-        x: ``(*, in_features)``; leading dimensions are flattened into one product.
-        weight: ``(out_features, in_features)``.
-        bias: ``(out_features,)`` or None.
+        input: ``(*, D_in)``.
+        weight: ``(D_out, D_in)``.
+        bias: ``(D_out,)`` or ``None``.
 
     Returns:
-        ``(*, out_features)``.
+        ``(*, D_out)``.
+
+    Example:
+        >>> y = tn.nn.functional.linear(tn.randn(2, 3), tn.randn(4, 3), tn.zeros(4))  # (2, 4)
     """
-    x, weight = unary_operand(x), unary_operand(weight)
+    x, weight = unary_operand(input), unary_operand(weight)
     if weight.ndim != 2:
         raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape "
                          f"{tuple(weight.shape)} for input of shape {tuple(x.shape)}")
@@ -109,8 +122,9 @@ def linear(x, weight, bias=None) -> Tensor:
     if bias is not None and bias.dtype != weight.dtype:  # e.g. a float64 bias: all three promote
         bias, weight = promote(bias, weight)
         x, weight = promote(x, weight)
+    tensors = (x, weight) if bias is None else (x, weight, bias)
     if x.ndim == 2:
-        return Linear.apply(x, weight, bias)
+        return LinearOp.apply(*tensors)
     lead = x.shape[:-1]
-    out = Linear.apply(x.reshape(-1, x.shape[-1]), weight, bias)  # (prod(lead), out)
+    out = LinearOp.apply(x.reshape(-1, x.shape[-1]), *tensors[1:])  # (prod(lead), out)
     return out.reshape(*lead, weight.shape[0])

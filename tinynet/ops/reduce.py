@@ -1,213 +1,249 @@
-"""Reductions: ``sum``, ``mean``, ``max``, ``min`` (primitives), ``var``, ``std`` (composed), and
-``argmax``/``argmin`` (no gradient). ``logsumexp`` lives in ``stable.py``.
+"""Reductions: ``sum``, ``mean``, ``amax``/``amin`` (primitives), ``var``, ``std``, ``max``/``min``
+(composed), and ``argmax``/``argmin`` (no gradient). ``logsumexp`` lives in ``stable.py``.
 
-Ties in ``max``/``min``: every element equal to the extreme shares the gradient equally
-(``g / count``), as PyTorch does for full reductions, so the gradient always sums to ``g``.
+PyTorch's meanings: ``amax(x, dim)`` gives the values; ``max(x)`` the largest value and
+``max(x, dim)`` the named tuple ``(values, indices)``; ``max(a, b)`` with a tensor ``b`` is
+``maximum``. Every function takes ``dim``/``keepdim`` and NumPy's ``axis``/``keepdims`` as aliases.
+
+Ties in ``amax``/``amin`` (and so in ``max``/``min``): every element equal to the extreme shares
+the gradient equally (``g / count``), as PyTorch does for ``amax`` and full reductions, so the
+gradient always sums to ``g``. (PyTorch's ``max(x, dim)`` sends it all to the returned index;
+the two agree wherever the maximum is unique.)
 """
 
 from __future__ import annotations
 
-import builtins
 import math
+from typing import NamedTuple
 
-from ..autograd import Function
-from ..tensor import Tensor, unary_operand
+from ..autograd import Op
+from ..tensor import Tensor, tensor_method
+from .elementwise import sqrt
+from .operands import (
+    dim_alias, keepdim_alias, keepdim_shape, normalize_dims, one_dim, unary_operand,
+)
+from .select import maximum, minimum
 
-
-def normalize_axes(axis, ndim: int):
-    """``None`` -> None (all axes); an int or a sequence -> a sorted tuple of non-negative axes."""
-    if axis is None:
-        return None
-    if type(axis) is int and -ndim <= axis < ndim:  # the common case, checked cheaply
-        return (axis % ndim,)
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
-    out = []
-    for a in axes:
-        if not -builtins.max(ndim, 1) <= a < builtins.max(ndim, 1):
-            raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimension(s)")
-        out.append(a % ndim if ndim else 0)
-    if len(set(out)) != len(out):
-        raise ValueError(f"repeated axis in {axis}")
-    if ndim == 0:
-        return None  # a 0-d tensor accepts axis 0 / -1, as in PyTorch: reduce over nothing
-    return tuple(sorted(out))
+__all__ = ["amax", "amin", "argmax", "argmin", "max", "mean", "min", "std", "sum", "var"]
 
 
-def keepdims_shape(shape: tuple, axes) -> tuple:
-    """The shape a reduction over ``axes`` has with keepdims=True."""
-    if axes is None:
-        return (1,) * len(shape)
-    return tuple(1 if i in axes else s for i, s in enumerate(shape))
+class ValuesIndices(NamedTuple):
+    """What ``max(x, dim)`` and ``min(x, dim)`` return, as ``torch.return_types.max`` does."""
+
+    values: Tensor
+    indices: Tensor
 
 
-def _pick(axis, keepdims, dim, keepdim):
-    """Accept PyTorch's ``dim``/``keepdim`` as aliases of NumPy's ``axis``/``keepdims``."""
-    if dim is not None:
-        axis = dim
-    if keepdim is not None:
-        keepdims = keepdim
-    return axis, keepdims
+def _dims(op: str, x: Tensor, dim, axis):
+    return normalize_dims(dim_alias(op, dim, axis), x.ndim, op)
 
 
-class Sum(Function):
-    """sum(x, axes)  ->  grad_x = broadcast g back over the summed axes"""
+class SumOp(Op):
+    """sum(x, dims)  ->  grad_x = broadcast g back over the summed dims"""
 
     @staticmethod
-    def forward(ctx, x, axis=None, keepdims=False):
+    def forward(ctx, x, *, dims=None, keepdim=False):
         ctx.shape = x.shape
-        ctx.kd_shape = keepdims_shape(x.shape, axis)
-        return x.sum(axis=axis, keepdims=keepdims)
+        ctx.kd_shape = keepdim_shape(x.shape, dims)
+        return x.sum(axis=dims, keepdims=keepdim)
 
     @staticmethod
     def backward(ctx, g):
         return ctx.xp.broadcast_to(g.reshape(ctx.kd_shape), ctx.shape)
 
 
-class Mean(Function):
-    """sum(x, axes) / n  ->  grad_x = broadcast g / n back over the reduced axes"""
+@tensor_method
+def sum(x, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:  # noqa: A001
+    """The sum over ``dim`` (an int, a tuple, or None for all dims)."""
+    x = unary_operand(x)
+    dims = _dims("sum", x, dim, axis)
+    return SumOp.apply(x, dims=dims, keepdim=keepdim_alias("sum", keepdim, keepdims))
+
+
+class MeanOp(Op):
+    """sum(x, dims) / n  ->  grad_x = broadcast g / n back over the reduced dims"""
 
     @staticmethod
-    def forward(ctx, x, axis=None, keepdims=False):
+    def forward(ctx, x, *, dims=None, keepdim=False):
         ctx.shape = x.shape
-        ctx.kd_shape = keepdims_shape(x.shape, axis)
-        n = _count(x.shape, axis)
+        ctx.kd_shape = keepdim_shape(x.shape, dims)
+        n = _count(x.shape, dims)
         ctx.scale = 1.0 / n if n else math.nan  # a Python float keeps x's dtype
-        return x.sum(axis=axis, keepdims=keepdims) * ctx.scale
+        return x.sum(axis=dims, keepdims=keepdim) * ctx.scale
 
     @staticmethod
     def backward(ctx, g):
         return ctx.xp.broadcast_to(g.reshape(ctx.kd_shape) * ctx.scale, ctx.shape)
 
 
-class Max(Function):
-    """max(x, axes)  ->  grad_x = g * [x == max] / count(x == max)   (ties share equally)"""
-
-    @staticmethod
-    def forward(ctx, x, axis=None, keepdims=False):
-        ctx.axis = axis
-        ctx.kd_shape = keepdims_shape(x.shape, axis)
-        out = x.max(axis=axis, keepdims=keepdims)
-        ctx.save_for_backward(x, out)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        return _extreme_backward(ctx, g)
-
-
-class Min(Function):
-    """min(x, axes)  ->  grad_x = g * [x == min] / count(x == min)   (ties share equally)"""
-
-    @staticmethod
-    def forward(ctx, x, axis=None, keepdims=False):
-        ctx.axis = axis
-        ctx.kd_shape = keepdims_shape(x.shape, axis)
-        out = x.min(axis=axis, keepdims=keepdims)
-        ctx.save_for_backward(x, out)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        return _extreme_backward(ctx, g)
-
-
-def _extreme_backward(ctx, g):
-    x, out = ctx.saved_tensors
-    hit = x == out.reshape(ctx.kd_shape)
-    count = hit.sum(axis=ctx.axis, keepdims=True).astype(g.dtype)
-    return ctx.xp.where(hit, g.reshape(ctx.kd_shape) / count, 0)
-
-
-class ArgMax(Function):
-    """argmax(x, axis)  ->  no gradient (int64 indices)"""
-
-    differentiable = False
-
-    @staticmethod
-    def forward(ctx, x, axis=None, keepdims=False):
-        out = x.argmax(axis=axis)
-        if keepdims:
-            out = out.reshape(keepdims_shape(x.shape, None if axis is None else (axis,)))
-        return out.astype("int64")
-
-
-class ArgMin(Function):
-    """argmin(x, axis)  ->  no gradient (int64 indices)"""
-
-    differentiable = False
-
-    @staticmethod
-    def forward(ctx, x, axis=None, keepdims=False):
-        out = x.argmin(axis=axis)
-        if keepdims:
-            out = out.reshape(keepdims_shape(x.shape, None if axis is None else (axis,)))
-        return out.astype("int64")
-
-
-# --- functional API -----------------------------------------------------------------------------
-
-
-def sum(x, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:  # noqa: A001
+@tensor_method
+def mean(x, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
+    """The mean over ``dim`` (floating tensors only)."""
     x = unary_operand(x)
-    axis, keepdims = _pick(axis, keepdims, dim, keepdim)
-    return Sum.apply(x, normalize_axes(axis, x.ndim), bool(keepdims))
-
-
-def mean(x, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
-    x = unary_operand(x)
-    axis, keepdims = _pick(axis, keepdims, dim, keepdim)
     if x.dtype.kind in "biu":
         raise TypeError(f"mean: needs a floating tensor, got {x.dtype}; convert with .float()")
-    return Mean.apply(x, normalize_axes(axis, x.ndim), bool(keepdims))
+    dims = _dims("mean", x, dim, axis)
+    return MeanOp.apply(x, dims=dims, keepdim=keepdim_alias("mean", keepdim, keepdims))
 
 
-def var(x, axis=None, keepdims: bool = False, correction: int = 1, *, dim=None,
-        keepdim=None, unbiased=None) -> Tensor:
+@tensor_method
+def var(x, dim=None, keepdim: bool = False, correction: int = 1, *, axis=None, keepdims=None,
+        unbiased=None) -> Tensor:
     """sum((x - mean)^2) / (n - correction); ``correction=1`` (unbiased) is PyTorch's default."""
     x = unary_operand(x)
-    axis, keepdims = _pick(axis, keepdims, dim, keepdim)
+    dims = _dims("var", x, dim, axis)
+    keepdim = keepdim_alias("var", keepdim, keepdims)
     if unbiased is not None:
         correction = int(bool(unbiased))
-    axes = normalize_axes(axis, x.ndim)
-    centered = x - mean(x, axes, keepdims=True)
-    n = _count(x.shape, axes)
+    centered = x - mean(x, dims, keepdim=True)
+    n = _count(x.shape, dims)
     scale = 1.0 / (n - correction) if n > correction else math.nan  # too few samples: NaN
-    return Sum.apply(centered * centered, axes, bool(keepdims)) * scale
+    return SumOp.apply(centered * centered, dims=dims, keepdim=keepdim) * scale
 
 
-def std(x, axis=None, keepdims: bool = False, correction: int = 1, *, dim=None,
-        keepdim=None, unbiased=None) -> Tensor:
+@tensor_method
+def std(x, dim=None, keepdim: bool = False, correction: int = 1, *, axis=None, keepdims=None,
+        unbiased=None) -> Tensor:
     """sqrt(var(x)); the gradient is infinite where the variance is 0."""
-    from .elementwise import sqrt  # noqa: PLC0415
+    return sqrt(var(x, dim, keepdim, correction, axis=axis, keepdims=keepdims,
+                    unbiased=unbiased))
 
-    return sqrt(var(x, axis, keepdims, correction, dim=dim, keepdim=keepdim, unbiased=unbiased))
+
+# --- the extremes: one base for amax and amin, one for argmax and argmin -------------------------
 
 
-def max(x, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Largest value over ``axis`` (values only; use ``argmax`` for indices)."""
+class ExtremeReduction(Op):
+    """Base of ``amax`` and ``amin``: ``x.<method>(dims)``; the gradient is shared equally by
+    every element equal to the extreme."""
+
+    method = ""
+
+    @staticmethod
+    def forward(ctx, x, *, dims=None, keepdim=False):
+        ctx.dims = dims
+        ctx.kd_shape = keepdim_shape(x.shape, dims)
+        ctx.save_inputs(0)
+        ctx.save_output()
+        return getattr(x, ctx.fn.method)(axis=dims, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_inputs
+        hit = x == ctx.saved_output.reshape(ctx.kd_shape)
+        count = hit.sum(axis=ctx.dims, keepdims=True).astype(g.dtype)
+        return ctx.xp.where(hit, g.reshape(ctx.kd_shape) / count, 0)
+
+
+class AmaxOp(ExtremeReduction):
+    """amax(x, dims)  ->  grad_x = g * [x == out] / count(x == out)   (ties share equally)"""
+
+    method = "max"
+
+
+@tensor_method
+def amax(x, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
+    """The largest value over ``dim`` (an int, a tuple, or None for all dims): values only."""
+    return _extreme(AmaxOp, "amax", x, dim, keepdim, axis, keepdims)
+
+
+class AminOp(ExtremeReduction):
+    """amin(x, dims)  ->  grad_x = g * [x == out] / count(x == out)   (ties share equally)"""
+
+    method = "min"
+
+
+@tensor_method
+def amin(x, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
+    """The smallest value over ``dim`` (an int, a tuple, or None for all dims): values only."""
+    return _extreme(AminOp, "amin", x, dim, keepdim, axis, keepdims)
+
+
+def _extreme(op, name, x, dim, keepdim, axis, keepdims) -> Tensor:
     x = unary_operand(x)
-    return Max.apply(x, normalize_axes(axis, x.ndim), bool(keepdims))
+    dims = _dims(name, x, dim, axis)
+    return op.apply(x, dims=dims, keepdim=keepdim_alias(name, keepdim, keepdims))
 
 
-def min(x, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Smallest value over ``axis`` (values only; use ``argmin`` for indices)."""
+class IndexOfExtreme(Op):
+    """Base of ``argmax`` and ``argmin``: ``x.<method>(dim)`` as int64; no gradient."""
+
+    differentiable = False
+    method = ""
+
+    @staticmethod
+    def forward(ctx, x, *, dim=None, keepdim=False):
+        out = getattr(x, ctx.fn.method)(axis=dim)
+        if keepdim:
+            out = out.reshape(keepdim_shape(x.shape, None if dim is None else (dim,)))
+        return out.astype("int64")
+
+
+class ArgmaxOp(IndexOfExtreme):
+    """argmax(x, dim)  ->  no gradient (int64 indices)"""
+
+    method = "argmax"
+
+
+@tensor_method
+def argmax(x, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
+    """The index of the largest value along ``dim`` (of the flattened tensor when None)."""
+    return _index_of_extreme(ArgmaxOp, "argmax", x, dim, keepdim, axis, keepdims)
+
+
+class ArgminOp(IndexOfExtreme):
+    """argmin(x, dim)  ->  no gradient (int64 indices)"""
+
+    method = "argmin"
+
+
+@tensor_method
+def argmin(x, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
+    """The index of the smallest value along ``dim`` (of the flattened tensor when None)."""
+    return _index_of_extreme(ArgminOp, "argmin", x, dim, keepdim, axis, keepdims)
+
+
+def _index_of_extreme(op, name, x, dim, keepdim, axis, keepdims) -> Tensor:
     x = unary_operand(x)
-    return Min.apply(x, normalize_axes(axis, x.ndim), bool(keepdims))
+    dim = dim_alias(name, dim, axis)
+    dim = None if dim is None else one_dim(dim, x.ndim, name)
+    return op.apply(x, dim=dim, keepdim=keepdim_alias(name, keepdim, keepdims))
 
 
-def argmax(x, axis=None, keepdims: bool = False) -> Tensor:
+@tensor_method
+def max(x, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):  # noqa: A001
+    """PyTorch's ``max``: the largest value (a 0-d tensor) without ``dim``; with an int ``dim``,
+    ``(values, indices)`` along it (:class:`ValuesIndices`); with a tensor, ``maximum(x, dim)``.
+
+    Example:
+        >>> values, indices = tn.tensor([[1.0, 5.0], [7.0, 2.0]]).max(dim=1)   # [5, 7], [1, 0]
+    """
+    if isinstance(dim, Tensor):
+        return maximum(x, dim)
+    return _extreme_with_index(x, dim, keepdim, axis, keepdims, "max", amax, argmax)
+
+
+@tensor_method
+def min(x, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):  # noqa: A001
+    """PyTorch's ``min``: the smallest value without ``dim``; ``(values, indices)`` along an int
+    ``dim``; ``minimum(x, dim)`` for a tensor ``dim``."""
+    if isinstance(dim, Tensor):
+        return minimum(x, dim)
+    return _extreme_with_index(x, dim, keepdim, axis, keepdims, "min", amin, argmin)
+
+
+def _extreme_with_index(x, dim, keepdim, axis, keepdims, name, values_fn, index_fn):
     x = unary_operand(x)
-    axis = None if axis is None else normalize_axes(axis, x.ndim)[0]
-    return ArgMax.apply(x, axis, keepdims)
+    dim = dim_alias(name, dim, axis)
+    keepdim = keepdim_alias(name, keepdim, keepdims)
+    if dim is None:
+        return values_fn(x, keepdim=keepdim)
+    if not isinstance(dim, int):
+        raise TypeError(f"{name}: dim must be one int, got {dim!r}; a{name} reduces over "
+                        f"several dims (values only)")
+    return ValuesIndices(values_fn(x, dim, keepdim), index_fn(x, dim, keepdim))
 
 
-def argmin(x, axis=None, keepdims: bool = False) -> Tensor:
-    x = unary_operand(x)
-    axis = None if axis is None else normalize_axes(axis, x.ndim)[0]
-    return ArgMin.apply(x, axis, keepdims)
-
-
-def _count(shape, axes) -> int:
-    if axes is None:
+def _count(shape, dims) -> int:
+    if dims is None:
         return math.prod(shape)
-    return math.prod(shape[a] for a in axes)
+    return math.prod(shape[d] for d in dims)

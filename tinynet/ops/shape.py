@@ -1,6 +1,10 @@
-"""Shape ops: reshape, permute/transpose, broadcast_to/expand, squeeze/unsqueeze, flatten, cat,
-stack, split, pad. Primitives: ``Reshape``, ``Permute``, ``BroadcastTo``, ``Cat``, ``Pad``; the rest
-are composed from them (and from indexing, for ``split``).
+"""Shape ops: reshape/view, permute/transpose, broadcast_to/expand, squeeze/unsqueeze, flatten, cat,
+stack, split, pad. Primitives: ``ReshapeOp``, ``PermuteOp``, ``BroadcastToOp``, ``CatOp``,
+``PadOp``; the rest are composed from them (and from indexing, for ``split``).
+
+PyTorch's meanings: ``transpose(x, dim0, dim1)`` swaps two dims (``swapaxes`` is its NumPy-named
+alias), ``permute`` reorders all of them; ``view`` never copies (it raises where the strides do
+not allow a view), ``reshape`` copies when it must.
 """
 
 from __future__ import annotations
@@ -8,83 +12,26 @@ from __future__ import annotations
 import functools
 import math
 
-from ..autograd import Function, sum_to
-from ..tensor import Tensor, result_dtype, unary_operand
-from .reduce import normalize_axes
+from ..autograd import Op, sum_to
+from ..tensor import Tensor, tensor_method
+from .namespace import tensor_namespace
+from .operands import dim_alias, normalize_dims, one_dim, result_dtype, unary_operand
+
+__all__ = ["broadcast_to", "cat", "expand", "flatten", "pad", "permute", "reshape", "split",
+           "squeeze", "stack", "swapaxes", "transpose", "unsqueeze"]
 
 
-class Reshape(Function):
+class ReshapeOp(Op):
     """x.reshape(shape)  ->  grad_x = g.reshape(x.shape)"""
 
     @staticmethod
-    def forward(ctx, x, shape=None):
+    def forward(ctx, x, *, shape=None):
         ctx.shape = x.shape
         return x.reshape(shape)
 
     @staticmethod
     def backward(ctx, g):
-        return g.reshape(ctx.shape), None
-
-
-class Permute(Function):
-    """x.transpose(axes)  ->  grad_x = g.transpose(inverse permutation of axes)"""
-
-    @staticmethod
-    def forward(ctx, x, axes=None):
-        ctx.inverse = tuple(sorted(range(len(axes)), key=axes.__getitem__))
-        return ctx.xp.transpose(x, axes)
-
-    @staticmethod
-    def backward(ctx, g):
-        return ctx.xp.transpose(g, ctx.inverse), None
-
-
-class BroadcastTo(Function):
-    """broadcast_to(x, shape)  ->  grad_x = g summed over the broadcast axes (sum_to)"""
-
-    @staticmethod
-    def forward(ctx, x, shape=None):
-        ctx.shape = x.shape
-        return ctx.xp.broadcast_to(x, shape)
-
-    @staticmethod
-    def backward(ctx, g):
-        return sum_to(g, ctx.shape, "BroadcastTo"), None
-
-
-class Cat(Function):
-    """concatenate(xs, axis)  ->  grad_xs[i] = the slice of g that came from xs[i]"""
-
-    @staticmethod
-    def forward(ctx, *xs, axis=0):
-        ctx.axis = axis
-        ctx.bounds = []
-        start = 0
-        for x in xs:
-            ctx.bounds.append((start, start + x.shape[axis]))
-            start += x.shape[axis]
-        return ctx.xp.concatenate(xs, axis=axis)
-
-    @staticmethod
-    def backward(ctx, g):
-        lead = (slice(None),) * ctx.axis
-        return tuple(g[lead + (slice(s, e),)] for s, e in ctx.bounds)
-
-
-class Pad(Function):
-    """constant padding of x  ->  grad_x = g with the padding sliced off"""
-
-    @staticmethod
-    def forward(ctx, x, widths=None, value=0.0):
-        ctx.inner = tuple(slice(lo, lo + n) for (lo, _), n in zip(widths, x.shape))
-        return ctx.xp.pad(x, widths, mode="constant", constant_values=value)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g[ctx.inner], None, None
-
-
-# --- functional API -----------------------------------------------------------------------------
+        return g.reshape(ctx.shape)
 
 
 def _resolve_shape(shape, size: int, op: str = "reshape") -> tuple:
@@ -102,50 +49,126 @@ def _resolve_shape(shape, size: int, op: str = "reshape") -> tuple:
 
 
 def reshape(x, shape) -> Tensor:
+    """``x`` with a new shape of the same size (one entry may be -1): a view of ``x``'s memory
+    when its strides allow it, else a copy (``Tensor.reshape(*shape)`` is the method form)."""
     x = unary_operand(x)
     shape = _resolve_shape(shape, x.numel())
     if shape == x.shape:
         return x
-    return Reshape.apply(x, shape)
+    return ReshapeOp.apply(x, shape=shape)
 
 
-def permute(x, axes) -> Tensor:
+def view(x, shape) -> Tensor:
+    """``reshape`` that never copies (``Tensor.view``): raises, as PyTorch does, when ``x``'s
+    strides cannot describe the new shape (after ``transpose``, say); use ``reshape`` there."""
     x = unary_operand(x)
-    axes = tuple(a % x.ndim for a in axes) if x.ndim else tuple(axes)
-    if sorted(axes) != list(range(x.ndim)):
-        raise ValueError(f"permute: {axes} is not a permutation of the {x.ndim} axes of a tensor "
+    shape = _resolve_shape(shape, x.numel(), "view")
+    data = x.data
+    if not data.flags.c_contiguous and _view_strides(data.shape, data.strides, shape) is None:
+        raise RuntimeError(
+            f"view: size {shape} is not compatible with the input's size {tuple(x.shape)} and "
+            f"strides {tuple(data.strides)} (at least one dimension spans across two contiguous "
+            "subspaces); use .reshape(...) instead")
+    if shape == x.shape:
+        return x
+    return ReshapeOp.apply(x, shape=shape)
+
+
+def _view_strides(old_shape: tuple, old_strides: tuple, new_shape: tuple):
+    """The strides ``new_shape`` has as a view of memory laid out as ``old_shape``/``old_strides``,
+    or None when no view exists (PyTorch's ``computeStride``): each run of old dims that is
+    contiguous in memory must split into whole new dims."""
+    if math.prod(old_shape) == 0 or not old_shape:
+        return (0,) * len(new_shape)
+    new_strides = [0] * len(new_shape)
+    view_d = len(new_shape) - 1
+    chunk_stride = old_strides[-1]
+    old_n = new_n = 1
+    for d in range(len(old_shape) - 1, -1, -1):
+        old_n *= old_shape[d]
+        if d == 0 or (old_shape[d - 1] != 1 and old_strides[d - 1] != old_n * chunk_stride):
+            while view_d >= 0 and (new_n < old_n or new_shape[view_d] == 1):
+                new_strides[view_d] = new_n * chunk_stride
+                new_n *= new_shape[view_d]
+                view_d -= 1
+            if new_n != old_n:
+                return None
+            if d > 0:
+                chunk_stride, old_n, new_n = old_strides[d - 1], 1, 1
+    return None if view_d != -1 else tuple(new_strides)
+
+
+class PermuteOp(Op):
+    """x.permute(dims)  ->  grad_x = g.permute(inverse permutation of dims)"""
+
+    @staticmethod
+    def forward(ctx, x, *, dims=None):
+        ctx.inverse = tuple(sorted(range(len(dims)), key=dims.__getitem__))
+        return ctx.xp.transpose(x, dims)
+
+    @staticmethod
+    def backward(ctx, g):
+        return ctx.xp.transpose(g, ctx.inverse)
+
+
+def permute(x, dims) -> Tensor:
+    """Reorder the dims: dim ``i`` of the result is dim ``dims[i]`` of ``x``
+    (``Tensor.permute(*dims)`` is the method form; NumPy calls this ``transpose(x, axes)``)."""
+    x = unary_operand(x)
+    dims = tuple(d % x.ndim for d in dims) if x.ndim else tuple(dims)
+    if sorted(dims) != list(range(x.ndim)):
+        raise ValueError(f"permute: {dims} is not a permutation of the {x.ndim} dims of a tensor "
                          f"of shape {tuple(x.shape)}")
-    return Permute.apply(x, axes)
+    return PermuteOp.apply(x, dims=dims)
 
 
-def transpose(x, axes=None) -> Tensor:
-    """NumPy's ``transpose``: reverse the axes, or permute them by ``axes``."""
+@tensor_namespace.register(name="transpose")
+def _numpy_transpose(x, axes):
+    """NumPy's ``transpose(x, axes)`` (a full permutation), as backward formulas write it."""
+    return permute(x, axes)
+
+
+@tensor_method("transpose", "swapaxes")
+@tensor_namespace.register(name="swapaxes")
+def transpose(x, dim0: int, dim1: int) -> Tensor:
+    """Swap dims ``dim0`` and ``dim1`` (PyTorch's ``transpose``; ``swapaxes`` is the same
+    function, under NumPy's name). ``x.T`` reverses all dims, ``x.mT`` swaps the last two."""
     x = unary_operand(x)
-    return permute(x, tuple(range(x.ndim - 1, -1, -1)) if axes is None else axes)
+    dims = list(range(x.ndim))
+    a, b = one_dim(dim0, x.ndim, "transpose"), one_dim(dim1, x.ndim, "transpose")
+    dims[a], dims[b] = dims[b], dims[a]
+    return PermuteOp.apply(x, dims=tuple(dims))
 
 
-def swapaxes(x, axis0: int, axis1: int) -> Tensor:
-    x = unary_operand(x)
-    axes = list(range(x.ndim))
-    a, b = normalize_axes(axis0, x.ndim)[0], normalize_axes(axis1, x.ndim)[0]
-    axes[a], axes[b] = axes[b], axes[a]
-    return Permute.apply(x, tuple(axes))
+swapaxes = transpose
 
 
+class BroadcastToOp(Op):
+    """broadcast_to(x, shape)  ->  grad_x = g summed over the broadcast dims (sum_to)"""
+
+    @staticmethod
+    def forward(ctx, x, *, shape=None):
+        ctx.shape = x.shape
+        return ctx.xp.broadcast_to(x, shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return sum_to(g, ctx.shape, "BroadcastTo")
+
+
+@tensor_method
+@tensor_namespace.register
 def broadcast_to(x, shape) -> Tensor:
+    """``x`` repeated along new leading dims and its size-1 dims, to ``shape`` (a view)."""
     x = unary_operand(x)
     shape = tuple(shape)
     if shape == x.shape:
         return x
-    _check_broadcastable(x.shape, shape, "broadcast_to")
-    return BroadcastTo.apply(x, shape)
-
-
-def _check_broadcastable(src: tuple, dst: tuple, op: str) -> None:
-    ok = len(dst) >= len(src) and all(
-        s in (1, d) for s, d in zip(src[::-1], dst[::-1]))
+    ok = len(shape) >= x.ndim and all(s in (1, d) for s, d in zip(x.shape[::-1], shape[::-1]))
     if not ok:
-        raise ValueError(f"{op}: cannot broadcast a tensor of shape {src} to {dst}")
+        raise ValueError(f"broadcast_to: cannot broadcast a tensor of shape {tuple(x.shape)} to "
+                         f"{shape}")
+    return BroadcastToOp.apply(x, shape=shape)
 
 
 def expand(x, *sizes) -> Tensor:
@@ -157,68 +180,94 @@ def expand(x, *sizes) -> Tensor:
     return broadcast_to(x, shape)
 
 
-def squeeze(x, axis=None, *, dim=None) -> Tensor:
-    """Drop size-1 dimensions (all of them, or those in ``axis`` that have size 1)."""
+@tensor_method
+def squeeze(x, dim=None, *, axis=None) -> Tensor:
+    """Drop size-1 dims (all of them, or those in ``dim`` that have size 1)."""
     x = unary_operand(x)
-    axis = axis if dim is None else dim
-    axes = normalize_axes(axis, x.ndim)
-    axes = range(x.ndim) if axes is None else axes
-    drop = {a for a in axes if x.shape[a] == 1}
+    dims = normalize_dims(dim_alias("squeeze", dim, axis), x.ndim, "squeeze")
+    dims = range(x.ndim) if dims is None else dims
+    drop = {d for d in dims if x.shape[d] == 1}
     return reshape(x, tuple(s for i, s in enumerate(x.shape) if i not in drop))
 
 
-def unsqueeze(x, axis: int) -> Tensor:
-    """Insert a size-1 dimension at ``axis`` (negative counts from the end of the result)."""
+@tensor_method
+def unsqueeze(x, dim=None, *, axis=None) -> Tensor:
+    """Insert a size-1 dim at ``dim`` (negative counts from the end of the result)."""
     x = unary_operand(x)
-    axis = normalize_axes(axis, x.ndim + 1)[0] if x.ndim + 1 > 0 else 0
-    return reshape(x, x.shape[:axis] + (1,) + x.shape[axis:])
+    dim = dim_alias("unsqueeze", dim, axis)
+    if dim is None:
+        raise TypeError("unsqueeze: missing the dim at which to insert a size-1 dimension")
+    dim = one_dim(dim, x.ndim + 1, "unsqueeze")
+    return reshape(x, x.shape[:dim] + (1,) + x.shape[dim:])
 
 
+@tensor_method
 def flatten(x, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Merge dims ``start_dim`` to ``end_dim`` (inclusive) into one."""
     x = unary_operand(x)
     if x.ndim == 0:
         return reshape(x, (1,))
-    s, e = normalize_axes(start_dim, x.ndim)[0], normalize_axes(end_dim, x.ndim)[0]
+    s, e = one_dim(start_dim, x.ndim, "flatten"), one_dim(end_dim, x.ndim, "flatten")
     return reshape(x, x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:])
 
 
-def cat(tensors, axis: int = 0, *, dim=None) -> Tensor:
-    """Join tensors along an existing axis (``torch.cat``)."""
+class CatOp(Op):
+    """concatenate(xs, dim)  ->  grad_xs[i] = the slice of g that came from xs[i]"""
+
+    @staticmethod
+    def forward(ctx, *xs, dim=0):
+        ctx.dim = dim
+        ctx.bounds = []
+        start = 0
+        for x in xs:
+            ctx.bounds.append((start, start + x.shape[dim]))
+            start += x.shape[dim]
+        return ctx.xp.concatenate(xs, axis=dim)
+
+    @staticmethod
+    def backward(ctx, g):
+        lead = (slice(None),) * ctx.dim
+        return tuple(g[lead + (slice(s, e),)] for s, e in ctx.bounds)
+
+
+def cat(tensors, dim: int = 0, *, axis=None) -> Tensor:
+    """Join tensors along an existing dim (``torch.cat``); dtypes are promoted."""
     tensors = [unary_operand(t) for t in tensors]
     if not tensors:
         raise ValueError("cat: needs at least one tensor")
-    axis = axis if dim is None else dim
+    dim = dim_alias("cat", dim, axis, default=0)
     first = tensors[0]
     if first.ndim == 0:
         raise ValueError("cat: zero-dimensional tensors cannot be concatenated; use stack")
-    axis = normalize_axes(axis, first.ndim)[0]
+    dim = one_dim(dim, first.ndim, "cat")
     for i, t in enumerate(tensors):
-        other = tuple(s for j, s in enumerate(t.shape) if j != axis)
-        if t.ndim != first.ndim or other != tuple(s for j, s in enumerate(first.shape) if j != axis):
+        other = tuple(s for j, s in enumerate(t.shape) if j != dim)
+        if t.ndim != first.ndim or other != tuple(s for j, s in enumerate(first.shape) if j != dim):
             raise ValueError(f"cat: tensor {i} has shape {tuple(t.shape)}, which does not match "
-                             f"{tuple(first.shape)} outside axis {axis}")
+                             f"{tuple(first.shape)} outside dim {dim}")
     dtype = functools.reduce(result_dtype, (t.dtype for t in tensors))
     tensors = [t if t.dtype == dtype else t.to(dtype) for t in tensors]
-    return Cat.apply(*tensors, axis=axis)
+    return CatOp.apply(*tensors, dim=dim)
 
 
-def stack(tensors, axis: int = 0, *, dim=None) -> Tensor:
-    """Join tensors along a new axis (``torch.stack``): ``unsqueeze`` each, then ``cat``."""
+def stack(tensors, dim: int = 0, *, axis=None) -> Tensor:
+    """Join tensors along a new dim (``torch.stack``): ``unsqueeze`` each, then ``cat``."""
     tensors = [unary_operand(t) for t in tensors]
     if not tensors:
         raise ValueError("stack: needs at least one tensor")
-    axis = axis if dim is None else dim
+    dim = dim_alias("stack", dim, axis, default=0)
     shapes = {tuple(t.shape) for t in tensors}
     if len(shapes) != 1:
         raise ValueError(f"stack: all tensors need the same shape, got {sorted(shapes)}")
-    return cat([unsqueeze(t, axis) for t in tensors], axis)
+    return cat([unsqueeze(t, dim) for t in tensors], dim)
 
 
-def split(x, split_size_or_sections, axis: int = 0, *, dim=None) -> tuple:
+@tensor_method
+def split(x, split_size_or_sections, dim: int = 0, *, axis=None) -> tuple:
     """``torch.split``: chunks of ``split_size`` (the last may be smaller), or the listed sizes."""
     x = unary_operand(x)
-    axis = normalize_axes(axis if dim is None else dim, x.ndim)[0]
-    n = x.shape[axis]
+    dim = one_dim(dim_alias("split", dim, axis, default=0), x.ndim, "split")
+    n = x.shape[dim]
     if isinstance(split_size_or_sections, int):
         step = split_size_or_sections
         if step <= 0:
@@ -227,8 +276,8 @@ def split(x, split_size_or_sections, axis: int = 0, *, dim=None) -> tuple:
     else:
         sizes = list(split_size_or_sections)
         if sum(sizes) != n:
-            raise ValueError(f"split: sections {sizes} do not add up to {n}, the size of axis {axis}")
-    lead = (slice(None),) * axis
+            raise ValueError(f"split: sections {sizes} do not add up to {n}, the size of dim {dim}")
+    lead = (slice(None),) * dim
     out, start = [], 0
     for size in sizes:
         out.append(x[lead + (slice(start, start + size),)])
@@ -236,16 +285,29 @@ def split(x, split_size_or_sections, axis: int = 0, *, dim=None) -> tuple:
     return tuple(out)
 
 
+class PadOp(Op):
+    """constant padding of x  ->  grad_x = g with the padding sliced off"""
+
+    @staticmethod
+    def forward(ctx, x, *, widths=None, value=0.0):
+        ctx.inner = tuple(slice(lo, lo + n) for (lo, _), n in zip(widths, x.shape))
+        return ctx.xp.pad(x, widths, mode="constant", constant_values=value)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g[ctx.inner]
+
+
 def pad(x, pad, value: float = 0.0) -> Tensor:  # noqa: A002 - PyTorch's name
-    """Constant padding, PyTorch's ``F.pad`` convention: ``pad = (left, right)`` for the last axis,
+    """Constant padding, PyTorch's ``F.pad`` convention: ``pad = (left, right)`` for the last dim,
     then ``(top, bottom)`` for the one before, and so on."""
     x = unary_operand(x)
     pad = tuple(int(p) for p in pad)
     if len(pad) % 2 or len(pad) // 2 > x.ndim:
-        raise ValueError(f"pad: {pad} must hold (before, after) pairs for at most {x.ndim} axes")
+        raise ValueError(f"pad: {pad} must hold (before, after) pairs for at most {x.ndim} dims")
     if any(p < 0 for p in pad):
         raise ValueError(f"pad: negative padding {pad} is not supported")
     widths = [(0, 0)] * x.ndim
     for i in range(len(pad) // 2):
         widths[x.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
-    return Pad.apply(x, tuple(widths), value)
+    return PadOp.apply(x, widths=tuple(widths), value=value)

@@ -9,102 +9,110 @@ float32. Their backward formulas use only the saved input/output, so they are tw
 
 from __future__ import annotations
 
-from ..autograd import Function
-from ..tensor import Tensor, unary_operand
-from .reduce import _pick, keepdims_shape, normalize_axes
+from ..autograd import Op
+from ..tensor import Tensor, tensor_method
+from .operands import dim_alias, keepdim_alias, keepdim_shape, normalize_dims, unary_operand
+
+__all__ = ["log_softmax", "logsumexp", "softmax"]
 
 
-def _shifted(x, axis):
-    """x - max(x) along axis: every exponent is <= 0, so nothing overflows. A slice that is all
+def _shifted(x, dim):
+    """x - max(x) along dim: every exponent is <= 0, so nothing overflows. A slice that is all
     -inf gives NaN, as in PyTorch (logsumexp, below, returns -inf for it instead)."""
-    return x - x.max(axis=axis, keepdims=True)
+    return x - x.max(axis=dim, keepdims=True)
 
 
-class LogSumExp(Function):
-    """log(sum(exp(x), axes))  ->  grad_x = g * exp(x - out)   (= g * softmax(x))"""
+class LogSumExpOp(Op):
+    """log(sum(exp(x), dims))  ->  grad_x = g * exp(x - out)   (= g * softmax(x))"""
 
     @staticmethod
-    def forward(ctx, x, axis=None, keepdims=False):
+    def forward(ctx, x, *, dims=None, keepdim=False):
         xp = ctx.xp
-        ctx.kd_shape = keepdims_shape(x.shape, axis)
-        m = x.max(axis=axis, keepdims=True)
+        ctx.kd_shape = keepdim_shape(x.shape, dims)
+        m = x.max(axis=dims, keepdims=True)
         m = xp.where(xp.isfinite(m), m, 0)
-        out = xp.log(xp.exp(x - m).sum(axis=axis, keepdims=True)) + m
-        if not keepdims:
+        out = xp.log(xp.exp(x - m).sum(axis=dims, keepdims=True)) + m
+        if not keepdim:
             out = out.reshape(tuple(s for i, s in enumerate(x.shape)
-                                    if axis is not None and i not in axis))
-        ctx.save_for_backward(x, out)
+                                    if dims is not None and i not in dims))
+        ctx.save_inputs(0)
+        ctx.save_output()
         return out
 
     @staticmethod
     def backward(ctx, g):
-        x, out = ctx.saved_tensors
-        return g.reshape(ctx.kd_shape) * ctx.xp.exp(x - out.reshape(ctx.kd_shape))
+        (x,) = ctx.saved_inputs
+        kd_shape = ctx.kd_shape
+        return g.reshape(kd_shape) * ctx.xp.exp(x - ctx.saved_output.reshape(kd_shape))
 
 
-class Softmax(Function):
-    """exp(x) / sum(exp(x), axis)  ->  grad_x = out * (g - sum(g * out, axis))"""
-
-    @staticmethod
-    def forward(ctx, x, axis=-1):
-        xp = ctx.xp
-        ctx.axis = axis
-        e = xp.exp(_shifted(x, axis))
-        out = e / e.sum(axis=axis, keepdims=True)
-        ctx.save_for_backward(out)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        (out,) = ctx.saved_tensors
-        return out * (g - (g * out).sum(axis=ctx.axis, keepdims=True))
-
-
-class LogSoftmax(Function):
-    """x - logsumexp(x, axis)  ->  grad_x = g - exp(out) * sum(g, axis)"""
-
-    @staticmethod
-    def forward(ctx, x, axis=-1):
-        xp = ctx.xp
-        ctx.axis = axis
-        shifted = _shifted(x, axis)
-        out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
-        ctx.save_for_backward(out)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        (out,) = ctx.saved_tensors
-        return g - ctx.xp.exp(out) * g.sum(axis=ctx.axis, keepdims=True)
-
-
-def logsumexp(x, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
+@tensor_method
+def logsumexp(x, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
+    """``log(sum(exp(x), dim))`` without overflow (None: over all dims)."""
     x = unary_operand(x)
-    axis, keepdims = _pick(axis, keepdims, dim, keepdim)
-    return LogSumExp.apply(x, normalize_axes(axis, x.ndim), bool(keepdims))
+    dims = normalize_dims(dim_alias("logsumexp", dim, axis), x.ndim, "logsumexp")
+    return LogSumExpOp.apply(x, dims=dims, keepdim=keepdim_alias("logsumexp", keepdim, keepdims))
 
 
-def _one_axis(x: Tensor, axis, dim) -> int:
-    axis = axis if dim is None else dim
-    axes = normalize_axes(axis, x.ndim)
-    if axes is None:
+def _one_dim(x: Tensor, dim, axis, op: str):
+    """softmax's dim: one int (default -1), or None for all dims."""
+    dim = dim_alias(op, dim, axis, default=-1)
+    dims = normalize_dims(dim, x.ndim, op)
+    if dims is None:
         return None
-    if len(axes) != 1:
-        raise ValueError(f"softmax/log_softmax take one axis, got {axis}")
-    return axes[0]
+    if len(dims) != 1:
+        raise ValueError(f"{op}: takes one dim, got {dim}")
+    return dims[0]
 
 
-def softmax(x, axis: int = -1, *, dim=None) -> Tensor:
+class SoftmaxOp(Op):
+    """exp(x) / sum(exp(x), dim)  ->  grad_x = out * (g - sum(g * out, dim))"""
+
+    @staticmethod
+    def forward(ctx, x, *, dim=-1):
+        xp = ctx.xp
+        ctx.dim = dim
+        e = xp.exp(_shifted(x, dim))
+        ctx.save_output()
+        return e / e.sum(axis=dim, keepdims=True)
+
+    @staticmethod
+    def backward(ctx, g):
+        out = ctx.saved_output
+        return out * (g - (g * out).sum(axis=ctx.dim, keepdims=True))
+
+
+@tensor_method
+def softmax(x, dim=-1, *, axis=None) -> Tensor:
+    """``exp(x) / sum(exp(x), dim)``, shifted by the maximum so it never overflows."""
     x = unary_operand(x)
-    return Softmax.apply(x, _one_axis(x, axis, dim))
+    return SoftmaxOp.apply(x, dim=_one_dim(x, dim, axis, "softmax"))
 
 
-def log_softmax(x, axis: int = -1, *, dim=None) -> Tensor:
+class LogSoftmaxOp(Op):
+    """x - logsumexp(x, dim)  ->  grad_x = g - exp(out) * sum(g, dim)"""
+
+    @staticmethod
+    def forward(ctx, x, *, dim=-1):
+        xp = ctx.xp
+        ctx.dim = dim
+        shifted = _shifted(x, dim)
+        ctx.save_output()
+        return shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
+
+    @staticmethod
+    def backward(ctx, g):
+        return g - ctx.xp.exp(ctx.saved_output) * g.sum(axis=ctx.dim, keepdims=True)
+
+
+@tensor_method
+def log_softmax(x, dim=-1, *, axis=None) -> Tensor:
+    """``x - logsumexp(x, dim)``: log-probabilities, computed without overflow."""
     x = unary_operand(x)
-    return LogSoftmax.apply(x, _one_axis(x, axis, dim))
+    return LogSoftmaxOp.apply(x, dim=_one_dim(x, dim, axis, "log_softmax"))
 
 
-class SoftmaxCrossEntropy(Function):
+class SoftmaxCrossEntropyOp(Op):
     """sum_i w_i (logsumexp(x_i) - x_i[y_i]) / d  ->  grad_x = g w_i (softmax(x_i) - onehot(y_i)) / d
     (x: (M, C) logits, y: (M,) class indices, w: (M,) row weights or 1; d = sum(w) for 'mean',
     1 for 'sum'; 'none' returns the (M,) terms, and g is then (M,))"""
@@ -113,7 +121,7 @@ class SoftmaxCrossEntropy(Function):
     # formed once, instead of the backward passes of log_softmax, an index, a product and a mean.
 
     @staticmethod
-    def forward(ctx, x, labels, weights=None, reduction="mean"):
+    def forward(ctx, x, *, labels=None, weights=None, reduction="mean"):
         xp = ctx.xp
         rows = xp.arange(x.shape[0])
         shifted = _shifted(x, 1)
@@ -122,10 +130,10 @@ class SoftmaxCrossEntropy(Function):
         loss = xp.log(total) - shifted[rows, labels]  # (M,)  -log softmax(x)[y]
         if weights is not None:
             loss *= weights
-        e /= total[:, None]  # softmax(x): what backward needs
-        ctx.prob, ctx.rows, ctx.labels = e, rows, labels
-        ctx.weights, ctx.reduction = weights, reduction
-        ctx.save_for_backward(x)
+        e /= total[:, None]  # softmax(x): what a first-order backward needs
+        ctx.save_inputs(0)
+        ctx.save_constant(e)
+        ctx.rows, ctx.labels, ctx.weights, ctx.reduction = rows, labels, weights, reduction
         if reduction == "none":
             return loss
         out = loss.sum()
@@ -142,12 +150,13 @@ class SoftmaxCrossEntropy(Function):
             coef = coef * weights  # (M,)
         if coef.ndim:
             coef = coef.reshape(-1, 1)  # (M, 1)
-        if isinstance(g, Tensor):  # create_graph: a softmax built from x, so it differentiates
-            (x,) = ctx.saved_tensors
+        if ctx.create_graph:  # a softmax rebuilt from x, so that the gradient differentiates
+            (x,) = ctx.saved_inputs
             onehot = x.device.xp.zeros(x.shape, dtype=x.dtype)
             onehot[ctx.rows, labels] = 1
-            return (softmax(x, 1) - Tensor._make(onehot, x.device)) * coef
-        grad = ctx.prob * coef  # (M, C), fresh: the saved softmax stays intact for retain_graph
+            return (softmax(x, 1) - Tensor.wrap(onehot, x.device)) * coef
+        (prob,) = ctx.saved_constants
+        grad = prob * coef  # (M, C), fresh: the saved softmax stays intact for retain_graph
         grad[ctx.rows, labels] -= coef[:, 0] if coef.ndim else coef
         return grad
 
@@ -179,4 +188,4 @@ def softmax_cross_entropy(logits, labels, weights=None, reduction: str = "mean")
             raise ValueError(f"{name}: weights must have shape ({logits.shape[0]},) on "
                              f"{logits.device}, got {tuple(weights.shape)} on {weights.device}")
         w = weights.data.astype(logits.dtype, copy=False)
-    return SoftmaxCrossEntropy.apply(logits, labels.data, w, reduction)
+    return SoftmaxCrossEntropyOp.apply(logits, labels=labels.data, weights=w, reduction=reduction)

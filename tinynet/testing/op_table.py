@@ -4,11 +4,14 @@ Each :class:`OpCase` says how to call tinynet, how to compute the same thing ind
 NumPy in float64, which values each input may take (and why, where it is restricted), which shapes
 to draw, and whether second derivatives apply. ``tests/test_ops.py`` runs every entry through the
 same generic checks (forward against NumPy in float64 and float32, full-Jacobian gradcheck,
-gradgradcheck, gradient shape/dtype/device, broadcasting) on every device;
+gradgradcheck, gradient shape/dtype/device, broadcasting) on every device, and a failure names the
+file:line of each backward involved (:meth:`OpCase.backwards`);
 ``tests/test_op_table.py`` fails when an op of ``tinynet.ops`` has no entry here.
 
 Adding an op: add its entry below, next to its kind. Restrict a domain only with a reason written
-in ``why`` (minitorch and Chainer do the same: stay off kinks on purpose, and say so).
+in ``why`` (minitorch and Chainer do the same: stay off kinks on purpose, and say so). The module
+is long because it is one table, read as a whole: every op of the library with its reference, in
+the order of ``tinynet/ops/``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import numpy as np
 from hypothesis import strategies as st
 
 import tinynet as tn
+from tinynet.autograd import Node
+from tinynet.ops.reference import backward_location
 
 from .strategies import (
     DOMAINS, Domain, broadcastable_shapes, conv_output_size, matmul_shapes, shapes,
@@ -81,6 +86,28 @@ class OpCase:
 
     def reference(self, *arrays):
         return self.ref(*arrays, **self.params)
+
+    def backwards(self, *tensors) -> list[str]:
+        """Where the backward of every op this case records is written: ``["MulOp at
+        tinynet/ops/elementwise.py:82", ...]`` (for failure messages: the line to read)."""
+        result = self.call(*tensors)
+        outputs = list(result) if isinstance(result, (tuple, list)) else [result]
+        ops = sorted(recorded_ops(outputs), key=lambda op: op.__name__)
+        return [f"{op.__name__} at {backward_location(op)}" for op in ops]
+
+
+def recorded_ops(outputs) -> set:
+    """The op classes in the graph behind ``outputs`` (an iterative walk over grad_fn.parents)."""
+    found, seen = set(), set()
+    stack = [o.grad_fn for o in outputs if o.grad_fn is not None]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        found.add(node.fn)
+        stack.extend(p for p in node.parents if isinstance(p, Node))
+    return found
 
 
 # --- domains ------------------------------------------------------------------------------------
@@ -350,21 +377,29 @@ OP_TABLE: tuple[OpCase, ...] = (
                                                            keepdims=keepdims), DISTINCT,
            shape=same(min_dims=1, sizes={0: 2}), params={"axis": 0, "keepdims": True},
            why="d std is infinite at zero variance: values distinct"),
-    _unary("max", tn.max, np.max, DISTINCT, why=TIES),
-    _unary("max", tn.max, np.max, DISTINCT, why=TIES, shape=same(min_dims=1),
+    _unary("amax", tn.amax, np.max, DISTINCT, why=TIES),
+    _unary("amax", tn.amax, lambda a, dim, keepdim: np.max(a, axis=dim, keepdims=keepdim),
+           DISTINCT, why=TIES, shape=same(min_dims=2), params={"dim": (0, -1), "keepdim": True}),
+    _unary("amin", tn.amin, np.min, DISTINCT, why=TIES, shape=same(min_dims=1),
            params={"axis": -1}),
-    _unary("max", tn.max, np.max, DISTINCT, why=TIES, shape=same(min_dims=2),
-           params={"axis": 0, "keepdims": True}),
+    _unary("max", tn.max, np.max, DISTINCT, why=TIES),
+    _unary("max_dim_values", lambda x: x.max(dim=-1).values, lambda a: np.max(a, axis=-1),
+           DISTINCT, why=TIES, shape=same(min_dims=1), api="max"),
+    _unary("max_axis_keepdims_values", lambda x: tn.max(x, axis=0, keepdims=True)[0],
+           lambda a: np.max(a, axis=0, keepdims=True), DISTINCT, why=TIES,
+           shape=same(min_dims=2), api="max"),
     _unary("min", tn.min, np.min, DISTINCT, why=TIES),
-    _unary("min", tn.min, np.min, DISTINCT, why=TIES, shape=same(min_dims=1),
-           params={"axis": -1, "keepdims": True}),
+    _unary("min_dim_keepdim_values", lambda x: x.min(-1, keepdim=True).values,
+           lambda a: np.min(a, axis=-1, keepdims=True), DISTINCT, why=TIES,
+           shape=same(min_dims=1), api="min"),
     _unary("logsumexp", tn.logsumexp, _logsumexp),
     _unary("logsumexp", tn.logsumexp, _logsumexp, shape=same(min_dims=1), params={"axis": -1}),
     _unary("logsumexp", tn.logsumexp, _logsumexp, shape=same(min_dims=2),
            params={"axis": (0, -1), "keepdims": True}),
     _unary("softmax", tn.softmax, _softmax, shape=same(min_dims=1), params={"axis": -1}),
     _unary("softmax", tn.softmax, _softmax, shape=same(min_dims=2), params={"axis": 0}),
-    _unary("softmax", tn.softmax, _softmax, params={"axis": None}),
+    _unary("softmax_all_dims", lambda x: tn.softmax(x, dim=None), lambda a: _softmax(a, None),
+           api="softmax"),
     *(_unary("softmax_cross_entropy", _softmax_ce, _softmax_ce_ref,
              shape=same(min_dims=2, max_dims=2, sizes={0: 4}),
              params={"weighted": weighted, "reduction": reduction})
@@ -380,14 +415,19 @@ OP_TABLE: tuple[OpCase, ...] = (
            lambda a: a.reshape(a.shape[::-1]), api="reshape"),
     _unary("permute", lambda x: x.permute(1, 2, 0), lambda a: np.transpose(a, (1, 2, 0)),
            shape=same(min_dims=3)),
-    _unary("transpose", tn.transpose, np.transpose),
+    _unary("transpose", lambda x: tn.transpose(x, 0, -1), lambda a: np.swapaxes(a, 0, -1),
+           shape=same(min_dims=1)),
     _unary("T", lambda x: x.T, lambda a: a.T, api="permute"),
-    _unary("transpose_method", lambda x: x.transpose(0, -1), lambda a: np.swapaxes(a, 0, -1),
-           shape=same(min_dims=1), api="swapaxes"),
+    _unary("transpose_method", lambda x: x.transpose(-1, 0), lambda a: np.swapaxes(a, 0, -1),
+           shape=same(min_dims=1), api="transpose"),
     _unary("swapaxes", lambda x: tn.swapaxes(x, 0, -1), lambda a: np.swapaxes(a, 0, -1),
            shape=same(min_dims=1)),
     _unary("mT", lambda x: x.mT, lambda a: np.swapaxes(a, -1, -2), shape=same(min_dims=2),
-           api="swapaxes"),
+           api="transpose"),
+    _unary("view_contiguous", lambda x: x.contiguous().view(-1), lambda a: a.reshape(-1),
+           api="view"),
+    _unary("view_as_split_dim", lambda x: x.view(*x.shape, 1).view(x.shape),
+           lambda a: a, api="view"),
     _unary("expand", lambda x: x.expand(2, *[3 if s == 1 else -1 for s in x.shape]),
            lambda a: np.broadcast_to(a, (2,) + tuple(3 if s == 1 else s for s in a.shape))),
     _unary("broadcast_to", lambda x: tn.broadcast_to(x, (2,) + x.shape),
@@ -470,6 +510,13 @@ OP_TABLE: tuple[OpCase, ...] = (
            differentiable=False),
     _unary("argmin", lambda x, axis: x.argmin(axis), np.argmin, COARSE, shape=same(min_dims=1),
            params={"axis": 0}, differentiable=False),
+    _unary("argmin_dim_keepdim", lambda x: tn.argmin(x, dim=-1, keepdim=True),
+           lambda a: np.argmin(a, -1, keepdims=True), COARSE, shape=same(min_dims=1),
+           differentiable=False, api="argmin"),
+    _unary("max_dim_indices", lambda x: x.max(dim=0).indices, lambda a: np.argmax(a, 0), COARSE,
+           shape=same(min_dims=1), differentiable=False, api="max"),
+    _unary("min_dim_indices", lambda x: tn.min(x, 0)[1], lambda a: np.argmin(a, 0), COARSE,
+           shape=same(min_dims=1), differentiable=False, api="min"),
     _unary("setitem", _setitem, _setitem_ref, differentiable=False),
 )
 
@@ -618,4 +665,4 @@ _ids = [case.id for case in OP_TABLE]
 if len(set(_ids)) != len(_ids):
     raise RuntimeError(f"op table: duplicate ids {sorted({i for i in _ids if _ids.count(i) > 1})}")
 
-__all__ = ["OP_TABLE", "OpCase"]
+__all__ = ["OP_TABLE", "OpCase", "recorded_ops"]

@@ -1,0 +1,190 @@
+"""Two revisions of tinynet timed side by side in one process: per-op overhead and an MLP epoch.
+
+    git worktree add /tmp/base main        # or: git archive REV | tar -x -C /tmp/base
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/side_by_side.py --base /tmp/base
+
+The checkout this script belongs to is imported as ``tinynet``; the other one (``--base``) is
+loaded from its ``tinynet/`` folder under the module name ``tinynet_base`` (tinynet's core uses
+relative imports only, so both live in one interpreter). Each measurement alternates the two,
+round after round (in turn first), so a machine that slows down or speeds up hits both equally;
+the figure to read is the ratio new/base of the medians, not any absolute time. Run it with one
+BLAS thread. The clock is the process's CPU time by default (``--clock wall`` for
+``perf_counter``): on a shared machine, time spent waiting for a core is not the code's.
+
+Measured:
+
+* per-op forward + backward (microseconds) of ``op_overhead.py``'s chains on (16, 16) float32
+  tensors, by chain differencing (``_timing.time_difference``): the fixed cost of
+  ``.sum().backward()`` cancels out, and a partner op's cost is subtracted as there;
+* one training epoch of a 784-256-128-10 ReLU MLP, batch 32, cross entropy, Adam (2,048 random
+  samples: 64 steps of zero_grad, forward, loss, backward, step).
+
+No asserts: it prints a Markdown table (and ``--json`` writes the records).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+import _timing
+import op_overhead
+import tinynet as tn
+
+
+def load_base(path: str):
+    """Import ``path``/tinynet as the package ``tinynet_base``."""
+    init = os.path.join(path, "tinynet", "__init__.py")
+    spec = importlib.util.spec_from_file_location("tinynet_base", init,
+                                                  submodule_search_locations=[os.path.dirname(init)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["tinynet_base"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# --- per-op chains: op_overhead.py's cases, run on either revision -----------------------------
+
+
+def chain_fn(lib, case, rng, shape=(16, 16)):
+    return op_overhead.tinynet_chain(case, rng.standard_normal(shape).astype("float32"),
+                                     case.params(shape, rng), lib=lib)
+
+
+# --- the MLP epoch ------------------------------------------------------------------------------
+
+def epoch_fn(lib, rng, n: int = 2048, batch: int = 32):
+    lib.manual_seed(0)
+    model = lib.nn.Sequential(lib.nn.Linear(784, 256), lib.nn.ReLU(), lib.nn.Linear(256, 128),
+                              lib.nn.ReLU(), lib.nn.Linear(128, 10))
+    opt = lib.optim.Adam(model.parameters(), lr=1e-3)
+    x = rng.standard_normal((n, 784)).astype("float32")
+    y = rng.integers(0, 10, n)
+    batches = [(lib.tensor(x[i:i + batch]), lib.tensor(y[i:i + batch]))
+               for i in range(0, n, batch)]
+    loss_fn = lib.nn.functional.cross_entropy
+
+    def run():
+        for xb, yb in batches:
+            opt.zero_grad()
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            opt.step()
+    return run
+
+
+def _median(samples):
+    return float(np.median(samples))
+
+
+def _per_step(fn, short: int, long: int, clock) -> float:
+    """Seconds per step of ``fn(n)``: ``fn(short)`` and ``fn(long)`` back to back, differenced
+    (``_timing.time_difference``'s method, on the chosen clock)."""
+    start = clock()
+    fn(short)
+    mid = clock()
+    fn(long)
+    return ((clock() - mid) - (mid - start)) / (long - short)
+
+
+def _in_turn(fns: dict, rounds: int, timed) -> dict:
+    """``timed(fn)`` for every library, ``rounds`` times, alternating which one goes first."""
+    samples = {k: [] for k in fns}
+    for r in range(rounds):
+        for k in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
+            samples[k].append(timed(fns[k]))
+    return samples
+
+
+def measure(libs: dict, rounds: int, quick: bool, clock=time.process_time, only=None,
+            epoch_rounds=None, samples_per_epoch=None) -> list[dict]:
+    """Alternate the libraries within every round; per-op figures in us (net of the partner op,
+    as in op_overhead.py), epochs in ms (and the median of the per-round new/base ratios)."""
+    records = []
+    rng = np.random.default_rng(0)
+    if only != "epoch":
+        records += _per_op(libs, rounds, quick, clock, rng)
+    if only != "ops":
+        n = samples_per_epoch or (512 if quick else 2048)
+        records.append(_epochs(libs, epoch_rounds or rounds, clock, rng, n))
+    return records
+
+
+def _per_op(libs, rounds, quick, clock, rng) -> list[dict]:
+    records = []
+    short, long = (4, 24) if quick else (10, 60)
+    per_op = {}
+    for case in op_overhead.CASES:
+        fns = {k: chain_fn(lib, case, rng) for k, lib in libs.items()}
+        for fn in fns.values():  # warm-up
+            fn(short)
+            fn(long)
+        samples = _in_turn(fns, 5 * rounds, lambda fn: _per_step(fn, short, long, clock))
+        per_op[case.name] = {k: 1e6 * _median(v) for k, v in samples.items()}
+    for case in op_overhead.CASES:
+        net = {k: t - (per_op[case.partner][k] if case.partner else 0.0)
+               for k, t in per_op[case.name].items()}
+        records.append({"what": f"{case.name}: {case.note}", "unit": "us (16, 16)", **net})
+    return records
+
+
+def _epochs(libs, rounds, clock, rng, n) -> dict:
+    fns = {k: epoch_fn(lib, rng, n=n) for k, lib in libs.items()}
+    for fn in fns.values():
+        fn()  # warm-up: caches, allocator
+
+    def epoch(fn):
+        start = clock()
+        fn()
+        return clock() - start
+
+    samples = _in_turn(fns, rounds, epoch)
+    paired = [new / base for new, base in zip(samples["new"], samples["base"])]
+    return {"what": f"MLP epoch 784-256-128-10, batch 32, Adam, {n} samples", "unit": "ms",
+            **{k: 1e3 * _median(v) for k, v in samples.items()},
+            "paired_ratio_median": _median(paired)}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--base", required=True, help="a checkout of the other revision")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
+    parser.add_argument("--only", choices=("ops", "epoch"), help="one of the two measurements")
+    parser.add_argument("--epoch-rounds", type=int, help="rounds of the epoch (default --rounds)")
+    parser.add_argument("--samples", type=int, help="samples per epoch (default 2048)")
+    parser.add_argument("--json", help="write the records here")
+    args = parser.parse_args(argv)
+    libs = {"base": load_base(args.base), "new": tn}
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    records = measure(libs, args.rounds, args.quick, clock, args.only, args.epoch_rounds,
+                      args.samples)
+    print(f"threads: {_timing.blas_threads()}; clock: {args.clock}; load average "
+          f"{os.getloadavg()[0]:.2f}")
+    print("| measurement | unit | base | new | new/base |\n|---|---|---:|---:|---:|")
+    for r in records:
+        print(f"| {r['what']} | {r['unit']} | {r['base']:.2f} | {r['new']:.2f} | "
+              f"{r['new'] / r['base']:.3f} |")
+    ratios = [r["new"] / r["base"] for r in records if r["unit"].startswith("us")]
+    if ratios:
+        print(f"| per-op, geometric mean of the {len(ratios)} ratios | | | | "
+              f"{float(np.exp(np.mean(np.log(ratios)))):.3f} |")
+    for r in records:
+        if "paired_ratio_median" in r:
+            print(f"| epoch, median of the per-round new/base ratios | | | | "
+                  f"{r['paired_ratio_median']:.3f} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"environment": _timing.environment(), "base": args.base,
+                       "clock": args.clock, "rounds": args.rounds, "records": records}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
