@@ -33,17 +33,25 @@ BUILDERS = {"linear": tn.models.mnist1d_linear, "mlp": tn.models.mnist1d_mlp,
 BATCH_SIZE, LR, EVAL_EVERY = 100, 1e-2, 250
 
 
-def batches(dataset):
-    """The reference loop's batches: the training set in its order, 100 at a time, for ever."""
-    loader = tn.data.DataLoader(dataset, batch_size=BATCH_SIZE)  # no shuffling, as the paper
+def forever(loader):
+    """Epoch after epoch of ``loader``'s batches (the reference counts steps, not epochs)."""
     while True:
         yield from loader
 
 
-def accuracy(model, dataset) -> float:
-    x, y = dataset.tensors
-    with tn.no_grad():
-        return float((model(x).argmax(-1) == y).float().mean().item()) * 100
+def run_recipe(update, evaluate, steps: int) -> dict:
+    """The reference loop around one library's ``update(step)`` and ``evaluate()`` (which
+    returns training and test accuracy): ``steps + 1`` updates, an evaluation every 250 steps and
+    at the end, all of it timed (as the reference's own timings are)."""
+    curve = []  # (train accuracy, test accuracy) at every evaluation
+    start = time.perf_counter()
+    for step in range(steps + 1):
+        update(step)
+        if step % EVAL_EVERY == 0 or step == steps:
+            curve.append(evaluate())
+    seconds = time.perf_counter() - start
+    return {"train": curve[-1][0], "test": curve[-1][1], "best": max(c[1] for c in curve),
+            "seconds": seconds}
 
 
 def train_tinynet(name: str, seed: int, train, test, steps: int) -> dict:
@@ -52,19 +60,22 @@ def train_tinynet(name: str, seed: int, train, test, steps: int) -> dict:
     initial = {k: v.numpy().copy() for k, v in model.state_dict().items()}
     loss_fn = tn.nn.CrossEntropyLoss()
     optimizer = tn.optim.Adam(model.parameters(), lr=LR)
-    curve = []  # (step, train accuracy, test accuracy) every EVAL_EVERY steps, as the reference
-    start = time.perf_counter()
-    for step, (xb, yb) in zip(range(steps + 1), batches(train)):
+    batches = forever(tn.data.DataLoader(train, batch_size=BATCH_SIZE))  # in order: no shuffle
+
+    def update(step):
+        xb, yb = next(batches)  # (100, 40), (100,)
         loss = loss_fn(model(xb), yb)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        if step % EVAL_EVERY == 0 or step == steps:
-            curve.append((step, accuracy(model, train), accuracy(model, test)))
-    seconds = time.perf_counter() - start
-    _, train_acc, test_acc = curve[-1]
-    return {"train": train_acc, "test": test_acc, "best": max(c[2] for c in curve),
-            "seconds": seconds, "initial": initial}
+
+    def accuracy(dataset) -> float:
+        x, y = dataset.tensors
+        with tn.no_grad():
+            return float((model(x).argmax(-1) == y).float().mean().item()) * 100
+
+    result = run_recipe(update, lambda: (accuracy(train), accuracy(test)), steps)
+    return {**result, "initial": initial}
 
 
 def torch_model(name: str):
@@ -72,36 +83,36 @@ def torch_model(name: str):
     import torch
     from torch import nn
 
-    class Linear(nn.Module):
+    class LinearBase(nn.Module):
         def __init__(self):
             super().__init__()
             self.linear = nn.Linear(40, 10)
 
         def forward(self, x):
-            return self.linear(x)
+            return self.linear(x.reshape(x.shape[0], -1))
 
-    class MLP(nn.Module):
+    class MLPBase(nn.Module):
         def __init__(self, hidden=256):
             super().__init__()
             self.linear1, self.linear2 = nn.Linear(40, hidden), nn.Linear(hidden, hidden)
             self.linear3 = nn.Linear(hidden, 10)
 
         def forward(self, x):
-            h = self.linear1(x).relu()
-            return self.linear3(h + self.linear2(h).relu())
+            h = self.linear1(x.reshape(x.shape[0], -1)).relu()
+            return self.linear3(h + self.linear2(h).relu())  # the residual connection
 
-    class GRU(nn.Module):
+    class GRUBase(nn.Module):
         def __init__(self, hidden=6):
             super().__init__()
             self.gru = nn.GRU(1, hidden, batch_first=True, bidirectional=True)
             self.linear = nn.Linear(40 * 2 * hidden, 10)
 
         def forward(self, x):
-            out, _ = self.gru(x.reshape(x.shape[0], 40, 1))  # (B, 40, 12)
+            out, _ = self.gru(x.reshape(x.shape[0], 40, 1))  # zero initial state; (B, 40, 12)
             return self.linear(out.reshape(x.shape[0], -1))
 
     torch.set_num_threads(1)
-    return {"linear": Linear, "mlp": MLP, "gru": GRU}[name]()
+    return {"linear": LinearBase, "mlp": MLPBase, "gru": GRUBase}[name]()
 
 
 def train_torch(name: str, initial: dict, train, test, steps: int) -> dict:
@@ -114,24 +125,18 @@ def train_torch(name: str, initial: dict, train, test, steps: int) -> dict:
     loss_fn = torch.nn.CrossEntropyLoss()
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
 
-    def acc(xs, ys):
-        with torch.no_grad():
-            return float((model(xs).argmax(-1) == ys).float().mean()) * 100
-
-    curve = []
-    start = time.perf_counter()
-    for step in range(steps + 1):
+    def update(step):
         i = step * BATCH_SIZE % len(x)  # the reference's batch index
         loss = loss_fn(model(x[i:i + BATCH_SIZE]), y[i:i + BATCH_SIZE])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        if step % EVAL_EVERY == 0 or step == steps:
-            curve.append((step, acc(x, y), acc(x_test, y_test)))
-    seconds = time.perf_counter() - start
-    _, train_acc, test_acc = curve[-1]
-    return {"train": train_acc, "test": test_acc, "best": max(c[2] for c in curve),
-            "seconds": seconds}
+
+    def accuracy(xs, ys) -> float:
+        with torch.no_grad():
+            return float((model(xs).argmax(-1) == ys).float().mean()) * 100
+
+    return run_recipe(update, lambda: (accuracy(x, y), accuracy(x_test, y_test)), steps)
 
 
 def summary(runs: list, key: str) -> str:
