@@ -3,6 +3,7 @@
 state-dict keys and outputs against PyTorch's when installed), over-fitting, and the example."""
 
 import hashlib
+import importlib
 import math
 import random
 import re
@@ -149,6 +150,18 @@ def test_mnist1d_corrupted_or_foreign_file_is_refused(tmp_path):
     sha = hashlib.sha256(foreign.read_bytes()).hexdigest()
     with pytest.raises(ValueError, match=r"foreign\.npz: expected arrays \['x_train'"):
         read_mnist1d_file(foreign, sha)
+    text = tmp_path / "notes.npz"
+    text.write_text("not a zip archive")
+    with pytest.raises(ValueError, match=r"notes\.npz: not an MNIST-1D file \(\.npz, a zip"):
+        read_mnist1d_file(text, hashlib.sha256(text.read_bytes()).hexdigest())
+
+
+def test_mnist1d_file_size_is_bounded_before_inflating(monkeypatch):
+    # The real file inflates to about 1 MB; under a 100 kB bound it must be refused unread.
+    module = importlib.import_module("tinynet.datasets.mnist1d")  # the module, not the function
+    monkeypatch.setattr(module, "_MAX_INFLATED_BYTES", 100_000)
+    with pytest.raises(ValueError, match=r"would inflate to \d+ bytes, more than the 100000"):
+        read_mnist1d_file(DATA / "mnist1d.npz")
 
 
 # ------------------------------------------------------------------------------------------------

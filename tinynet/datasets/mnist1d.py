@@ -115,11 +115,14 @@ def read_mnist1d_file(path: str | Path, sha256: str = MNIST1D_SHA256) -> tuple[n
     """
     raw = Path(path).read_bytes()
     check_digest(raw, sha256, path)
-    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-        inflated = sum(info.file_size for info in archive.infolist())
-        if inflated > _MAX_INFLATED_BYTES:
-            raise ValueError(f"{path}: the archive would inflate to {inflated} bytes, more than "
-                             f"the {_MAX_INFLATED_BYTES} an MNIST-1D file needs")
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            inflated = sum(info.file_size for info in archive.infolist())
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"{path}: not an MNIST-1D file (.npz, a zip archive): {exc}") from exc
+    if inflated > _MAX_INFLATED_BYTES:
+        raise ValueError(f"{path}: the archive would inflate to {inflated} bytes, more than "
+                         f"the {_MAX_INFLATED_BYTES} an MNIST-1D file needs")
     with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
         if sorted(npz.files) != sorted(_KEYS):
             raise ValueError(f"{path}: expected arrays {list(_KEYS)}, got {npz.files}")
