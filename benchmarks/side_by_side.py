@@ -16,8 +16,16 @@ Measured:
 * per-op forward + backward (microseconds) of ``op_overhead.py``'s chains on (16, 16) float32
   tensors, by chain differencing (``_timing.time_difference``): the fixed cost of
   ``.sum().backward()`` cancels out, and a partner op's cost is subtracted as there;
+* whole steps (``--only steps``), each timed per call, median per round: tensor creation from a
+  list (and a trip to the stand-in device and back), one training step of the 784-256-128-10 MLP
+  at batch 32 with Adam and with SGD momentum (forward, loss, ``loss.item()``, zero_grad,
+  backward, step), and one ``tn.train.fit`` epoch of 10 such batches (loader, callbacks,
+  metrics);
 * one training epoch of a 784-256-128-10 ReLU MLP, batch 32, cross entropy, Adam (2,048 random
   samples: 64 steps of zero_grad, forward, loss, backward, step).
+
+Without a thread variable set, the script starts itself again with one BLAS thread (the count
+only holds if set before NumPy loads).
 
 No asserts: it prints a Markdown table (and ``--json`` writes the records).
 """
@@ -28,6 +36,7 @@ import argparse
 import importlib.util
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -79,6 +88,62 @@ def epoch_fn(lib, rng, n: int = 2048, batch: int = 32):
     return run
 
 
+# --- whole steps: creation, an MLP training step, a fit epoch -----------------------------------
+
+def creation_fn(lib, move: bool):
+    """20 tensors from a host list (``move``: each to the stand-in device and back)."""
+    host = [[1.0, 2.0], [3.0, 4.0]]
+
+    def run():
+        for _ in range(20):
+            t = lib.tensor(host)
+            if move:
+                t.to("standin").cpu()
+    return run
+
+
+def _mlp(lib):
+    lib.manual_seed(0)
+    nn = lib.nn
+    return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
+                         nn.Linear(128, 10))
+
+
+def step_fn(lib, optimizer: str):
+    """One training step of the 784-256-128-10 MLP at batch 32, as ``fit`` runs it."""
+    model = _mlp(lib)
+    opt = (lib.optim.Adam(model.parameters(), lr=1e-3) if optimizer == "adam"
+           else lib.optim.SGD(model.parameters(), lr=0.01, momentum=0.9))
+    loss_fn = lib.nn.CrossEntropyLoss()
+    x, y = lib.randn(32, 784), lib.randint(0, 10, (32,))
+
+    def run():
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.item()
+        loss.backward()
+        opt.step()
+    return run
+
+
+def fit_fn(lib, batches: int = 10):
+    """One ``fit`` epoch of the MLP with SGD momentum: ``batches`` batches of 32 (no bar)."""
+    model = _mlp(lib)
+    opt = lib.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    data = lib.data.TensorDataset(lib.randn(32 * batches, 784),
+                                  lib.randint(0, 10, (32 * batches,)))
+    loader = lib.data.DataLoader(data, batch_size=32, shuffle=True, seed=0)
+    loss_fn = lib.nn.CrossEntropyLoss()
+    return lambda: lib.train.fit(model, loss_fn, opt, loader, epochs=1, progress=False)
+
+
+STEPS = [("20 x tn.tensor(list)", lambda lib: creation_fn(lib, False)),
+         ("20 x tn.tensor(list).to('standin').cpu()", lambda lib: creation_fn(lib, True)),
+         ("MLP step, Adam, batch 32", lambda lib: step_fn(lib, "adam")),
+         ("MLP step, SGD momentum, batch 32", lambda lib: step_fn(lib, "sgd")),
+         ("fit epoch: MLP, SGD momentum, 10 batches of 32", fit_fn)]
+
+
 def _median(samples):
     return float(np.median(samples))
 
@@ -108,9 +173,11 @@ def measure(libs: dict, rounds: int, quick: bool, clock=time.process_time, only=
     as in op_overhead.py), epochs in ms (and the median of the per-round new/base ratios)."""
     records = []
     rng = np.random.default_rng(0)
-    if only != "epoch":
+    if only in (None, "ops"):
         records += _per_op(libs, rounds, quick, clock, rng)
-    if only != "ops":
+    if only in (None, "steps"):
+        records += _steps(libs, rounds, 10 if quick else 60, clock)
+    if only in (None, "epoch"):
         n = samples_per_epoch or (512 if quick else 2048)
         records.append(_epochs(libs, epoch_rounds or rounds, clock, rng, n))
     return records
@@ -131,6 +198,31 @@ def _per_op(libs, rounds, quick, clock, rng) -> list[dict]:
         net = {k: t - (per_op[case.partner][k] if case.partner else 0.0)
                for k, t in per_op[case.name].items()}
         records.append({"what": f"{case.name}: {case.note}", "unit": "us (16, 16)", **net})
+    return records
+
+
+def _steps(libs, rounds, calls, clock) -> list[dict]:
+    """Per workload: each revision's median us per call in every round, and the median of the
+    per-round new/base ratios."""
+    def median_us(fn):
+        times = []
+        for _ in range(calls):
+            start = clock()
+            fn()
+            times.append(clock() - start)
+        return 1e6 * _median(times)
+
+    records = []
+    for name, make in STEPS:
+        fns = {k: make(lib) for k, lib in libs.items()}
+        for fn in fns.values():  # warm-up: caches, optimizer state, allocator
+            for _ in range(max(3, calls // 5)):
+                fn()
+        samples = _in_turn(fns, rounds, median_us)
+        paired = [new / base for new, base in zip(samples["new"], samples["base"])]
+        records.append({"what": name, "unit": "us per call",
+                        **{k: _median(v) for k, v in samples.items()},
+                        "paired_ratio_median": _median(paired)})
     return records
 
 
@@ -157,11 +249,16 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
-    parser.add_argument("--only", choices=("ops", "epoch"), help="one of the two measurements")
+    parser.add_argument("--only", choices=("ops", "steps", "epoch"),
+                        help="one of the three measurements")
     parser.add_argument("--epoch-rounds", type=int, help="rounds of the epoch (default --rounds)")
     parser.add_argument("--samples", type=int, help="samples per epoch (default 2048)")
     parser.add_argument("--json", help="write the records here")
     args = parser.parse_args(argv)
+    if not any(os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")):
+        env = dict(os.environ, **{k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                    "MKL_NUM_THREADS")})
+        sys.exit(subprocess.run([sys.executable, *sys.argv], env=env, check=False).returncode)
     libs = {"base": load_base(args.base), "new": tn}
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     records = measure(libs, args.rounds, args.quick, clock, args.only, args.epoch_rounds,
@@ -172,13 +269,13 @@ def main(argv=None) -> None:
     for r in records:
         print(f"| {r['what']} | {r['unit']} | {r['base']:.2f} | {r['new']:.2f} | "
               f"{r['new'] / r['base']:.3f} |")
-    ratios = [r["new"] / r["base"] for r in records if r["unit"].startswith("us")]
+    ratios = [r["new"] / r["base"] for r in records if r["unit"] == "us (16, 16)"]
     if ratios:
         print(f"| per-op, geometric mean of the {len(ratios)} ratios | | | | "
               f"{float(np.exp(np.mean(np.log(ratios)))):.3f} |")
     for r in records:
         if "paired_ratio_median" in r:
-            print(f"| epoch, median of the per-round new/base ratios | | | | "
+            print(f"| {r['what']}: median of the per-round new/base ratios | | | | "
                   f"{r['paired_ratio_median']:.3f} |")
     if args.json:
         with open(args.json, "w") as f:
