@@ -233,7 +233,7 @@ def test_a_run_that_stopped_early_says_so_when_resumed_and_trains_on_without_the
     assert cli.main(["train", "--resume", str(run)]) == 0  # with the table: no header either
     out = capsys.readouterr().out
     assert f"\nnothing to train: early stopping at epoch {stop}: val_loss has not improved for 1 " \
-           "epochs (best " in out, out
+           "epoch (best " in out, out
     assert "the run had already stopped there, so no epoch was trained; a larger --patience, or " \
            "--patience 0, trains on\n" in out
     assert len(read_history(run)) == stop and tn.load(run / "last.npz")["epoch"] == stop

@@ -210,7 +210,8 @@ class EarlyStopping(Callback):
         state.history.stopped_epoch = epoch
         state.stop_training = True
         state.stop_reason = (f"early stopping at epoch {epoch}: {self.monitor} has not improved "
-                             f"for {self.wait} epochs (best {self.best:.6g} at epoch "
+                             f"for {self.wait} epoch{'s' if self.wait != 1 else ''} (best "
+                             f"{self.best:.6g} at epoch "
                              f"{self.best_epoch})")
 
     def on_epoch_end(self, state):

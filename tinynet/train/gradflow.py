@@ -154,6 +154,8 @@ class GradientFlow(Callback):
         >>> flow.flagged("vanishing"); plot_gradient_flow(flow.records, "flow.png")
     """
 
+    rank_zero_only = True  # data-parallel: gradients are averaged, so rank 0's are every rank's
+
     def __init__(self, every: str = "epoch", vanishing: float = 1e-7, exploding: float = 1e3,
                  growth: float = 100.0, verbose: bool = True, stream: TextIO | None = None):
         if every not in ("epoch", "iteration"):
