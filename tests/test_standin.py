@@ -343,3 +343,14 @@ def test_known_tensor_ops_give_their_counts():
     assert backward.syncs == 0 and backward.uploads == 0
     assert backward.calls["mul"] >= 2  # d(x*x)/dx = g*x + g*x
     np.testing.assert_array_equal(x.grad.cpu().numpy(), [2.0, 4.0, 6.0])
+
+
+def test_a_device_array_on_the_left_of_a_tensor_defers_to_the_tensor():
+    """``t.data + t``: as with CuPy and NumPy (``__array_priority__``), the array hands the
+    operator to the Tensor, which computes on the tensor's device."""
+    for device in ("cpu", "standin"):
+        t = tn.tensor([1.0, 2.0, 3.0], device=device)
+        for result, expected in ((t.data + t, [2.0, 4.0, 6.0]), (t.data * t, [1.0, 4.0, 9.0]),
+                                 (t.data - t, [0.0, 0.0, 0.0]), (t.data @ t, 14.0)):
+            assert isinstance(result, tn.Tensor) and result.device == t.device
+            assert result.cpu().numpy().tolist() == expected

@@ -145,12 +145,23 @@ class StandinArray:
         raise BufferError(f"DLPack export of a device ('standin') array: {_NO_HOST}")
 
 
+def _defers(other) -> bool:
+    """``other`` (a tinynet Tensor, say) asks array operands to hand the operator over to it, as
+    CuPy and NumPy do for a higher ``__array_priority__``: ``array + tensor`` is the tensor's."""
+    return (not isinstance(other, (StandinArray, np.ndarray))
+            and getattr(other, "__array_priority__", 0) > 0)
+
+
 def _binary(op, name):
     def forward(self, other):
+        if _defers(other):
+            return NotImplemented
         counting.array_call(name)
         return _wrap(op(self._a, _unwrap(other, name)))
 
     def reflected(self, other):
+        if _defers(other):
+            return NotImplemented
         counting.array_call(name)
         return _wrap(op(_unwrap(other, name), self._a))
 
