@@ -163,7 +163,7 @@ def _call_backward(v: Node, g, tensor_xp):
     returned one gradient per positional input."""
     if tensor_xp is not None:
         v.create_graph = True
-        v.xp = tensor_xp
+        v.xp = tensor_xp.on(v.device)  # creation functions need the device
         try:
             out = v.fn.backward(v, g)
         finally:
