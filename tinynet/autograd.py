@@ -30,7 +30,7 @@ from .tensor import Tensor
 
 # Debug tools (tinynet/debug.py: detect_anomaly, trace) plug in here; None when off, so the cost
 # is one lookup per op and per backward node.
-_anomaly = None  # callable(cls, ctx, arrays, out) run on every forward output (Function.apply)
+_anomaly = None  # callable(cls, ctx, arrays, out, params) run on every forward (Function.apply)
 _observers = None  # tuple of callables(node, grad_out, grads_in) run after each backward
 
 # --------------------------------------------------------------------------------------------
