@@ -49,9 +49,13 @@ def _norm(xp, a) -> float:
     return float(xp.sqrt(xp.sum(xp.square(a.astype(xp.float64)))))
 
 
+def _is_array(a) -> bool:
+    return hasattr(a, "dtype") and hasattr(a, "shape") and hasattr(a, "copy")
+
+
 def _copy(a):
     """A copy of an array argument (numbers and other constants as they are)."""
-    return a.copy() if hasattr(a, "copy") and hasattr(a, "dtype") else a
+    return a.copy() if _is_array(a) else a
 
 
 def formula(fn) -> str:
@@ -162,8 +166,9 @@ def named_leaves(params) -> dict:
 
 class Forward:
     """What a trace saw of one op's forward: its positional arguments (arrays copied when values
-    are kept, numbers as they are), output, keyword parameters, the module it ran in and the
-    user's file:line. ``arrays`` is None when only the parameters were kept."""
+    are kept, else None; numbers as they are), output, keyword parameters, the path of the module
+    it ran in and the user's file:line. ``traced`` is False for what a node recorded before the
+    trace still held."""
 
     __slots__ = ("arrays", "out", "params", "module", "where", "traced")
 
@@ -216,7 +221,8 @@ class trace:
         self._parts: dict = {}  # vertex (Node or leaf) -> [(entry, input position)] sent to it
         self._sums: dict = {}  # vertex -> the running sum of the gradients sent to it
         self._module = params if hasattr(params, "named_modules") else None
-        self._module_stack: list[str] = []
+        self._module_stack: list[str] = []  # paths of the submodules running now, innermost last
+        self.module_types: dict = {}  # module path -> class name
         self._module_handles: list = []
         self._hook = self._observe  # one bound method: each access would make a new object
         self._forward_hook = self._record_forward
@@ -243,8 +249,13 @@ class trace:
 
     def _enter_module(self, name: str):
         def pre_hook(module, args):
-            self._module_stack.append(f"{name} ({type(module).__name__})")
+            self.module_types[name] = type(module).__name__
+            self._module_stack.append(name)
         return pre_hook
+
+    def module_label(self, path: str | None) -> str | None:
+        """``"0 (Linear)"`` for the module path ``"0"`` (None stays None)."""
+        return None if path is None else f"{path} ({self.module_types.get(path, '?')})"
 
     def _leave_module(self, module, args, out):
         if self._module_stack:
@@ -252,9 +263,10 @@ class trace:
 
     # --- recording ----------------------------------------------------------------------------
     def _record_forward(self, cls, ctx, arrays, out, params) -> None:
-        keep = self.values or self.finite_differences
+        keep = self.values or self.finite_differences  # else only the positional constants
         self.forward[ctx] = Forward(
-            tuple(_copy(a) for a in arrays) if keep else None, _copy(out) if keep else None,
+            tuple(_copy(a) if keep else None if _is_array(a) else a for a in arrays),
+            _copy(out) if keep else None,
             dict(params), self._module_stack[-1] if self._module_stack else None,
             _user_location())
 
@@ -383,7 +395,7 @@ class trace:
             node, record = e["_node"], e["_record"]
             d = {"index": index, "id": labels[node], "op": node.name, "formula": formula(node.fn),
                  "forward_formula": full_formula(node.fn).partition("->")[0].strip(),
-                 "module": record.module, "where": record.where,
+                 "module": self.module_label(record.module), "where": record.where,
                  "params": dict(record.params), "grad_out": dict(e["grad_out"])}
             if self.values:
                 d["forward"] = _forward_values(node, record, labels)
