@@ -10,5 +10,6 @@ Both read what ``tn.trace()`` (``tinynet/debug.py``) records; read that first.
 """
 
 from .graph import Graph, grad_norm, graph, render
+from .walkthrough import walkthrough
 
-__all__ = ["Graph", "grad_norm", "graph", "render"]
+__all__ = ["Graph", "grad_norm", "graph", "render", "walkthrough"]
