@@ -50,6 +50,11 @@ _CONSTANT_FUNCTIONS = (
     "greater", "greater_equal", "less", "less_equal", "equal", "not_equal", "logical_and",
     "logical_or", "logical_not", "logical_xor", "argmax", "argmin", "argsort", "heaviside")
 
+# Names left out on purpose, and what to write instead.
+_HINTS = {name: " An array to fill in place is not differentiable: writes into it (out[i] = ...) "
+                "are not recorded. Build the result out of place (where, concatenate, stack), "
+                "starting from zeros if needed." for name in ("empty", "empty_like")}
+
 _LN2, _LN10 = math.log(2.0), math.log(10.0)
 
 
@@ -95,7 +100,8 @@ class TensorNamespace:
         if name in _PASSTHROUGH:
             return getattr(backend.host_namespace(), name)
         close = difflib.get_close_matches(name, names(), n=3)
-        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        hint = _HINTS.get(name) or (f" Did you mean {' or '.join(repr(c) for c in close)}?"
+                                    if close else "")
         raise AttributeError(
             f"'{name}' is not available to backward formulas under create_graph=True: there "
             f"ctx.xp is tinynet's tensor namespace, whose functions are recorded ops (so the "
@@ -211,8 +217,6 @@ for _name, _like in (("zeros", False), ("ones", False), ("full", False), ("eye",
                      ("arange", False), ("zeros_like", True), ("ones_like", True),
                      ("full_like", True)):
     _add(_name, _creator(_name, _like), "constant", False, method=True)
-_add("empty", _creator("zeros", False), "constant", False, method=True)  # never uninitialised
-_add("empty_like", _creator("zeros_like", True), "constant", False, method=True)
 
 
 def _asarray(self, x, dtype=None):
