@@ -302,8 +302,8 @@ def test_10_seeing_backprop_graph_trace_and_anomaly(tmp_path, workdir):
     assert message[0].startswith("detect_anomaly: Log produced Inf in its output (forward; "
                                  "0 NaN, 1 Inf of 3 elements; the first at output[1])")
     assert re.fullmatch(r"  created at: .*10_seeing_backprop\.py:\d+", message[1])
-    assert message[2:] == ["  inputs:", "    input 0: shape (3,) float32, min 0, max 0.5, "
-                                        "mean 0.25, no NaN/Inf; at [1]: 0"]
+    assert message[2:] == ["  inputs:", ("    input 0: shape (3,) float32, min 0, max 0.5, "
+                                         "mean 0.25, no NaN/Inf; at [1]: 0")]
     assert "under detect_anomaly(forward=False): no error; q.grad = [2.0, -0.0, 4.0]" in out
 
 

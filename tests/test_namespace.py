@@ -23,13 +23,14 @@ from tinynet.ops.namespace import names, register, register_constant, tensor_nam
 from tinynet.testing import Domain, tensors
 
 SQRT_PI = math.sqrt(math.pi)
+REAL = Domain(-1.5, 1.5)
 
 
 class Case:
     """A user Function: ``forward(xp, x)`` on raw arrays, ``backward(xp, x, g)`` using ``uses``."""
 
-    def __init__(self, uses, forward, backward, domain=Domain(-1.5, 1.5), shape=(3,)):
-        self.uses, self.domain, self.shape = uses, domain, shape
+    def __init__(self, uses, forward, backward, domain=None, shape=(3,)):
+        self.uses, self.domain, self.shape = uses, domain or REAL, shape
 
         class UserFunction(tn.Function):
             @staticmethod
@@ -262,7 +263,8 @@ def test_unknown_name_says_how_to_register_and_suggests_close_names():
     assert "'expm1'" in msg and "register(fn, name='expm2')" in msg
     assert "register_constant('expm2')" in msg and "names()" in msg
     assert "edit" not in msg
-    with pytest.raises(AttributeError, match=r"writes into it \(out\[i\] = \.\.\.\) are not recorded"):
+    written = r"writes into it \(out\[i\] = \.\.\.\) are not recorded"
+    with pytest.raises(AttributeError, match=written):
         tensor_namespace.empty  # noqa: B018 - left out on purpose: it is filled in place
 
 

@@ -287,7 +287,8 @@ def _fake_dot(tmp_path, monkeypatch):
     ``-Tfmt -o path`` copies stdin to path; records its arguments."""
     fake = tmp_path / "dot"
     fake.write_text('#!/bin/sh\necho "$@" > "$(dirname "$0")/args"\n'
-                    'if [ "$1" = "-Tbad" ]; then echo "Format: bad not recognized" >&2; exit 1; fi\n'
+                    'if [ "$1" = "-Tbad" ]; then echo "Format: bad not recognized" >&2; '
+                    'exit 1; fi\n'
                     'if [ "$#" -eq 1 ]; then n=$(wc -l); echo "<svg><!-- $n lines --></svg>"; '
                     'exit 0; fi\n'
                     'cat > "$3"\n')

@@ -170,7 +170,7 @@ class Forward:
     it ran in and the user's file:line. ``traced`` is False for what a node recorded before the
     trace still held."""
 
-    __slots__ = ("arrays", "out", "params", "module", "where", "traced")
+    __slots__ = ("arrays", "module", "out", "params", "traced", "where")
 
     def __init__(self, arrays, out, params, module, where, traced=True):
         self.arrays, self.out, self.params = arrays, out, params
@@ -431,8 +431,10 @@ def _tensors_of(params) -> list:
 def _forward_values(node: Node, record: Forward, labels: dict) -> dict:
     """The forward's numbers for :meth:`trace.to_dict`: each positional input (its source and
     value, or a constant) and the output; None where the trace never saw them."""
-    wrap = (lambda a: Tensor.wrap(a, node.device) if hasattr(a, "dtype") and
-            hasattr(a, "shape") and a is not None else a)
+
+    def wrap(a):
+        return Tensor.wrap(a, node.device) if _is_array(a) else a
+
     arrays = record.arrays or (None,) * len(node.parents)
     inputs = []
     for i, parent in enumerate(node.parents):

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from typing import ClassVar
 
 from .. import backend
 from ..autograd import Op
@@ -67,8 +68,8 @@ class TensorNamespace:
     """
 
     name = "tensor"
-    _registered: dict = {}  # name -> "differentiable" or "constant" (shared by every instance)
-    _bound: dict = {}  # device -> the namespace bound to it
+    _registered: ClassVar[dict] = {}  # name -> "differentiable" or "constant" (shared by all)
+    _bound: ClassVar[dict] = {}  # device -> the namespace bound to it
 
     def __init__(self, device=None):
         self.device = device

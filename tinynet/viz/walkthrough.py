@@ -107,7 +107,8 @@ class _Page:
         """A ``<pre>`` with the rounded value; ``data-values`` holds it in full."""
         attrs = f' class="value" data-role="{_esc(role)}" data-name="{_esc(name)}"'
         if value is None:
-            return f'<pre{attrs} data-missing="1">not kept (the forward ran outside the trace)</pre>'
+            return (f'<pre{attrs} data-missing="1">not kept (the forward ran outside the trace)'
+                    "</pre>")
         if isinstance(value, Tensor) or hasattr(value, "shape"):
             array = host(value)
             attrs += f' data-shape="{_esc(",".join(str(s) for s in array.shape))}"'
@@ -142,8 +143,8 @@ class _Page:
         return "<ol start=\"0\" class=\"contents\">" + "".join(items) + "</ol>"
 
     def step(self, e: dict, running: dict) -> str:
-        out = [f'<section class="step" id="step-{e["index"]}" data-id="{_esc(e["id"])}" '
-               f'data-op="{_esc(e["op"])}">',
+        out = [(f'<section class="step" id="step-{e["index"]}" data-id="{_esc(e["id"])}" '
+                f'data-op="{_esc(e["op"])}">'),
                f"<h2>Step {e['index']}: {_esc(e['id'])}"
                + (f" <span class=\"note\">in {_esc(e['module'])}</span>" if e["module"] else "")
                + "</h2>"]
@@ -203,8 +204,8 @@ class _Page:
         return text
 
     def running(self, running: dict) -> str:
-        rows = ["<h3>Running gradients</h3><table class=\"running\"><tr><th>tensor</th>"
-                "<th>received</th><th>sum so far</th></tr>"]
+        rows = [("<h3>Running gradients</h3><table class=\"running\"><tr><th>tensor</th>"
+                 "<th>received</th><th>sum so far</th></tr>")]
         for target, (count, total) in running.items():
             n = self.parts_total[target]
             status = f"{count} of {n}" + (" (complete)" if count == n else "")
@@ -213,8 +214,8 @@ class _Page:
         return "".join(rows) + "</table>"
 
     def result(self) -> str:
-        rows = ["<h2 id=\"result\">Result: the gradients of the leaves</h2><table "
-                "class=\"result\"><tr><th>leaf</th><th>shape</th><th>gradient</th></tr>"]
+        rows = [("<h2 id=\"result\">Result: the gradients of the leaves</h2><table "
+                 "class=\"result\"><tr><th>leaf</th><th>shape</th><th>gradient</th></tr>")]
         leaves = {}
         for e in self.entries:
             for item in e["inputs"]:
