@@ -94,8 +94,9 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, capt
                 v.release()
 
 
-def _count_consumers(roots) -> dict:
-    """For every vertex reachable from ``roots``: how many edges lead into it from the graph."""
+def _count_consumers(roots, check_freed: bool = True) -> dict:
+    """For every vertex reachable from ``roots``: how many edges lead into it from the graph
+    (``check_freed=False``: also through freed nodes, for tools that only read the structure)."""
     pending: dict = {}
     stack = []
     for t in roots:
@@ -106,7 +107,8 @@ def _count_consumers(roots) -> dict:
     while stack:
         v = stack.pop()
         if type(v) is Node:
-            v.check_not_freed()
+            if check_freed:
+                v.check_not_freed()
             for p in v.parents:
                 if p is None:
                     continue

@@ -115,25 +115,8 @@ def execution_order(roots) -> list[Node]:
     """The nodes behind ``roots`` (Tensors) in the order ``backward()`` would run them: the same
     work list as ``autograd.run_backward`` (Kahn's algorithm, backwards), without running any.
     Works on graphs whose saved values were freed."""
-    pending: dict = {}
-    seeds = []
-    for t in roots:
-        v = t.grad_fn if t.grad_fn is not None else t
-        if v not in pending:
-            pending[v] = 0
-            seeds.append(v)
-    stack = list(seeds)
-    while stack:
-        v = stack.pop()
-        if type(v) is Node:
-            for p in v.parents:
-                if p is None:
-                    continue
-                if p in pending:
-                    pending[p] += 1
-                else:
-                    pending[p] = 1
-                    stack.append(p)
+    pending = autograd._count_consumers(roots, check_freed=False)
+    seeds = list(dict.fromkeys(t.grad_fn if t.grad_fn is not None else t for t in roots))
     ready = [v for v in seeds if pending[v] == 0][::-1]
     order = []
     while ready:

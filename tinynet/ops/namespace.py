@@ -234,7 +234,8 @@ _add("asarray", _asarray, "differentiable", False, method=True)
 
 class NamespaceUfunc(Op):
     """Base of the namespace's one-input ops: forward is ``xp.<ufunc>(x)`` (exact values),
-    backward is written against ``ctx.xp`` like every op's, so it is differentiable again."""
+    backward multiplies ``g`` by the subclass's ``derivative(xp, x)``, written against ``ctx.xp``
+    like every op's backward, so it is differentiable again."""
 
     ufunc = ""
 
@@ -243,6 +244,15 @@ class NamespaceUfunc(Op):
         ctx.save_inputs(0)
         return getattr(ctx.xp, ctx.fn.ufunc)(x)
 
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_inputs
+        return g * ctx.fn.derivative(ctx.xp, x)
+
+    @staticmethod
+    def derivative(xp, x):
+        raise NotImplementedError
+
 
 class Expm1Op(NamespaceUfunc):
     """exp(x) - 1  ->  grad_x = g * exp(x)"""
@@ -250,9 +260,8 @@ class Expm1Op(NamespaceUfunc):
     ufunc = "expm1"
 
     @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_inputs
-        return g * ctx.xp.exp(x)
+    def derivative(xp, x):
+        return xp.exp(x)
 
 
 class Log1pOp(NamespaceUfunc):
@@ -261,9 +270,8 @@ class Log1pOp(NamespaceUfunc):
     ufunc = "log1p"
 
     @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_inputs
-        return g / (1 + x)
+    def derivative(xp, x):
+        return 1 / (1 + x)
 
 
 class SinhOp(NamespaceUfunc):
@@ -272,9 +280,8 @@ class SinhOp(NamespaceUfunc):
     ufunc = "sinh"
 
     @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_inputs
-        return g * ctx.xp.cosh(x)
+    def derivative(xp, x):
+        return xp.cosh(x)
 
 
 class CoshOp(NamespaceUfunc):
@@ -283,9 +290,8 @@ class CoshOp(NamespaceUfunc):
     ufunc = "cosh"
 
     @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_inputs
-        return g * ctx.xp.sinh(x)
+    def derivative(xp, x):
+        return xp.sinh(x)
 
 
 class TanOp(NamespaceUfunc):
@@ -294,10 +300,9 @@ class TanOp(NamespaceUfunc):
     ufunc = "tan"
 
     @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_inputs
-        c = ctx.xp.cos(x)
-        return g / (c * c)
+    def derivative(xp, x):
+        c = xp.cos(x)
+        return 1 / (c * c)
 
 
 class ArctanOp(NamespaceUfunc):
@@ -306,9 +311,8 @@ class ArctanOp(NamespaceUfunc):
     ufunc = "arctan"
 
     @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_inputs
-        return g / (1 + x * x)
+    def derivative(xp, x):
+        return 1 / (1 + x * x)
 
 
 class ArcsinOp(NamespaceUfunc):
@@ -317,9 +321,8 @@ class ArcsinOp(NamespaceUfunc):
     ufunc = "arcsin"
 
     @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_inputs
-        return g / ctx.xp.sqrt(1 - x * x)
+    def derivative(xp, x):
+        return 1 / xp.sqrt(1 - x * x)
 
 
 class ArccosOp(NamespaceUfunc):
@@ -328,9 +331,8 @@ class ArccosOp(NamespaceUfunc):
     ufunc = "arccos"
 
     @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_inputs
-        return -g / ctx.xp.sqrt(1 - x * x)
+    def derivative(xp, x):
+        return -1 / xp.sqrt(1 - x * x)
 
 
 class ArcsinhOp(NamespaceUfunc):
@@ -339,9 +341,8 @@ class ArcsinhOp(NamespaceUfunc):
     ufunc = "arcsinh"
 
     @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_inputs
-        return g / ctx.xp.sqrt(x * x + 1)
+    def derivative(xp, x):
+        return 1 / xp.sqrt(x * x + 1)
 
 
 class ArctanhOp(NamespaceUfunc):
@@ -350,9 +351,8 @@ class ArctanhOp(NamespaceUfunc):
     ufunc = "arctanh"
 
     @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_inputs
-        return g / (1 - x * x)
+    def derivative(xp, x):
+        return 1 / (1 - x * x)
 
 
 def _unary_op(op):
