@@ -124,8 +124,7 @@ def permute(x, dims) -> Tensor:
 
 @tensor_namespace.register(name="transpose")
 def _numpy_transpose(x, axes=None):
-    """NumPy's ``transpose(x, axes)`` (a full permutation; all axes reversed when omitted), as
-    backward formulas write it."""
+    """NumPy's ``transpose(x, axes)`` (all axes reversed when omitted), as backward uses it."""
     return permute(x, tuple(range(x.ndim))[::-1] if axes is None else axes)
 
 
