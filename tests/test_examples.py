@@ -254,7 +254,9 @@ def test_09_gradient_flow_vanishes_in_deep_sigmoid_not_in_relu(matplotlib, workd
     if matplotlib == "with":
         needs("matplotlib")
     hidden = ("matplotlib",) if matplotlib == "without" else ()
-    out = run_example("09_gradient_flow.py", "--epochs", "1", without=hidden).stdout
+    done = run_example("09_gradient_flow.py", "--epochs", "1", without=hidden)
+    out = done.stdout
+    assert done.stderr == "", done.stderr  # no warnings leak
     rows = re.findall(r"^\s*(\d+)\s+(\S+e\S+)\s+(\S+e\S+)$", out, re.M)
     assert [int(r[0]) for r in rows] == list(range(1, 14)), out  # 12 hidden layers + output
     sigmoid = [float(r[1]) for r in rows]
@@ -275,19 +277,34 @@ def test_09_gradient_flow_vanishes_in_deep_sigmoid_not_in_relu(matplotlib, workd
         assert all(p.read_bytes()[:4] == b"\x89PNG" for p in plots)
 
 
-def test_10_seeing_backprop_graph_trace_and_anomaly(tmp_path):
+def test_10_seeing_backprop_graph_trace_and_anomaly(tmp_path, workdir):
     dot_path = tmp_path / "graph.dot"
-    out = run_example("10_seeing_backprop.py", "--dot", str(dot_path)).stdout
+    done = run_example("10_seeing_backprop.py", "--dot", str(dot_path))
+    out = done.stdout
+    assert done.stderr == "", done.stderr  # no NumPy warning leaks (log(0) is reported instead)
     dot = dot_path.read_text()
     assert dot.startswith("digraph") and dot.count("{") == dot.count("}")
     for name in ("0.weight", "0.bias", "2.weight", "2.bias"):
         assert f'"{name}\\n' in dot  # parameters are labelled with their module names
+    assert 'label="0 (Linear)"' in dot  # ops and parameters grouped by module
     # the trace's last step hands 0.weight exactly the gradient that lands in .grad
     sent, stored = re.search(r"gradient of norm (\S+); 0\.weight\.grad has norm (\S+)$", out,
                              re.M).groups()
     assert sent == stored
-    assert re.search(r"^detect_anomaly: Log produced Inf", out, re.M), out
-    assert re.search(r"created at: .*10_seeing_backprop\.py:\d+$", out, re.M), out
+    table = out.split("\nthe last step")[0]
+    assert table.count("finite differences: max error") == 7 and "MISMATCH" not in out
+    assert re.search(r"^    -> input 1 from 0\.weight: J \(5, 3\)x\(3, 4\), sends \(3, 4\)", out,
+                     re.M), out
+    page = workdir / "runs" / "10_seeing_backprop" / "walkthrough.html"
+    assert page.read_text().count('<section class="step"') == 4
+    # the whole anomaly message: the op, the first bad element, the line, every input
+    message = out.split("anomaly detection caught it:\n")[1].split("\n\n")[0].splitlines()
+    assert message[0].startswith("detect_anomaly: Log produced Inf in its output (forward; "
+                                 "0 NaN, 1 Inf of 3 elements; the first at output[1])")
+    assert re.fullmatch(r"  created at: .*10_seeing_backprop\.py:\d+", message[1])
+    assert message[2:] == ["  inputs:", ("    input 0: shape (3,) float32, min 0, max 0.5, "
+                                         "mean 0.25, no NaN/Inf; at [1]: 0")]
+    assert "under detect_anomaly(forward=False): no error; q.grad = [2.0, -0.0, 4.0]" in out
 
 
 # --------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from .tensor import Tensor
 
 # Debug tools (tinynet/debug.py: detect_anomaly, trace) plug in here; None when off, so the cost
 # is one lookup per op and per backward node.
-_anomaly = None  # callable(cls, ctx, arrays, out) run on every forward output (Function.apply)
+_anomaly = None  # callable(cls, ctx, arrays, out, params) run on every forward (Function.apply)
 _observers = None  # tuple of callables(node, grad_out, grads_in) run after each backward
 
 # --------------------------------------------------------------------------------------------
@@ -94,8 +94,9 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, capt
                 v.release()
 
 
-def _count_consumers(roots) -> dict:
-    """For every vertex reachable from ``roots``: how many edges lead into it from the graph."""
+def _count_consumers(roots, check_freed: bool = True) -> dict:
+    """For every vertex reachable from ``roots``: how many edges lead into it from the graph
+    (``check_freed=False``: also through freed nodes, for tools that only read the structure)."""
     pending: dict = {}
     stack = []
     for t in roots:
@@ -106,7 +107,8 @@ def _count_consumers(roots) -> dict:
     while stack:
         v = stack.pop()
         if type(v) is Node:
-            v.check_not_freed()
+            if check_freed:
+                v.check_not_freed()
             for p in v.parents:
                 if p is None:
                     continue
@@ -163,7 +165,7 @@ def _call_backward(v: Node, g, tensor_xp):
     returned one gradient per positional input."""
     if tensor_xp is not None:
         v.create_graph = True
-        v.xp = tensor_xp
+        v.xp = tensor_xp.on(v.device)  # creation functions need the device
         try:
             out = v.fn.backward(v, g)
         finally:

@@ -354,8 +354,8 @@ class Function:
         raw_out = out
         if type(out) is not (device._array_type or device.array_type):
             out = device.xp.asarray(out)  # NumPy returns scalars for 0-d results; keep arrays
-        if _autograd._anomaly is not None:  # detect_anomaly's forward check (tinynet/debug.py)
-            _autograd._anomaly(cls, ctx, arrays, out)
+        if _autograd._anomaly is not None:  # the debug tools' forward hook (tinynet/debug.py)
+            _autograd._anomaly(cls, ctx, arrays, out, params)
         if not record:
             return Tensor._make(out, device)
         if out.dtype.kind not in "fc":

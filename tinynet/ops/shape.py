@@ -123,9 +123,9 @@ def permute(x, dims) -> Tensor:
 
 
 @tensor_namespace.register(name="transpose")
-def _numpy_transpose(x, axes):
-    """NumPy's ``transpose(x, axes)`` (a full permutation), as backward formulas write it."""
-    return permute(x, axes)
+def _numpy_transpose(x, axes=None):
+    """NumPy's ``transpose(x, axes)`` (all axes reversed when omitted), as backward uses it."""
+    return permute(x, tuple(range(x.ndim))[::-1] if axes is None else axes)
 
 
 @tensor_method("transpose", "swapaxes")

@@ -211,13 +211,32 @@ class GradientFlow(Callback):
                           file=self.stream or sys.stdout)
 
 
-def plot_gradient_flow(records: list[dict], path: str | os.PathLike, title: str | None = None
-                       ) -> None:
+def _record_label(record: dict) -> str:
+    """What a line of the gradient-norm plot shows: when its record was measured."""
+    if "epoch" not in record:
+        return "measurement"
+    label = f"epoch {record['epoch']}"
+    if record.get("iteration") is not None:
+        label += f", batch {record['iteration']}"
+    return label
+
+
+def _legend_rows(n: int, most: int = 8) -> set[int]:
+    """Which of ``n`` lines get a legend entry: all up to ``most``, else ``most`` evenly spread
+    ones, the first and the last included."""
+    if n <= most:
+        return set(range(n))
+    return {round(k * (n - 1) / (most - 1)) for k in range(most)}
+
+
+def plot_gradient_flow(records: list[dict], path: str | os.PathLike, title: str | None = None):
     """Draw gradient flow to an image file: gradient norm per parameter (one line per record,
-    light = early, dark = late; log scale) and, when known, the update-to-weight ratio over time.
+    light = early, dark = late, labelled with its epoch and batch in the legend; log scale) and,
+    when known, the update-to-weight ratio over time (one line per parameter).
 
     ``records`` is :attr:`GradientFlow.records`, or a single :func:`gradient_flow` result.
-    Needs matplotlib (``pip install "tinynet[plot]"``); draws off-screen (Agg).
+    Needs matplotlib (``pip install "tinynet[plot]"``); draws off-screen (Agg). Returns the
+    matplotlib ``Figure``.
     """
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -235,11 +254,15 @@ def plot_gradient_flow(records: list[dict], path: str | os.PathLike, title: str 
     axes = fig.subplots(1, 2 if has_ratio else 1, squeeze=False)[0]
     names = [layer["name"] for layer in records[0]["layers"]]
     ax = axes[0]
+    shown = _legend_rows(len(records))
     for i, record in enumerate(records):
         shade = 0.85 - 0.75 * (i / max(len(records) - 1, 1))  # early records light, late dark
         norms = [layer["grad_norm"] if layer["grad_norm"] else float("nan")
                  for layer in record["layers"]]
-        ax.plot(range(len(norms)), norms, marker="o", markersize=3, color=str(shade))
+        ax.plot(range(len(norms)), norms, marker="o", markersize=3, color=str(shade),
+                label=_record_label(record) if i in shown else "_nolegend_")
+    ax.legend(fontsize=7, title=None if len(shown) == len(records)
+              else f"{len(shown)} of {len(records)} records", title_fontsize=7)
     ax.set_yscale("log")
     ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
     ax.set_ylabel("gradient norm")
@@ -249,13 +272,21 @@ def plot_gradient_flow(records: list[dict], path: str | os.PathLike, title: str 
         steps = [r["step"] for r in records]
         for j, name in enumerate(names):
             ratios = [r["layers"][j]["update_ratio"] or float("nan") for r in records]
-            ax.plot(steps, ratios, label=name)
+            # matplotlib cycles through 10 colours: a new dash style for each round of them
+            ax.plot(steps, ratios, label=name, linestyle=("-", "--", ":")[j // 10 % 3])
         ax.axhline(1e-3, color="grey", linestyle="--", linewidth=0.8)
         ax.set_yscale("log")
         ax.set_xlabel("step")
         ax.set_ylabel("||update|| / ||weight||")
         ax.set_title("update-to-weight ratio (dashed: 1e-3)")
+        # Every line named: inside the axes for a few, outside on the right in columns of 20
+        # for many (a deep network's 26 parameters).
         if len(names) <= 12:
             ax.legend(fontsize=7)
+        else:
+            ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                      ncol=-(-len(names) // 20), borderaxespad=0.0)
+            fig.set_size_inches(11 + 1.3 * -(-len(names) // 20), 4)
     fig.tight_layout()
     fig.savefig(path)
+    return fig
