@@ -6,6 +6,8 @@ Where PyTorch is installed, the same calls are also made on it and the results c
 """
 
 import importlib
+import pathlib
+import re
 import warnings
 
 import numpy as np
@@ -297,3 +299,80 @@ def test_a_saved_state_dict_loads_into_pytorch_through_numpy(tmp_path):
     x = np.random.default_rng(0).standard_normal((4, 2)).astype(np.float32)
     np.testing.assert_allclose(theirs(torch.from_numpy(x)).detach().numpy(),
                                host(model(tn.tensor(x))), rtol=1e-6)
+
+
+def test_pytorch_spellings_of_threads_and_inference(device):
+    with tn.inference_mode():
+        y = tn.ones(2, device=device, requires_grad=True) * 2
+    assert not y.requires_grad and y.grad_fn is None
+    assert tn.set_num_threads is tn.runtime.set_blas_threads
+    assert tn.get_num_threads() == tn.runtime.blas_thread_count()
+    assert tn.is_floating_point(tn.ones(1)) and not tn.is_floating_point(tn.ones(1).long())
+    with pytest.raises(ValueError, match=r"bmm: expects \(B, n, m\) and \(B, m, p\) tensors"):
+        tn.bmm(tn.ones(2, 3, 4, device=device), tn.ones(3, 4, 5, device=device))
+
+
+# --- docs/porting.md: the snippets run, and the name table says the truth ----------------------
+
+PORTING_DOC = pathlib.Path(__file__).resolve().parent.parent / "docs" / "porting.md"
+
+
+def _doc_snippets() -> list:
+    """Each ```python block, padded with blank lines so tracebacks give its line in the file."""
+    text = PORTING_DOC.read_text()
+    return [pytest.param("\n" * text.count("\n", 0, m.start(1)) + m.group(1), id=f"block{i}")
+            for i, m in enumerate(re.finditer(r"```python\n(.*?)```", text, flags=re.DOTALL))]
+
+
+@pytest.mark.parametrize("snippet", _doc_snippets())
+def test_docs_porting_snippet_runs(snippet, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a snippet may write a checkpoint
+    exec(compile(snippet, str(PORTING_DOC), "exec"), {"__name__": "docs_porting"})  # noqa: S102
+
+
+def _table_rows() -> list:
+    """(PyTorch names, status) for every row of section 5's tables."""
+    section = PORTING_DOC.read_text().split("## 5.")[1]
+    rows = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[1] in ("✓", "≈", "—"):
+            rows.append((re.findall(r"`([\w.]+)`", cells[0]), cells[1]))
+    return rows
+
+
+def _resolves(root, path: str) -> bool:
+    obj = root
+    for part in path.split("."):
+        if not hasattr(obj, part):
+            return False
+        obj = getattr(obj, part)
+    return True
+
+
+def _in_tinynet(name: str) -> bool:
+    head, _, rest = name.partition(".")
+    return _resolves(tn.Tensor if head == "Tensor" else tn, rest)
+
+
+def test_docs_porting_table_covers_the_names_of_the_issue():
+    names = {n for row, _ in _table_rows() for n in row}
+    assert len(names) > 300
+    for name in ("torch.gather", "Tensor.eq", "Tensor.view_as", "Tensor.clamp_", "torch.long",
+                 "torch.flatten", "torch.optim.Adadelta", "torch.utils.data.DataLoader",
+                 "torch.accelerator.current_accelerator", "torch.backends.mps.is_available"):
+        assert name in names, name
+
+
+def test_docs_porting_table_says_what_tinynet_has():
+    wrong = [f"{name} ({status})" for names, status in _table_rows() for name in names
+             if _in_tinynet(name) != (status != "—")]
+    assert not wrong, f"docs/porting.md, section 5, is out of date for: {wrong}"
+
+
+@needs_torch
+def test_docs_porting_table_names_are_pytorchs():
+    unknown = [name for names, _ in _table_rows() for name in names
+               if not _resolves(torch.Tensor if name.startswith("Tensor.") else torch,
+                                name.partition(".")[2])]
+    assert not unknown, f"not PyTorch names: {unknown}"

@@ -35,6 +35,7 @@ from .creation import (
 from .debug import detect_anomaly, trace
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .ops import *  # noqa: F403 - every op function: tn.exp, tn.sum, tn.transpose ...
+from .ops.aliases import is_floating_point
 from .serialization import load, save
 
 device = Device  # tn.device("cuda"), also a context manager: with tn.device("cuda"): ...
@@ -42,5 +43,9 @@ device = Device  # tn.device("cuda"), also a context manager: with tn.device("cu
 bool = bool_  # noqa: A001
 float, double, half = float32, float64, float16  # noqa: A001
 long, int, short = int64, int32, int16  # noqa: A001
+# PyTorch's names for what tinynet spells otherwise (docs/porting.md): inference is no_grad (no
+# separate inference tensors); the intra-op threads are NumPy's BLAS threads.
+inference_mode = no_grad
+set_num_threads, get_num_threads = runtime.set_blas_threads, runtime.blas_thread_count
 
 __version__ = "0.1.0"

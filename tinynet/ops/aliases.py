@@ -1,5 +1,6 @@
 """PyTorch spellings of what tinynet already computes, so that ported code runs unchanged:
-``tn.t``/``x.t()``, ``tn.chunk``/``x.chunk``, ``x.where(cond, y)``, ``x.expand_as(y)``,
+``tn.t``/``x.t()``, ``tn.chunk``/``x.chunk``, ``tn.mm``/``tn.bmm`` (``matmul`` restricted to
+matrices and to batches of them), ``x.where(cond, y)``, ``x.expand_as(y)``,
 ``x.type_as(y)``, ``x.half()``, ``x.new_zeros(...)`` and the other ``new_*`` constructors,
 ``x.is_floating_point()``, ``x.nelement()``.
 
@@ -15,11 +16,12 @@ import math
 from .. import backend, creation
 from ..tensor import Tensor, tensor_method
 from .convert import cast
+from .linalg import matmul
 from .operands import dim_alias, one_dim, unary_operand
 from .select import where
 from .shape import expand, split, transpose
 
-__all__ = ["chunk", "t"]
+__all__ = ["bmm", "chunk", "mm", "t"]
 
 
 @tensor_method
@@ -47,6 +49,30 @@ def chunk(input, chunks: int, dim=0, *, axis=None) -> tuple:  # noqa: A002
         raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
     dim = one_dim(dim_alias("chunk", dim, axis, default=0), x.ndim, "chunk")
     return split(x, max(1, math.ceil(x.shape[dim] / chunks)), dim)
+
+
+@tensor_method
+def mm(input, mat2) -> Tensor:  # noqa: A002
+    """The product of two matrices, ``(n, m) @ (m, p) -> (n, p)``: ``matmul`` without
+    broadcasting (anything but two 2-d tensors is an error, as in PyTorch)."""
+    return _matmul_of_rank("mm", 2, input, mat2)
+
+
+@tensor_method
+def bmm(input, mat2) -> Tensor:  # noqa: A002
+    """Batched matrix products, ``(B, n, m) @ (B, m, p) -> (B, n, p)``: ``matmul`` without
+    broadcasting (the batch sizes must be equal, as in PyTorch)."""
+    return _matmul_of_rank("bmm", 3, input, mat2)
+
+
+def _matmul_of_rank(op: str, ndim: int, a, b) -> Tensor:
+    a, b = unary_operand(a), unary_operand(b)
+    fits = a.ndim == b.ndim == ndim and a.shape[:-2] == b.shape[:-2] and a.shape[-1] == b.shape[-2]
+    if not fits:
+        form = "(B, n, m) and (B, m, p)" if ndim == 3 else "(n, m) and (m, p)"
+        raise ValueError(f"{op}: expects {form} tensors, got shapes {tuple(a.shape)} and "
+                         f"{tuple(b.shape)}")
+    return matmul(a, b)
 
 
 @tensor_method("where")

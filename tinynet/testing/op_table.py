@@ -772,6 +772,15 @@ def _chunks_ref(a):
     return tuple(a[..., i:i + step] for i in range(0, a.shape[-1], step))
 
 
+def _matrix_pair(batch: int) -> ShapeStrategy:
+    """``(B, n, m)`` and ``(B, m, p)`` shapes with ``batch`` leading dims (0: two matrices)."""
+    def make(max_side):
+        sides = st.integers(1, max_side)
+        return st.tuples(st.lists(sides, min_size=batch, max_size=batch), sides, sides,
+                         sides).map(lambda d: ((*d[0], d[1], d[2]), (*d[0], d[2], d[3])))
+    return make
+
+
 def _topk_count(n: int) -> int:
     return min(2, n)
 
@@ -813,6 +822,8 @@ OP_TABLE = OP_TABLE + (
     # PyTorch's other spellings (tinynet/ops/aliases.py)
     _unary("t", tn.t, lambda a: a.T, shape=same(max_dims=2)),
     _unary("chunk", lambda x: x.chunk(2, dim=-1), _chunks_ref, shape=same(min_dims=1)),
+    OpCase("mm", tn.mm, np.matmul, (REAL, REAL), _matrix_pair(0), "mm"),
+    OpCase("bmm", lambda a, b: a.bmm(b), np.matmul, (REAL, REAL), _matrix_pair(1), "bmm"),
     # The orders themselves: no gradient; a coarse grid makes ties common (stability).
     _unary("argsort_stable_ties", lambda x: tn.argsort(x), lambda a: np.argsort(a, -1,
                                                                                 kind="stable"),
