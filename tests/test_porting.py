@@ -363,15 +363,21 @@ POLYNOMIAL = textwrap.dedent('''
         return xx, y
 
 
-    def fit_nn(steps=2000, weights=None):
-        """The nn package: nn.Sequential, MSELoss(reduction='sum'), a manual update."""
-        xx, y = data()
+    def polynomial_model(weights=None):
+        # y = a + b x + c x^2 + d x^3: a Linear layer on (x, x^2, x^3), flattened to (N,).
         model = torch.nn.Sequential(
             torch.nn.Linear(3, 1),
             torch.nn.Flatten(0, 1)
         )
         if weights is not None:
             model.load_state_dict({k: torch.tensor(v) for k, v in weights.items()})
+        return model
+
+
+    def fit_nn(steps=2000, weights=None):
+        """The nn package: nn.Sequential, MSELoss(reduction='sum'), a manual update."""
+        xx, y = data()
+        model = polynomial_model(weights)
         loss_fn = torch.nn.MSELoss(reduction='sum')
         learning_rate = 1e-6
         losses = []
@@ -395,12 +401,7 @@ POLYNOMIAL = textwrap.dedent('''
     def fit_optim(steps=2000, weights=None):
         """The optim package: RMSprop does the update."""
         xx, y = data()
-        model = torch.nn.Sequential(
-            torch.nn.Linear(3, 1),
-            torch.nn.Flatten(0, 1)
-        )
-        if weights is not None:
-            model.load_state_dict({k: torch.tensor(v) for k, v in weights.items()})
+        model = polynomial_model(weights)
         loss_fn = torch.nn.MSELoss(reduction='sum')
         learning_rate = 1e-3
         optimizer = torch.optim.RMSprop(model.parameters(), lr=learning_rate)

@@ -1,7 +1,8 @@
 """``tn.accelerator``: ``torch.accelerator``'s device-agnostic names, so the usual "use the GPU
 if there is one" lines run unchanged::
 
-    device = tn.accelerator.current_accelerator() if tn.accelerator.is_available() else tn.device("cpu")
+    device = (tn.accelerator.current_accelerator() if tn.accelerator.is_available()
+              else tn.device("cpu"))
 
 tinynet's one accelerator is CUDA (through CuPy); these are the same answers ``tn.cuda`` gives,
 phrased for any accelerator. Porting guide: docs/porting.md.

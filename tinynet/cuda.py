@@ -58,8 +58,8 @@ def get_device_name(device=None) -> str:
 
 
 def manual_seed(seed: int) -> None:
-    """Seed the random numbers used on the GPU. tinynet draws them from its one default stream
-    on every device (so a seed gives the same numbers on CPU and GPU): this is ``tn.manual_seed``."""
+    """Seed the random numbers used on the GPU. tinynet draws them from its one default stream on
+    every device (a seed gives the same numbers on CPU and GPU): this is ``tn.manual_seed``."""
     _manual_seed(seed)
 
 

@@ -47,8 +47,8 @@ from .sorting import *  # noqa: F403
 from .stable import *  # noqa: F403
 from .stable import softmax_cross_entropy
 
-_MODULES = (elementwise, activation, select, reduce, sorting, stable, shape, indexing, gather_scatter,
-            linalg, conv, convert, aliases)
+_MODULES = (elementwise, activation, select, reduce, sorting, stable, shape, indexing,
+            gather_scatter, linalg, conv, convert, aliases)
 
 __all__ = [name for module in _MODULES for name in module.__all__]
 """The functions that are also ``tn.<name>`` (``tinynet/__init__.py`` star-imports this list)."""

@@ -5,9 +5,9 @@ Most of these are indexing in disguise, so they are composed rather than new pri
 ``gather(x, dim, index)`` is ``x[I]`` for the advanced index ``I`` that takes ``index`` along
 ``dim`` and the position itself along every other dim (:func:`along_dim_index`), so its gradient
 is ``GetItemOp``'s (a scatter-add into zeros, repeats accumulating) and it is differentiable to any
-order; ``scatter_add`` is ``x + index_add(src, x.shape, I)``; ``index_select`` is ``x[:, ..., idx]``;
-``masked_fill`` is ``where``. The one primitive is :class:`ScatterOp` (writing, not adding, needs
-its own gradient: the overwritten elements of ``x`` get none).
+order; ``scatter_add`` is ``x + index_add(src, x.shape, I)``; ``index_select`` is
+``x[:, ..., idx]``; ``masked_fill`` is ``where``. The one primitive is :class:`ScatterOp` (writing,
+not adding, needs its own gradient: the overwritten elements of ``x`` get none).
 
 Index tensors must hold integers in ``[0, size)`` (PyTorch's rule; negative indices are refused).
 The range is checked with one read of the index's minimum and maximum, because CuPy, unlike
@@ -97,7 +97,8 @@ def _gather_checked(op: str, x: Tensor, dim: int, index: Tensor) -> None:
 
 
 @tensor_method
-def gather(input, dim=None, index=None, *, axis=None, sparse_grad: bool = False) -> Tensor:  # noqa: A002
+def gather(input, dim=None, index=None, *, axis=None,  # noqa: A002 - PyTorch's names
+           sparse_grad: bool = False) -> Tensor:
     """``out[i][j][k] = input[index[i][j][k]][j][k]`` for ``dim=0`` (and likewise along any
     ``dim``): picks one element along ``dim`` for every position of ``index``, which has as many
     dims as ``input`` and is no larger than it along the others. The result has ``index``'s shape.
@@ -242,7 +243,8 @@ def _scatter_args(op, input, dim, index, axis):
 
 
 @tensor_method
-def scatter(input, dim=None, index=None, src=None, *, value=None, axis=None) -> Tensor:  # noqa: A002
+def scatter(input, dim=None, index=None, src=None, *, value=None,  # noqa: A002
+            axis=None) -> Tensor:
     """``gather``'s inverse, out of place: a copy of ``input`` with ``src[i][j][k]`` written at
     ``[index[i][j][k]][j][k]`` (``dim=0``). ``src`` is a tensor at least ``index``'s size, or a
     number (``value=``). Where ``index`` repeats a position, which write wins is unspecified, as
