@@ -37,7 +37,7 @@ def index_tensor(op: str, name: str, index, like: Tensor) -> Tensor:
             raise TypeError(f"{op}: {name} must be an integer tensor, got "
                             f"{type(index).__name__}")
         index = Tensor(index, device=like.device)
-    if index.dtype.kind not in "iu" and not (index.numel() == 0 and index.dtype.kind == "f"):
+    if index.dtype.kind not in "iu":
         raise TypeError(f"{op}: {name} must be an integer tensor (e.g. tn.long), got "
                         f"{index.dtype}")
     if index.device is not like.device:
