@@ -1,6 +1,7 @@
 """One meaning per name, PyTorch's: transpose/permute, max/min/amax/amin/argmax, view vs reshape,
 ``dim``/``keepdim`` with NumPy's ``axis``/``keepdims`` as aliases everywhere, the op classes'
-names, the op functions as Tensor methods, and the public ``Tensor.wrap`` / ``.data`` contract.
+names, the op functions as Tensor methods, the public ``Tensor.wrap`` / ``.data`` contract, and
+the ops ported code needs (gather/scatter/index_select/take_along_dim/masked_fill, sort/topk).
 
 PyTorch is the reference: where it is installed, the meanings are also compared with it.
 """
@@ -310,3 +311,126 @@ def test_contiguous_copies_only_what_is_not(device):
     assert c.is_contiguous() and c.view(6).tolist() == [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]
     c.view(6).sum().backward()  # still in the graph
     assert x.grad.tolist() == [[1.0] * 3] * 2
+
+
+# --- gather, scatter, index_select, take_along_dim, masked_fill: PyTorch's meanings ------------
+
+
+def _grads(fn, *arrays):
+    """Values and input gradients of sum(fn(...) * weights) in tinynet (float64)."""
+    inputs = [tn.tensor(a, requires_grad=True) for a in arrays]
+    out = fn(*inputs)
+    weights = np.arange(1.0, out.numel() + 1).reshape(out.shape)
+    (out * tn.tensor(weights)).sum().backward()
+    return host(out), [host(i.grad) for i in inputs]
+
+
+def _torch_grads(torch, fn, *arrays):
+    inputs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    out = fn(*inputs)
+    weights = np.arange(1.0, out.numel() + 1).reshape(tuple(out.shape))
+    (out * torch.tensor(weights)).sum().backward()
+    return out.detach().numpy(), [i.grad.numpy() for i in inputs]
+
+
+INDEX = np.array([[0, 2, 2, 1], [1, 1, 0, 0], [2, 0, 1, 2]])  # repeats: gradients accumulate
+MASK = np.array([True, False, True, False])
+# (name, call with the library as ``lib`` and an index tensor maker ``ix``, input shapes)
+INDEXED = [
+    ("gather", lambda lib, ix, x: lib.gather(x, 1, ix(INDEX[:, :3])), [(3, 4)]),
+    ("gather_method", lambda lib, ix, x: x.gather(0, ix(INDEX[:2])), [(3, 4)]),
+    ("take_along_dim", lambda lib, ix, x: lib.take_along_dim(x, ix(INDEX[:1]), dim=0),
+     [(3, 4)]),
+    ("take_along_dim_flat", lambda lib, ix, x: lib.take_along_dim(x, ix(INDEX[0])), [(3, 4)]),
+    ("index_select", lambda lib, ix, x: lib.index_select(x, 1, ix(INDEX[0])), [(3, 4)]),
+    ("scatter", lambda lib, ix, x, s: lib.scatter(x, 0, ix(np.array([[2, 0, 1, 1]])), s),
+     [(3, 4), (1, 4)]),
+    ("scatter_value", lambda lib, ix, x: x.scatter(1, ix(INDEX[:, :1]), 0.5), [(3, 4)]),
+    ("scatter_add", lambda lib, ix, x, s: lib.scatter_add(x, 1, ix(INDEX), s), [(3, 4), (3, 4)]),
+    ("masked_fill", lambda lib, ix, x: x.masked_fill(ix(MASK), -2.0), [(3, 4)]),
+    ("masked_fill_tensor_value", lambda lib, ix, x, v: lib.masked_fill(x, ix(MASK), v),
+     [(3, 4), ()]),
+]
+
+
+@pytest.mark.parametrize("name, call, input_shapes", INDEXED, ids=[c[0] for c in INDEXED])
+def test_indexing_ops_match_pytorch_values_and_gradients(name, call, input_shapes):
+    torch = _torch()
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(s) for s in input_shapes]
+    ours = _grads(lambda *xs: call(tn, lambda a: tn.tensor(a), *xs), *arrays)
+    theirs = _torch_grads(torch, lambda *xs: call(torch, torch.tensor, *xs), *arrays)
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-12)
+    for g, t in zip(ours[1], theirs[1]):
+        np.testing.assert_allclose(g, t, rtol=1e-12)
+
+
+def test_gather_scatter_errors_name_the_op_and_the_shapes(device):
+    x = tn.zeros(3, 4, device=device)
+    idx = tn.tensor([[0, 4]], device=device)
+    with pytest.raises(IndexError, match=r"gather: index 4 is out of range for dimension 1 of "
+                                         r"size 4"):
+        x.gather(1, idx)  # raised on the stand-in device too (CuPy would silently wrap)
+    with pytest.raises(IndexError, match="index_select: index -1 is out of range"):
+        x.index_select(0, tn.tensor([0, -1], device=device))
+    with pytest.raises(ValueError, match=r"gather: index must have as many dims as the input, "
+                                         r"got index of shape \(2,\)"):
+        x.gather(1, tn.tensor([0, 1], device=device))
+    with pytest.raises(ValueError, match=r"larger than the input of shape \(3, 4\) in dim 0"):
+        x.gather(1, tn.zeros(4, 1, dtype=tn.long, device=device))
+    with pytest.raises(TypeError, match="gather: index must be an integer tensor"):
+        x.gather(1, tn.zeros(1, 1, device=device))
+    with pytest.raises(TypeError, match="scatter: src has dtype float64, the input float32"):
+        x.scatter(0, tn.zeros(1, 1, dtype=tn.long, device=device),
+                  tn.zeros(1, 1, dtype=tn.float64, device=device))
+    with pytest.raises(TypeError, match="masked_fill: mask must be a bool tensor"):
+        x.masked_fill(tn.ones(4, device=device), 0.0)
+    with pytest.raises(ValueError, match=r"masked_fill: mask of shape \(2,\) does not broadcast"):
+        x.masked_fill(tn.ones(2, dtype=tn.bool, device=device), 0.0)
+
+
+def test_masked_fill_keeps_the_dtype_and_builds_an_attention_mask(device):
+    future = tn.tensor(np.triu(np.ones((3, 3)), 1).astype(bool), device=device)  # causal mask
+    scores = tn.zeros(3, 3, device=device).masked_fill(future, float("-inf"))
+    weights = scores.softmax(dim=-1)
+    np.testing.assert_allclose(host(weights), [[1, 0, 0], [0.5, 0.5, 0], [1 / 3] * 3])
+    n = tn.tensor([1, 2, 3], device=device).masked_fill(tn.tensor([True, False, False],
+                                                                  device=device), 7.9)
+    assert n.dtype == tn.int64 and n.tolist() == [7, 2, 3]  # PyTorch truncates into int too
+
+
+# --- sort, argsort, topk ----------------------------------------------------------------------
+
+
+def test_sort_topk_match_pytorch_with_ties_and_nan():
+    torch = _torch()
+    a = np.array([[2.0, 1.0, 2.0, np.nan, 1.0, 0.5], [3.0, 3.0, -1.0, 3.0, 0.0, 3.0]])
+    x, t = tn.tensor(a, dtype=tn.float64), torch.tensor(a)
+    for descending in (False, True):
+        ours, theirs = x.sort(dim=1, descending=descending), torch.sort(
+            t, dim=1, descending=descending, stable=True)
+        np.testing.assert_array_equal(host(ours.values), theirs.values.numpy())
+        np.testing.assert_array_equal(host(ours.indices), theirs.indices.numpy())
+        np.testing.assert_array_equal(host(tn.argsort(x, 0, descending=descending)),
+                                      torch.argsort(t, dim=0, descending=descending,
+                                                    stable=True).numpy())
+    for largest in (True, False):
+        ours, theirs = x.topk(3, largest=largest), t.topk(3, largest=largest)
+        np.testing.assert_array_equal(host(ours.values), theirs.values.numpy())
+    finite = a[1:]  # indices of ties are unspecified in PyTorch's topk: compare where none tie
+    np.testing.assert_array_equal(host(tn.tensor(finite).topk(2, largest=False).indices),
+                                  torch.tensor(finite).topk(2, largest=False).indices.numpy())
+
+
+def test_sort_and_topk_gradients_go_back_to_where_values_came_from(device):
+    a = np.array([[0.3, -1.0, 2.0, 0.7], [1.5, 0.2, -0.4, 0.0]])
+    x = tn.tensor(a, dtype=tn.float64, device=device, requires_grad=True)
+    values, indices = x.topk(2, dim=1)
+    (values * tn.tensor([[1.0, 10.0]], dtype=tn.float64, device=device)).sum().backward()
+    expected = np.zeros_like(a)
+    expected[[0, 0, 1, 1], [2, 3, 0, 1]] = [1.0, 10.0, 1.0, 10.0]
+    np.testing.assert_array_equal(host(x.grad), expected)
+    assert indices.dtype == tn.int64 and not indices.requires_grad
+    assert isinstance(x.sort(), tn.ops.ValuesIndices)
+    with pytest.raises(ValueError, match=r"topk: k=5 is out of range for dim 1 of size 4"):
+        x.topk(5)

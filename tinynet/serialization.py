@@ -38,6 +38,7 @@ import json
 import math
 import os
 import re
+import warnings
 import zipfile
 from collections import OrderedDict
 
@@ -79,6 +80,10 @@ def save(obj, path) -> None:
     a GPU are copied to the host for writing; they (and the model they belong to) stay where
     they are.
 
+    A name ending in ``.pt``/``.pth`` gets a warning: the file is still a tinynet checkpoint,
+    which ``torch.load`` cannot read (PyTorch's format is a ZIP of pickles, and tinynet never
+    pickles).
+
     Raises:
         TypeError: a value of another type (naming where it is, e.g. ``['optim']['lr_fn']``), or
             a ``path`` that is not a path.
@@ -91,6 +96,11 @@ def save(obj, path) -> None:
         >>> model.load_state_dict(tn.load("ckpt.npz")["model"])
     """
     path = atomic.checked_path(path, "tn.save")
+    if os.path.splitext(path)[1].lower() in (".pt", ".pth"):
+        warnings.warn(f"tn.save: {path!r} is named like a PyTorch file, but it will be a tinynet "
+                      "checkpoint (a .npz archive of .npy arrays): torch.load cannot read it, "
+                      "tn.load and numpy.load can (docs/porting.md shows how to load it into "
+                      "PyTorch). Name it .npz to avoid the confusion", UserWarning, stacklevel=2)
     arrays: dict = {}  # member name -> host array
     root = _Encoder(arrays).encode(obj)  # before touching the disk: a TypeError leaves no trace
     header = {"format": FORMAT_NAME, "version": FORMAT_VERSION,

@@ -455,11 +455,13 @@ class Tensor:
         return "tensor(" + ", ".join([body] + extras) + ")"
 
 
-def _inplace(t: Tensor, other, ufunc: str, op) -> Tensor:
+def _inplace(t: Tensor, other, ufunc: str, op, kernel=None) -> Tensor:
     """``t op= other``. Outside the graph (parameter updates under ``no_grad``, ``.grad`` tensors,
     data) it writes into ``t``'s array, as PyTorch does. On a tensor inside the graph the result is
     recorded out of place and ``t`` is rebound (an alias of the old tensor does not see the change).
-    A leaf that requires grad may only be updated in place under ``no_grad``."""
+    A leaf that requires grad may only be updated in place under ``no_grad``. ``kernel(xp, array,
+    other)``, when given, does the write instead of ``xp.<ufunc>`` (``fill_``, ``copy_`` ...:
+    ``tinynet/ops/inplace.py``)."""
     if t.grad_fn is not None:
         return op(t, other)
     if t._requires_grad and _autograd.is_grad_enabled():
@@ -471,7 +473,10 @@ def _inplace(t: Tensor, other, ufunc: str, op) -> Tensor:
             raise RuntimeError(f"in-place {ufunc}: tensor on {t._device}, operand on {other._device}")
         other = other._data
     try:  # same_kind casting: float data into an integer tensor raises instead of truncating
-        getattr(t._device.xp, ufunc)(t._data, other, out=t._data)
+        if kernel is not None:
+            kernel(t._device.xp, t._data, other)
+        else:
+            getattr(t._device.xp, ufunc)(t._data, other, out=t._data)
     except (TypeError, ValueError) as exc:
         raise _plain(exc)(f"in-place {ufunc} on a tensor of shape {tuple(t.shape)} and dtype "
                         f"{t.dtype}: {exc}") from exc

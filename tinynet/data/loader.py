@@ -19,6 +19,7 @@ generator, so a run resumed from a checkpoint sees exactly the batches of an uni
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Callable, Iterator
 
 from .. import backend
@@ -51,6 +52,11 @@ class DataLoader:
         sampler: the order of each epoch instead of the loader's own (``shuffle`` must stay
             False): a ``tn.data.Sampler`` such as ``DistributedSampler``, or any iterable of
             dataset positions. Its state is part of ``state_dict()``.
+        num_workers, pin_memory, persistent_workers: accepted so PyTorch code runs unchanged;
+            batches are always made in this process (one vectorised index per tensor, nothing to
+            spread over workers) and host memory is never pinned, so ``num_workers > 0`` and
+            ``pin_memory=True`` only warn. ``persistent_workers=True`` needs ``num_workers > 0``,
+            as in PyTorch.
 
     Example:
         >>> ds = tn.data.TensorDataset(tn.randn(10, 3), tn.arange(10))
@@ -64,7 +70,8 @@ class DataLoader:
     def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False,
                  drop_last: bool = False, seed: int | None = None,
                  generator: Generator | None = None, collate_fn: Callable | None = None,
-                 device=None, sampler=None):
+                 device=None, sampler=None, *, num_workers: int = 0, pin_memory: bool = False,
+                 persistent_workers: bool = False):
         if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
             raise TypeError(f"DataLoader: dataset must have __len__ and __getitem__ (a "
                             f"tn.data.Dataset), got {type(dataset).__name__}")
@@ -87,6 +94,7 @@ class DataLoader:
         if sampler is not None and shuffle:
             raise ValueError("DataLoader: sampler= decides the order, so shuffle must be False "
                              "(a shuffling sampler, such as DistributedSampler, shuffles itself)")
+        _check_worker_options(num_workers, pin_memory, persistent_workers)
         if generator is None:
             if seed is None and shuffle:
                 # Seeded from the default stream, so tn.manual_seed(...) makes the run repeatable.
@@ -258,6 +266,24 @@ class DataLoader:
         return (f"DataLoader({type(self.dataset).__name__} of {len(self.dataset)}, "
                 f"batch_size={self.batch_size}, shuffle={self.shuffle}, "
                 f"drop_last={self.drop_last}, batches={len(self)}, epoch={self._epoch})")
+
+
+def _check_worker_options(num_workers, pin_memory, persistent_workers) -> None:
+    """PyTorch's worker and pinning options: checked as PyTorch checks them, then a warning for
+    each one that asks for something tinynet does not do."""
+    if not _is_int(num_workers) or num_workers < 0:
+        raise ValueError(f"DataLoader: num_workers must be a non-negative integer, got "
+                         f"{num_workers!r}")
+    if persistent_workers and num_workers == 0:
+        raise ValueError("DataLoader: persistent_workers=True needs num_workers > 0 (as in "
+                         "PyTorch)")
+    ignored = [f"num_workers={num_workers}"] if num_workers else []
+    ignored += ["pin_memory=True"] if pin_memory else []
+    if ignored:
+        verb = "has" if len(ignored) == 1 else "have"
+        warnings.warn(f"DataLoader: {' and '.join(ignored)} {verb} no effect in tinynet: batches "
+                      "are made in this process, one vectorised index per stored tensor (pass "
+                      "device= to have them on the GPU)", UserWarning, stacklevel=3)
 
 
 def _is_int(value) -> bool:

@@ -3,11 +3,14 @@ users call right under its class.
 
 Where to find a derivative: ``elementwise.py`` (arithmetic, math functions), ``activation.py``
 (sigmoid, relu, gelu ...), ``select.py`` (maximum/minimum, clip, where, comparisons and logic),
-``reduce.py`` (sum/mean, amax/amin and max/min, var/std, argmax), ``stable.py`` (logsumexp,
-softmax, log_softmax, softmax_cross_entropy), ``shape.py`` (reshape/view, permute/transpose,
-broadcast, cat, pad), ``indexing.py`` (getitem and its adjoint), ``linalg.py`` (matmul, linear),
-``conv.py`` (convolution and its two gradients, max pooling; the im2col layout in
-``im2col.py``), ``convert.py`` (cast, device moves, clone). Each class's docstring opens with
+``reduce.py`` (sum/mean, amax/amin and max/min, var/std, argmax), ``sorting.py`` (sort, argsort,
+topk), ``stable.py`` (logsumexp, softmax, log_softmax, softmax_cross_entropy), ``shape.py``
+(reshape/view, permute/transpose, broadcast, cat, pad), ``indexing.py`` (getitem and its
+adjoint), ``gather_scatter.py`` (gather, scatter, index_select, masked_fill ...), ``linalg.py``
+(matmul, linear), ``conv.py`` (convolution and its two gradients, max pooling; the im2col layout
+in ``im2col.py``), ``convert.py`` (cast, device moves, clone). ``inplace.py`` holds the in-place
+methods (``add_``, ``copy_``, ``masked_fill_`` ...) and ``aliases.py`` PyTorch's other spellings
+(``t``, ``chunk``, ``x.where``, ``new_zeros`` ...). Each class's docstring opens with
 ``forward  ->  gradient``; ``OPS`` below lists them all (``docs/ops.md`` is generated from it, with
 the file and line of every backward).
 
@@ -21,13 +24,16 @@ Each op module's ``__all__`` lists the functions that are also ``tn.<name>``; th
 
 from ..autograd import Op
 from . import (
-    activation, conv, convert, elementwise, indexing, linalg, reduce, select, shape, stable,
+    activation, aliases, conv, convert, elementwise, gather_scatter, indexing, inplace, linalg,
+    reduce, select, shape, sorting, stable,
 )
 from .activation import *  # noqa: F403
+from .aliases import *  # noqa: F403
 from .conv import convolution, max_pool
 from .convert import *  # noqa: F403
 from .convert import to_device
 from .elementwise import *  # noqa: F403
+from .gather_scatter import *  # noqa: F403
 from .indexing import *  # noqa: F403
 from .indexing import getitem, setitem
 from .linalg import *  # noqa: F403
@@ -37,10 +43,12 @@ from .reduce import ValuesIndices
 from .select import *  # noqa: F403
 from .shape import *  # noqa: F403
 from .shape import view
+from .sorting import *  # noqa: F403
 from .stable import *  # noqa: F403
 from .stable import softmax_cross_entropy
 
-_MODULES = (elementwise, activation, select, reduce, stable, shape, indexing, linalg, conv, convert)
+_MODULES = (elementwise, activation, select, reduce, sorting, stable, shape, indexing,
+            gather_scatter, linalg, conv, convert, aliases)
 
 __all__ = [name for module in _MODULES for name in module.__all__]
 """The functions that are also ``tn.<name>`` (``tinynet/__init__.py`` star-imports this list)."""

@@ -661,6 +661,182 @@ OP_TABLE = OP_TABLE + (
 )
 # --- end of convolution and pooling -------------------------------------------------------------
 
+# --- gather, scatter, sort (tinynet/ops/gather_scatter.py, sorting.py) ------------------------
+# Index tensors are fixed patterns computed from the drawn shapes (repeats included where the op
+# allows them: their gradients must accumulate); the references use NumPy's take_along_axis,
+# put_along_axis and add.at, not tinynet's index construction.
+
+
+def _index_pattern(shape, size: int) -> np.ndarray:
+    """Integers in [0, size) of ``shape``, repeating where ``size`` is small."""
+    return (np.arange(math.prod(shape)).reshape(shape) * 7 + 3) % size
+
+
+def _unique_along(shape, size: int) -> np.ndarray:
+    """Indices of ``shape`` into a dim of ``size`` that never repeat along any dim no longer than
+    ``size`` (each line counts up from its own start), so a scatter writes each position once."""
+    grids = np.indices(shape)
+    return grids.sum(axis=0) % size  # along dim: consecutive, so distinct (shape[dim] <= size)
+
+
+def _leading(a, shape):
+    """The leading block of ``a`` of ``shape`` (PyTorch uses only that part of a larger input)."""
+    return a[tuple(slice(0, n) for n in shape)]
+
+
+def _shorter(shape, dim: int) -> tuple:
+    """``shape`` one shorter along ``dim`` (at least 1): scatter leaves a position unwritten."""
+    return tuple(max(1, n - 1) if d == dim % len(shape) else n for d, n in enumerate(shape))
+
+
+def _gather_taller(x):
+    return tn.gather(x, 0, _idx(x, _index_pattern((4,) + x.shape[1:], x.shape[0])))
+
+
+def _gather_taller_ref(a):
+    return np.take_along_axis(a, _index_pattern((4,) + a.shape[1:], a.shape[0]), 0)
+
+
+def _smaller_index(shape):
+    return _index_pattern(_shorter(shape[:-1], 0)[:1] + shape[1:-1] + shape[-1:], shape[-1])
+
+
+def _gather_smaller(x):
+    return x.gather(-1, _idx(x, _smaller_index(x.shape)))
+
+
+def _gather_smaller_ref(a):
+    idx = _smaller_index(a.shape)
+    return np.take_along_axis(_leading(a, idx.shape[:-1] + a.shape[-1:]), idx, -1)
+
+
+def _take_flat(x):
+    return tn.take_along_dim(x, _idx(x, _index_pattern((5,), x.numel())))
+
+
+def _take_flat_ref(a):
+    return a.reshape(-1)[_index_pattern((5,), a.size)]
+
+
+def _take_broadcast(x):
+    return tn.take_along_dim(x, _idx(x, _index_pattern((1, 3) + x.shape[2:], x.shape[1])), dim=1)
+
+
+def _take_broadcast_ref(a):
+    idx = _index_pattern((1, 3) + a.shape[2:], a.shape[1])
+    return np.take_along_axis(a, np.broadcast_to(idx, a.shape[:1] + idx.shape[1:]), 1)
+
+
+def _scatter(x, src):
+    return tn.scatter(x, 0, _idx(x, _unique_along(_shorter(x.shape, 0), x.shape[0])), src)
+
+
+def _scatter_ref(a, src):
+    out = a.copy()
+    idx = _unique_along(_shorter(a.shape, 0), a.shape[0])
+    np.put_along_axis(out, idx, _leading(src, idx.shape), 0)
+    return out
+
+
+def _scatter_value(x):
+    return x.scatter(-1, _idx(x, _unique_along(_shorter(x.shape, -1), x.shape[-1])),
+                     value=0.5)
+
+
+def _scatter_value_ref(a):
+    out = a.copy()
+    np.put_along_axis(out, _unique_along(_shorter(a.shape, -1), a.shape[-1]), 0.5, -1)
+    return out
+
+
+def _scatter_add(x, src):
+    return tn.scatter_add(x, -1, _idx(x, _index_pattern(x.shape, x.shape[-1])), src)
+
+
+def _scatter_add_ref(a, src):
+    out = a.copy()
+    idx = _index_pattern(a.shape, a.shape[-1])
+    full = tuple(idx if d == a.ndim - 1 else np.indices(a.shape)[d] for d in range(a.ndim))
+    np.add.at(out, full, src)
+    return out
+
+
+def _with_scalar(max_side):
+    """A tensor and a 0-d tensor (masked_fill's value)."""
+    return shapes(1, 3, max_side=max_side).map(lambda s: (s, ()))
+
+
+def _chunks_ref(a):
+    """torch.chunk(a, 2, -1): pieces of ceil(n / 2) along the last dim."""
+    step = -(-a.shape[-1] // 2)
+    return tuple(a[..., i:i + step] for i in range(0, a.shape[-1], step))
+
+
+def _matrix_pair(batch: int) -> ShapeStrategy:
+    """``(B, n, m)`` and ``(B, m, p)`` shapes with ``batch`` leading dims (0: two matrices)."""
+    def make(max_side):
+        sides = st.integers(1, max_side)
+        return st.tuples(st.lists(sides, min_size=batch, max_size=batch), sides, sides,
+                         sides).map(lambda d: ((*d[0], d[1], d[2]), (*d[0], d[2], d[3])))
+    return make
+
+
+def _topk_count(n: int) -> int:
+    return min(2, n)
+
+
+ORDER_TIES = ("sorting is piecewise linear: where two values tie, the gradient jumps "
+              "(which copy goes where); ties are tested with the indices (argsort entries)")
+
+OP_TABLE = OP_TABLE + (
+    _unary("gather_index_taller", _gather_taller, _gather_taller_ref, shape=same(min_dims=1),
+           api="gather"),
+    _unary("gather_index_smaller", _gather_smaller, _gather_smaller_ref, shape=same(min_dims=2),
+           api="gather"),
+    _unary("take_along_dim_flat", _take_flat, _take_flat_ref, api="take_along_dim"),
+    _unary("take_along_dim_broadcast", _take_broadcast, _take_broadcast_ref,
+           shape=same(min_dims=2), api="take_along_dim"),
+    _unary("index_select", lambda x: tn.index_select(x, 0, _idx(x, _repeats(x.shape[0]))),
+           lambda a: a[_repeats(a.shape[0])], shape=same(min_dims=1)),
+    _unary("index_select_last_dim", lambda x: x.index_select(-1, _idx(x, [x.shape[-1] - 1, 0])),
+           lambda a: a[..., [a.shape[-1] - 1, 0]], shape=same(min_dims=2), api="index_select"),
+    _unary("masked_fill", lambda x: x.masked_fill(_mask(x, x.shape[1:]), 0.5),
+           lambda a: np.where(_pattern(a.shape[1:]), 0.5, a), shape=same(min_dims=1)),
+    OpCase("masked_fill_tensor_value", lambda x, v: tn.masked_fill(x, _mask(x), v),
+           lambda a, v: np.where(_pattern(a.shape), v, a), (REAL, REAL), _with_scalar,
+           "masked_fill"),
+    OpCase("scatter", _scatter, _scatter_ref, (REAL, REAL), same(2, min_dims=1), "scatter"),
+    _unary("scatter_value", _scatter_value, _scatter_value_ref, shape=same(min_dims=1),
+           api="scatter"),
+    OpCase("scatter_add", _scatter_add, _scatter_add_ref, (REAL, REAL), same(2, min_dims=1),
+           "scatter_add"),
+    _unary("sort_values", lambda x: tn.sort(x).values, lambda a: np.sort(a, -1), DISTINCT,
+           ORDER_TIES, "sort", same(min_dims=1)),
+    _unary("sort_descending_dim0", lambda x: x.sort(0, descending=True)[0],
+           lambda a: np.flip(np.sort(a, 0), 0), DISTINCT, ORDER_TIES, "sort", same(min_dims=1)),
+    _unary("topk_values", lambda x: tn.topk(x, _topk_count(x.shape[-1])).values,
+           lambda a: np.flip(np.sort(a, -1), -1)[..., :_topk_count(a.shape[-1])], DISTINCT,
+           ORDER_TIES, "topk", same(min_dims=1)),
+    _unary("topk_smallest_dim0", lambda x: x.topk(1, dim=0, largest=False).values,
+           lambda a: np.sort(a, 0)[:1], DISTINCT, ORDER_TIES, "topk", same(min_dims=1)),
+    # PyTorch's other spellings (tinynet/ops/aliases.py)
+    _unary("t", tn.t, lambda a: a.T, shape=same(max_dims=2)),
+    _unary("chunk", lambda x: x.chunk(2, dim=-1), _chunks_ref, shape=same(min_dims=1)),
+    OpCase("mm", tn.mm, np.matmul, (REAL, REAL), _matrix_pair(0), "mm"),
+    OpCase("bmm", lambda a, b: a.bmm(b), np.matmul, (REAL, REAL), _matrix_pair(1), "bmm"),
+    # The orders themselves: no gradient; a coarse grid makes ties common (stability).
+    _unary("argsort_stable_ties", lambda x: tn.argsort(x), lambda a: np.argsort(a, -1,
+                                                                                kind="stable"),
+           COARSE, shape=same(min_dims=1), differentiable=False, api="argsort"),
+    _unary("sort_indices_descending", lambda x: x.sort(dim=0, descending=True).indices,
+           lambda a: np.argsort(-a, 0, kind="stable"), COARSE, shape=same(min_dims=1),
+           differentiable=False, api="sort"),
+    _unary("topk_indices", lambda x: x.topk(1).indices,
+           lambda a: np.argsort(-a, -1, kind="stable")[..., :1], COARSE, shape=same(min_dims=1),
+           differentiable=False, api="topk"),
+)
+# --- end of gather, scatter, sort --------------------------------------------------------------
+
 _ids = [case.id for case in OP_TABLE]
 if len(set(_ids)) != len(_ids):
     raise RuntimeError(f"op table: duplicate ids {sorted({i for i in _ids if _ids.count(i) > 1})}")
