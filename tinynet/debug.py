@@ -2,7 +2,8 @@
 
 Both plug into two hook points of ``tinynet/autograd.py`` that are ``None`` while off
 (``_anomaly``, run by every op's forward, and ``_observers``, after every backward node), so
-normal training pays one lookup per op and per backward node, nothing more.
+normal training pays one lookup per op and per backward node, nothing more. Both are per thread,
+like grad mode: a trace records, and detect_anomaly checks, only the thread that entered it.
 
 Example:
     >>> with tn.trace() as t:
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from typing import Self
 
 from . import autograd
@@ -51,12 +53,13 @@ def formula(fn) -> str:
 
 
 def _add_observer(observer) -> None:
-    autograd._observers = (autograd._observers or ()) + (observer,)
+    """Observe this thread's backward walks (hooks are per thread: see autograd.py)."""
+    autograd.set_thread_observers(autograd.thread_observers() + (observer,))
 
 
 def _remove_observer(observer) -> None:
-    rest = tuple(o for o in (autograd._observers or ()) if o is not observer)
-    autograd._observers = rest or None
+    autograd.set_thread_observers(tuple(o for o in autograd.thread_observers()
+                                        if o is not observer))
 
 
 # --------------------------------------------------------------------------------------------
@@ -162,7 +165,11 @@ def _public(entry: dict) -> dict:
 # detect_anomaly
 # --------------------------------------------------------------------------------------------
 
-_anomaly_depth = 0
+class _AnomalyDepth(threading.local):
+    value = 0  # nested detect_anomaly blocks in this thread
+
+
+_anomaly_depth = _AnomalyDepth()
 
 
 class detect_anomaly:
@@ -181,18 +188,16 @@ class detect_anomaly:
     """
 
     def __enter__(self) -> Self:
-        global _anomaly_depth
-        _anomaly_depth += 1
-        if _anomaly_depth == 1:
-            autograd._anomaly = _check_forward
+        _anomaly_depth.value += 1
+        if _anomaly_depth.value == 1:
+            autograd.set_thread_anomaly(_check_forward)
             _add_observer(_check_backward)
         return self
 
     def __exit__(self, *exc) -> bool:
-        global _anomaly_depth
-        _anomaly_depth -= 1
-        if _anomaly_depth == 0:
-            autograd._anomaly = None
+        _anomaly_depth.value -= 1
+        if _anomaly_depth.value == 0:
+            autograd.set_thread_anomaly(None)
             _remove_observer(_check_backward)
         return False
 

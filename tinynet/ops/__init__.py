@@ -38,7 +38,7 @@ from .select import *  # noqa: F403
 from .shape import *  # noqa: F403
 from .shape import view
 from .stable import *  # noqa: F403
-from .stable import softmax_cross_entropy
+from .stable import binary_cross_entropy, softmax_cross_entropy
 
 _MODULES = (elementwise, activation, select, reduce, stable, shape, indexing, linalg, conv, convert)
 
