@@ -112,7 +112,7 @@ def div(a, b) -> Tensor:
 
 
 class PowOp(Op):
-    """a ** b  ->  grad_a = g * b * a^(b-1)   (0 where b = 0),
+    """a ** b  ->  grad_a = g * b * a^(b-1)   (0 where a = b = 0),
     grad_b = g * out * log(a)   (0 where a = 0 and b >= 0; PyTorch's values at the edges)"""
 
     @staticmethod
@@ -130,8 +130,8 @@ class PowOp(Op):
         if need_a:  # d(a^0)/da is 0 everywhere, also at a = 0 where b * a^(b-1) is 0 * inf
             if isinstance(b, (int, float)):  # a Python-number exponent
                 grad_a = g * b * a ** (b - 1) if b != 0 else g * 0
-            else:
-                grad_a = xp.where(b == 0, 0, g * b * a ** (b - 1))
+            else:  # masked only at a = b = 0, so that d/db of this stays exact elsewhere
+                grad_a = xp.where((b == 0) & (a == 0), 0, g * b * a ** (b - 1))
         if need_b:  # 0^b is constant (0, or 1 at b = 0) for b >= 0: no gradient, not 0 * -inf
             out = ctx.saved_output
             if isinstance(a, (int, float)):  # a Python-number base: math.log keeps the dtype
