@@ -115,12 +115,11 @@ class Tensor:
     def requires_grad(self, value: bool):
         value = bool(value)
         if value and self._data.dtype.kind != "f":
-            kind = "complex" if self._data.dtype.kind == "c" else "floating-point"
-            hint = ("tinynet has no complex autograd; differentiate the real and imaginary parts "
-                    "as two real tensors" if kind == "complex" else "convert it first, e.g. "
-                    "x.float()")
-            raise TypeError(f"only real floating-point tensors can require gradients, this one is "
-                            f"{self._data.dtype} ({kind}); {hint}")
+            hint = (" (complex): tinynet has no complex autograd; differentiate the real and "
+                    "imaginary parts as two real tensors" if self._data.dtype.kind == "c" else
+                    "; convert it first, e.g. x.float()")
+            raise TypeError(f"requires_grad: only real floating-point tensors can require "
+                            f"gradients, this one is {self._data.dtype}{hint}")
         if not value and self.grad_fn is not None:
             raise RuntimeError("requires_grad can only be turned off on leaf tensors; use "
                                "detach() for a non-leaf")

@@ -12,7 +12,7 @@ from ..autograd import Op
 from ..tensor import Tensor, tensor_method
 from .elementwise import UnaryUfunc
 from .namespace import tensor_namespace
-from .operands import binary_operands, unary_operand
+from .operands import binary_operands, lift, promote, unary_operand
 
 __all__ = ["clamp", "clip", "eq", "ge", "gt", "le", "logical_and", "logical_not", "logical_or",
            "lt", "maximum", "minimum", "ne", "where"]
@@ -97,11 +97,15 @@ def clip(x, min=None, max=None) -> Tensor:  # noqa: A002 - NumPy/PyTorch names
     gradients, being ``maximum``/``minimum``). ``clamp`` is the same function."""
     if min is None and max is None:
         raise ValueError("clip: at least one of min and max must be given")
-    if isinstance(min, Tensor) or isinstance(max, Tensor):
-        x = unary_operand(x)
-        out = x if min is None else maximum(x, min)
-        return out if max is None else minimum(out, max)
-    return ClipOp.apply(unary_operand(x), lo=min, hi=max)
+    x = unary_operand(x)
+    lo, hi = (None if b is None else lift(b, x, "clip", exact=False) for b in (min, max))
+    if isinstance(lo, Tensor) or isinstance(hi, Tensor):
+        out = x if lo is None else maximum(x, lo)
+        return out if hi is None else minimum(out, hi)
+    for bound in (lo, hi):  # a float bound makes an integer tensor float32, as x + 0.5 does
+        if bound is not None:
+            x, _ = promote(x, bound)
+    return ClipOp.apply(x, lo=lo, hi=hi)
 
 
 clamp = clip

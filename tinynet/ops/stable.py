@@ -10,6 +10,7 @@ float32. Their backward formulas use only the saved input/output, so they are tw
 
 from __future__ import annotations
 
+from .. import backend
 from ..autograd import Op
 from ..tensor import Tensor, tensor_method
 from .operands import dim_alias, keepdim_alias, keepdim_shape, normalize_dims, unary_operand
@@ -202,7 +203,9 @@ def softmax_cross_entropy(logits, labels, weights=None, reduction: str = "mean")
         if tuple(weights.shape) != logits.shape[:1] or weights.device is not logits.device:
             raise ValueError(f"{name}: weights must have shape ({logits.shape[0]},) on "
                              f"{logits.device}, got {tuple(weights.shape)} on {weights.device}")
-        w = weights.data.astype(logits.dtype, copy=False)
+        # the loss's dtype: the logits', or float32 for integer logits (result_dtype "float")
+        dtype = logits.dtype if logits.dtype.kind == "f" else backend.get_default_dtype()
+        w = weights.data.astype(dtype, copy=False)
     return SoftmaxCrossEntropyOp.apply(logits, labels=labels.data, weights=w, reduction=reduction)
 
 

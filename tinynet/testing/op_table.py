@@ -302,7 +302,8 @@ def _row_of(max_side):
 
 
 def _bce_ref(p, y):
-    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    with np.errstate(divide="ignore"):  # log(0) = -inf, clamped at -100 as PyTorch does
+        return -(y * np.maximum(np.log(p), -100) + (1 - y) * np.maximum(np.log(1 - p), -100))
 
 
 def _roundtrip_cast(x):
