@@ -143,7 +143,7 @@ class Node:
     _constants = ()
     _for_backward = ()  # save_for_backward's arrays, and what each one is (index, -1 output, None)
     _for_backward_kinds = ()
-    _versions = ()  # (VersionCounter, its value when saved, input index or -1 for the output)
+    _versions = ()  # [(version counter, its value when saved, input index or -1: the output)]
     _freed = False
     _hooks = None
     _retained = None  # weakref to the output tensor after retain_grad()
@@ -189,7 +189,7 @@ class Node:
         if self._freed:  # checked inline: this and saved_output are read by most backwards
             raise RuntimeError(_FREED.format(self.name))
         for counter, version, which in self._versions:  # nothing written in place since saved
-            if counter.value != version:
+            if counter[0] != version:
                 self._modified(counter, version, which)
         if not self.create_graph:
             return self._inputs
@@ -200,7 +200,7 @@ class Node:
         if self._freed:
             raise RuntimeError(_FREED.format(self.name))
         for counter, version, which in self._versions:
-            if counter.value != version:
+            if counter[0] != version:
                 self._modified(counter, version, which)
         if not self.create_graph:
             return self._output
@@ -215,7 +215,7 @@ class Node:
     def saved_tensors(self) -> tuple:
         self.check_not_freed()
         for counter, version, which in self._versions:
-            if counter.value != version:
+            if counter[0] != version:
                 self._modified(counter, version, which)
         if not self.create_graph:
             return self._for_backward
@@ -257,19 +257,26 @@ class Node:
         self._for_backward_kinds = tuple(kinds)
 
     def _record_versions(self, args: tuple, out: Tensor) -> None:
-        """Note the version of every tensor saved (inputs and output), once forward returned."""
-        indices = list(self._keep_inputs)
-        indices += [k for k in self._for_backward_kinds if k is not None and k not in indices]
+        """Note the version of every tensor saved (inputs and output), once forward returned:
+        ``_versions`` holds (counter, its value now, input index or -1 for the output)."""
+        indices = self._keep_inputs
+        if self._for_backward_kinds:  # save_for_backward's inputs and output count too
+            indices = tuple(dict.fromkeys(indices + tuple(
+                k for k in self._for_backward_kinds if k is not None)))
         versions = []
         for i in indices:
-            a = args[i] if i >= 0 else out
+            a = out if i < 0 else args[i]
             if isinstance(a, Tensor):
-                counter = a._version_counter()
-                versions.append((counter, counter.value, i))
+                counter = a._counter
+                if counter is None:  # inlined _version_counter(): this runs for most ops
+                    counter = a._counter = [0]
+                versions.append((counter, counter[0], i))
         if self._keep_output and -1 not in indices:
-            counter = out._version_counter()
-            versions.append((counter, counter.value, -1))
-        self._versions = tuple(versions)
+            counter = out._counter
+            if counter is None:
+                counter = out._counter = [0]
+            versions.append((counter, counter[0], -1))
+        self._versions = versions
 
     def _modified(self, counter, version: int, which: int):
         """Raise PyTorch's error for a saved tensor written in place after it was saved."""
@@ -283,7 +290,7 @@ class Node:
         raise RuntimeError(
             f"{self.name}.backward: one of the variables needed for gradient computation has been "
             f"modified by an inplace operation: [{what} of {self.name}, shape {tuple(shape)}, "
-            f"{dtype}] is at version {counter.value}; expected version {version} instead. It "
+            f"{dtype}] is at version {counter[0]}; expected version {version} instead. It "
             "was written in place (t += ..., t[i] = ..., zero_(), an optimizer step, or a write "
             "through a view of it) after the forward pass saved it: run the forward again after "
             "the write, or write to a clone()")
@@ -474,8 +481,11 @@ class Op(Function):
 def _share_if_view(result: Tensor, x: Tensor) -> None:
     """``result`` of a ``views_input`` op shares ``x``'s version counter when its array is a view
     of ``x``'s memory (a reshape that had to copy, or advanced indexing, gives a new array)."""
-    data = result._data
-    if data.base is not None and x._device.xp.may_share_memory(data, x._data):
+    base = result._data.base
+    if base is None:
+        return
+    xd = x._data
+    if base is xd or base is xd.base or x._device.xp.may_share_memory(result._data, xd):
         result._counter = x._version_counter()
 
 

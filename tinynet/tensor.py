@@ -53,7 +53,7 @@ class Tensor:
         self.grad_fn = None
         self._hooks = None
         self.name = None
-        self._counter = None  # VersionCounter, made on the first write, save or view
+        self._counter = None  # the version counter, [n]: made on the first write, save or view
         if requires_grad:
             self.requires_grad = True
 
@@ -135,21 +135,27 @@ class Tensor:
         ``t[i] = v``, ``zero_()``, optimizer steps. Backward refuses saved values whose version
         moved since they were saved (docs/autograd.md, section 13).
         """
-        return 0 if self._counter is None else self._counter.value
+        return 0 if self._counter is None else self._counter[0]
 
-    def _version_counter(self) -> VersionCounter:
-        """This tensor's counter, made now if nothing wrote, saved or viewed it yet."""
+    def _version_counter(self) -> list:
+        """This tensor's version counter, made now if nothing wrote, saved or viewed it yet.
+
+        A one-element list ``[n]`` (the cheapest mutable int: graph nodes make one for most tensors
+        they save), shared by the tensors tinynet made over the same memory: a tensor, the views
+        ops made of it, its ``detach()``. Every in-place write through tinynet adds one; a graph
+        node records ``n`` for each tensor it saves and backward compares (``function.py``).
+        """
         c = self._counter
         if c is None:
-            c = self._counter = VersionCounter()
+            c = self._counter = [0]
         return c
 
     def _bump_version(self) -> None:
         """Record one in-place write into this tensor's memory (every writer calls this)."""
         c = self._counter
         if c is None:
-            c = self._counter = VersionCounter()
-        c.value += 1
+            c = self._counter = [0]
+        c[0] += 1
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         self.requires_grad = requires_grad
@@ -621,20 +627,6 @@ def rebind(t: Tensor, result: Tensor, what: str) -> None:
     t._data, t._device = result._data, result._device
     t.grad_fn, t._requires_grad = result.grad_fn, result._requires_grad
     t._counter = result._counter
-
-
-class VersionCounter:
-    """How many in-place writes some memory has seen: the value behind ``Tensor._version``.
-
-    One counter is shared by the tensors tinynet made over the same memory (a tensor, the views
-    ops made of it, its ``detach()``); every in-place write through tinynet adds one. A graph
-    node records the value of each tensor it saves and backward compares (``function.py``).
-    """
-
-    __slots__ = ("value",)
-
-    def __init__(self):
-        self.value = 0
 
 
 def _plain(exc: Exception) -> type:
