@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import threading
 
+from . import backend
 from .function import (  # noqa: F401 - re-exported: tinynet.autograd is the API of both halves
     Function, Node, Op, enable_grad, is_grad_enabled, no_grad, set_grad_enabled,
 )
-from . import backend
 from .tensor import Tensor
 
 # Debug tools (tinynet/debug.py: detect_anomaly, trace) plug in here. Each hook point is None

@@ -128,6 +128,9 @@ class Node:
     ``create_graph`` a constant stays a raw array, so no gradient flows through it: a backward
     that reads a derived array (``s = sigmoid(x)`` saved in forward) is right to first order but
     its second derivative misses ``ds/dx``. Recompute such values in backward from saved inputs.
+
+    Each saved input and output is saved with its version (``Tensor._version``); the accessors
+    above check that no in-place write reached it since, and raise PyTorch's error otherwise.
     """
 
     # Defaults live on the class, so recording an op sets only what differs (this is the hot path).
@@ -336,9 +339,10 @@ class Function:
     * ``fresh_grads = True``: backward returns only new arrays, the upstream gradient itself or
       views of it, never an array forward kept, so the engine may hand such a gradient to a leaf
       without copying it. Built-in ops declare it (see :class:`Op`); the default is the safe one.
-    * ``result_dtype``: the dtype rule of the output (:data:`RESULT_DTYPES`). ``"float"`` is the
-      one ``apply`` enforces: integer and bool tensor inputs become the default float dtype
-      (float32) before ``forward``, as PyTorch promotes ``exp``, ``sigmoid`` ... of integers.
+    * ``result_dtype``: the dtype rule of the output (:data:`RESULT_DTYPES`). ``apply`` enforces
+      ``"float"`` (integer and bool tensor inputs become the default float dtype, float32, before
+      ``forward``, as PyTorch promotes ``exp``, ``sigmoid`` ... of integers) and ``"sum"``
+      (integer results become int64); the others say what ``forward`` returns.
     * ``views_input = True``: forward may return a view of input 0's memory (reshape, permute,
       basic indexing); when it does, the output shares input 0's version counter, so a write
       through either is seen by values saved from the other.

@@ -114,6 +114,8 @@ class Optimizer:
 
     def step(self, closure: Callable[[], Any] | None = None):
         """Update every parameter that has a gradient, in place; those without one are skipped.
+        Each updated parameter's version goes up by one (:func:`mark_updated`), so a graph
+        recorded before the step refuses to run backward after it.
 
         Args:
             closure: optional function that re-evaluates the model and returns the loss (it runs
