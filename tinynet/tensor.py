@@ -323,16 +323,28 @@ class Tensor:
 
     # --- in-place arithmetic: x += y (one helper, _inplace, for every in-place op) ------------
     def __iadd__(self, other):
-        return _inplace(self, other, "add", _ops.add)
+        try:
+            return _inplace(self, other, "add", _ops.add)
+        except _operands.NotAnOperand:
+            return NotImplemented
 
     def __isub__(self, other):
-        return _inplace(self, other, "subtract", _ops.sub)
+        try:
+            return _inplace(self, other, "subtract", _ops.sub)
+        except _operands.NotAnOperand:
+            return NotImplemented
 
     def __imul__(self, other):
-        return _inplace(self, other, "multiply", _ops.mul)
+        try:
+            return _inplace(self, other, "multiply", _ops.mul)
+        except _operands.NotAnOperand:
+            return NotImplemented
 
     def __itruediv__(self, other):
-        return _inplace(self, other, "true_divide", _ops.div)
+        try:
+            return _inplace(self, other, "true_divide", _ops.div)
+        except _operands.NotAnOperand:
+            return NotImplemented
 
     # --- elementwise arithmetic (ops/elementwise.py) ------------------------------------------
     # An operand that is not one (a string, None, an object of another library) makes the
@@ -563,9 +575,10 @@ class Tensor:
         return "tensor(" + ", ".join([body] + extras) + ")"
 
 
-def _inplace(t: Tensor, other, ufunc: str, op) -> Tensor:
+def _inplace(t: Tensor, other, ufunc: str, op, kernel=None) -> Tensor:
     """``t op= other``: the one helper behind every in-place op (``ufunc`` names the array
-    namespace's function, ``op`` the tinynet function of the same math).
+    namespace's function, ``op`` the tinynet function of the same math; ``kernel(xp, array,
+    other)``, when given, does the write instead of ``xp.<ufunc>``).
 
     * When the write must be recorded (:func:`write_is_recorded`: grad mode is on and ``t`` or
       ``other`` requires grad), ``op(t, other)`` is computed out of place and ``t`` takes its
@@ -575,13 +588,11 @@ def _inplace(t: Tensor, other, ufunc: str, op) -> Tensor:
       into ``t``'s array, as PyTorch does, and ``t``'s version goes up by one: a graph that saved
       ``t`` (or a view of it) then refuses to run backward on the new values.
 
-    An operand that is not one returns NotImplemented (Python then raises its TypeError).
+    An operand that is not one raises ``NotAnOperand`` (a TypeError naming it; the ``x += y``
+    operators turn it into NotImplemented, so Python raises its own error).
     """
     what = f"in-place {ufunc}"
-    try:
-        other = _operands.lift(other, t, what)
-    except _operands.NotAnOperand:
-        return NotImplemented
+    other = _operands.lift(other, t, what)
     if write_is_recorded(t, other, what):
         rebind(t, op(t, other), what)
         return t
@@ -590,7 +601,10 @@ def _inplace(t: Tensor, other, ufunc: str, op) -> Tensor:
             raise RuntimeError(f"{what}: tensor on {t._device}, operand on {other._device}")
         other = other._data
     try:  # same_kind casting: float data into an integer tensor raises instead of truncating
-        getattr(t._device.xp, ufunc)(t._data, other, out=t._data)
+        if kernel is not None:
+            kernel(t._device.xp, t._data, other)
+        else:
+            getattr(t._device.xp, ufunc)(t._data, other, out=t._data)
     except (TypeError, ValueError) as exc:
         raise _plain(exc)(f"{what} on a tensor of shape {tuple(t.shape)} and dtype "
                           f"{t.dtype}: {exc}") from exc
