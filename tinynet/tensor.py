@@ -152,10 +152,7 @@ class Tensor:
 
     def _bump_version(self) -> None:
         """Record one in-place write into this tensor's memory (every writer calls this)."""
-        c = self._counter
-        if c is None:
-            c = self._counter = [0]
-        c[0] += 1
+        self._version_counter()[0] += 1
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         self.requires_grad = requires_grad
