@@ -3,7 +3,8 @@
 Each bug here gives the right numbers to a plain numerical check (the first test shows the
 classic one corrupting a bigger expression); gradcheck must name the op and what it wrote to.
 Also: the watch leaves no trace (every ``.grad`` restored), and ``check_inplace=False`` turns it
-off. The last test records an engine bug the aliasing check tripped over (xfail, for autograd).
+off. The last test pins an engine rule the aliasing check once tripped over: a 0-d gradient is a
+0-d array.
 """
 
 import numpy as np
@@ -152,12 +153,27 @@ def test_builtin_ops_pass_the_watch_on_every_device(device):
     assert tn.gradcheck(lambda a, b: ((a + b).reshape(3, 2) * 2).T + b[:2].reshape(2, 1), (a, b))
 
 
-@pytest.mark.xfail(strict=True, reason="autograd: the gradient of a 0-d leaf is stored as a NumPy "
-                   "scalar, not a 0-d array (x.grad.zero_() raises TypeError; x.grad.numpy() is "
-                   "not an ndarray). Seen by gradcheck's aliasing check; fix in autograd.py")
+def _is_0d_array(t) -> bool:
+    return isinstance(t.data, np.ndarray) and t.data.shape == ()
+
+
 def test_the_grad_of_a_0d_leaf_is_a_0d_array():
+    """Every gradient the engine hands out is an array, never a NumPy scalar (NumPy returns
+    scalars for 0-d arithmetic): fresh, accumulated over two uses, summed over two roots, kept by
+    retain_grad, seen by a hook, returned by tn.grad, and accumulated across backward calls."""
     x = tn.tensor(3.0, dtype=tn.float64, requires_grad=True)
     (x * x).backward()
-    assert isinstance(x.grad.numpy(), np.ndarray)
+    assert _is_0d_array(x.grad)
     x.grad.zero_()
     assert x.grad.item() == 0.0
+
+    seen = []
+    x.register_hook(lambda g: seen.append(g))
+    h = x * 2.0
+    h.retain_grad()
+    (h * x + h.sin()).backward(retain_graph=True)  # two paths to x: 0-d gradients summed
+    (h * x).backward()  # accumulates into an existing 0-d .grad
+    assert _is_0d_array(x.grad) and _is_0d_array(h.grad)
+    assert all(_is_0d_array(g) for g in seen)
+    (gx,) = tn.grad([x * x, x * 3.0], [x])  # two roots that are both 0-d
+    assert _is_0d_array(gx) and gx.item() == 9.0

@@ -25,7 +25,8 @@ def test_every_op_has_a_row_with_its_formulas():
         assert forward and gradient, op.__name__
         row = next(line for line in text.splitlines() if line.startswith(f"| `{op.__name__}` |"))
         assert forward.replace("|", "\\|") in row
-        assert row.endswith("| yes |" if op.differentiable else "| no |")
+        differentiable = "| yes |" if op.differentiable else "| no |"
+        assert row.endswith(f"{differentiable} `{op.result_dtype}` |")
 
 
 def test_multiline_docstrings_are_joined():

@@ -23,15 +23,69 @@ too: ``tinynet.autograd`` is the API of both halves.
 
 from __future__ import annotations
 
+import threading
+
+from . import backend
 from .function import (  # noqa: F401 - re-exported: tinynet.autograd is the API of both halves
     Function, Node, Op, enable_grad, is_grad_enabled, no_grad, set_grad_enabled,
 )
 from .tensor import Tensor
 
-# Debug tools (tinynet/debug.py: detect_anomaly, trace) plug in here; None when off, so the cost
-# is one lookup per op and per backward node.
+# Debug tools (tinynet/debug.py: detect_anomaly, trace) plug in here. Each hook point is None
+# while no thread uses it, so the cost is one lookup per op and per backward node; while some
+# thread does, it runs the calling thread's own hooks (set_thread_forward_hooks/_observers), so a trace
+# in one thread never sees, or slows with checks, another thread's ops.
 _anomaly = None  # callable(cls, ctx, arrays, out, params) run on every forward (Function.apply)
 _observers = None  # tuple of callables(node, grad_out, grads_in) run after each backward
+
+
+class _ThreadHooks(threading.local):
+    forward = ()  # this thread's forward hooks: hook(cls, ctx, arrays, out, params)
+    observers = ()  # this thread's backward observers: observe(node, grad_out, grads_in)
+
+
+_thread_hooks = _ThreadHooks()
+_hook_lock = threading.Lock()
+_threads_with = {"forward": 0, "observers": 0}  # how many threads have each kind installed
+
+
+def _run_thread_forward(cls, ctx, arrays, out, params) -> None:
+    for hook in _thread_hooks.forward:
+        hook(cls, ctx, arrays, out, params)
+
+
+def _run_thread_observers(node, grad_out, grads_in) -> None:
+    for observe in _thread_hooks.observers:
+        observe(node, grad_out, grads_in)
+
+
+def thread_forward_hooks() -> tuple:
+    """The forward hooks installed in this thread."""
+    return _thread_hooks.forward
+
+
+def set_thread_forward_hooks(hooks: tuple) -> None:
+    """Install this thread's forward hooks (replacing its previous ones; () for none)."""
+    global _anomaly
+    with _hook_lock:
+        _threads_with["forward"] += bool(hooks) - bool(_thread_hooks.forward)
+        _thread_hooks.forward = tuple(hooks)
+        _anomaly = _run_thread_forward if _threads_with["forward"] else None
+
+
+def thread_observers() -> tuple:
+    """The backward observers installed in this thread."""
+    return _thread_hooks.observers
+
+
+def set_thread_observers(observers: tuple) -> None:
+    """Install this thread's backward observers (replacing its previous ones; () for none)."""
+    global _observers
+    with _hook_lock:
+        _threads_with["observers"] += bool(observers) - bool(_thread_hooks.observers)
+        _thread_hooks.observers = tuple(observers)
+        _observers = (_run_thread_observers,) if _threads_with["observers"] else None
+
 
 # --------------------------------------------------------------------------------------------
 # The backward walk
@@ -77,10 +131,11 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, capt
                 gi = None if grads_in is None else grads_in[i]
                 if gi is not None:
                     shape, dtype = v.metas[i]
-                    if gi.shape != shape or gi.dtype != dtype:
+                    if gi.shape != shape or gi.dtype != dtype or not shape:
                         gi = _fit_to_input(v, i, gi)
                     if p in grads:
-                        grads[p] = grads[p] + gi
+                        total = grads[p] + gi
+                        grads[p] = total if shape else _as_array(total, v.device)
                         owned[p] = True  # a sum the engine just made
                     else:
                         grads[p] = gi
@@ -124,7 +179,7 @@ def _seed(roots, root_grads) -> dict:
     grads: dict = {}
     for t, g in zip(roots, root_grads):
         v = t.grad_fn if t.grad_fn is not None else t
-        grads[v] = grads[v] + g if v in grads else g
+        grads[v] = _as_array(grads[v] + g, t.device) if v in grads else g
     return grads
 
 
@@ -209,14 +264,23 @@ def sum_to(grad, shape: tuple, op: str = "?"):
 
 
 def _fit_to_input(v: Node, i: int, gi):
-    """Undo broadcasting, then insist on the input's exact shape and dtype (naming the op)."""
+    """Undo broadcasting, then insist on the input's exact shape and dtype (naming the op); a
+    0-d gradient is a 0-d array, never a NumPy scalar."""
     shape, dtype = v.metas[i]
     if gi.shape != shape:
         gi = sum_to(gi, shape, v.name)
     if gi.dtype != dtype:
         raise RuntimeError(f"{v.name}.backward: gradient for input {i} has dtype {gi.dtype}, "
                            f"expected {dtype} (the input's dtype)")
-    return gi
+    return gi if shape else _as_array(gi, v.device)
+
+
+def _as_array(g, device):
+    """``g`` as an array of ``device`` (or the Tensor it is, under create_graph): NumPy returns
+    scalars for 0-d results, and a gradient must stay an array (``x.grad.zero_()``)."""
+    if type(g) is device.array_type or isinstance(g, Tensor):
+        return g
+    return device.xp.asarray(g)
 
 
 def _tensor_namespace():
@@ -255,7 +319,7 @@ def _deliver_to_leaf(leaf: Tensor, g, create_graph: bool, capture, owned: bool =
         # view); only an array the engine knows to be fresh is stored without a copy.
         leaf.grad = Tensor._make(g if owned else g.copy(), leaf._device)
     elif leaf.grad.requires_grad:
-        leaf.grad = Tensor._make(leaf.grad._data + g, leaf._device)
+        leaf.grad = Tensor._make(_as_array(leaf.grad._data + g, leaf._device), leaf._device)
     else:
         leaf.grad._data += g
 
@@ -294,7 +358,7 @@ def _root_grads(outputs, grad_outputs, create_graph):
                     continue
                 arr = g._data
             else:
-                arr = out.device.xp.asarray(g, dtype=out._data.dtype)
+                arr = _gradient_array(g, out)
             if arr.shape != out._data.shape:
                 raise RuntimeError(f"backward: gradient shape {tuple(arr.shape)} does not match "
                                    f"the output shape {tuple(out.shape)}")
@@ -303,11 +367,44 @@ def _root_grads(outputs, grad_outputs, create_graph):
     return grads
 
 
+def _gradient_array(g, out: Tensor):
+    """A gradient given as an array of the output's device, a list or a number: as an array of
+    the output's dtype (a host array for a device output must be moved explicitly)."""
+    try:
+        device = backend.device_of(g)
+    except TypeError:
+        device = None  # a list or a number: host data, converted as tn.tensor would
+    if device is not None and device is not out.device:
+        raise RuntimeError(f"backward: gradient is an array on {device}, the output is on "
+                           f"{out.device}; move it explicitly with tn.tensor(g, device=...)")
+    try:
+        return out.device.xp.asarray(g, dtype=out._data.dtype)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"backward: the gradient must be a Tensor, an array or numbers, got "
+                        f"{type(g).__name__}: {exc}") from None
+
+
+def _per_output(grads, outputs: list, single: bool, what: str) -> list:
+    """One gradient per output. For a single output (``y.backward(g)``) ``grads`` is its gradient
+    whatever it is (a Tensor, an array, a list of numbers); for a sequence of outputs it is a
+    sequence of as many gradients (or None)."""
+    if grads is None:
+        return [None] * len(outputs)
+    if single:
+        return [grads]
+    if isinstance(grads, Tensor) or not isinstance(grads, (list, tuple)):
+        grads = [grads]
+    if len(grads) != len(outputs):
+        raise RuntimeError(f"{what}: got {len(grads)} gradient(s) for {len(outputs)} output(s); "
+                           "give one per output (None for a scalar output)")
+    return list(grads)
+
+
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False) -> None:
     """Accumulate d(tensors)/d(leaf) into every leaf's ``.grad``. See ``Tensor.backward``."""
-    tensors = [tensors] if isinstance(tensors, Tensor) else list(tensors)
-    if grad_tensors is None or isinstance(grad_tensors, Tensor):
-        grad_tensors = [grad_tensors] * len(tensors) if grad_tensors is None else [grad_tensors]
+    single = isinstance(tensors, Tensor)
+    tensors = [tensors] if single else list(tensors)
+    grad_tensors = _per_output(grad_tensors, tensors, single, "backward")
     for t in tensors:
         if not t.requires_grad:
             raise RuntimeError("element 0 of tensors does not require grad and does not have a "
@@ -332,11 +429,11 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         >>> (dx,) = tn.grad(x ** 3, x, create_graph=True)   # 3x^2 = 27
         >>> (dxx,) = tn.grad(dx, x)                          # 6x = 18
     """
-    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    single_output = isinstance(outputs, Tensor)
+    outputs = [outputs] if single_output else list(outputs)
     single = isinstance(inputs, Tensor)
     inputs = [inputs] if single else list(inputs)
-    if grad_outputs is None or isinstance(grad_outputs, Tensor):
-        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
+    grad_outputs = _per_output(grad_outputs, outputs, single_output, "tn.grad")
     if allow_unused is None:
         allow_unused = materialize_grads
     for t in outputs:

@@ -8,7 +8,8 @@ on at once: the forward hooks of this module run in turn (:func:`_add_forward`).
 A trace numbers the nodes in the order backward runs them (``Mul#3`` ran fourth), so its ids read
 top to bottom; :func:`execution_order` predicts that order for a graph that has not run, which is
 how ``tn.viz`` gives a graph's nodes the same ids. The table is drawn by ``trace_table.py``, the
-per-node finite differences are computed by ``local_check.py``.
+per-node finite differences are computed by ``local_check.py``. Both tools are per thread, like
+grad mode: a trace records, and detect_anomaly checks, only the thread that entered it.
 
 Example:
     >>> with tn.trace(values=True, params=model) as t:
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import weakref
 from typing import Self
 
@@ -72,33 +74,23 @@ def full_formula(fn) -> str:
 
 
 def _add_observer(observer) -> None:
-    autograd._observers = (autograd._observers or ()) + (observer,)
+    """Observe this thread's backward walks (hooks are per thread: see autograd.py)."""
+    autograd.set_thread_observers(autograd.thread_observers() + (observer,))
 
 
 def _remove_observer(observer) -> None:
-    rest = tuple(o for o in (autograd._observers or ()) if o is not observer)
-    autograd._observers = rest or None
-
-
-_forward_hooks: tuple = ()  # each is called as hook(cls, ctx, arrays, out, params)
-
-
-def _run_forward_hooks(cls, ctx, arrays, out, params) -> None:
-    for hook in _forward_hooks:
-        hook(cls, ctx, arrays, out, params)
+    autograd.set_thread_observers(tuple(o for o in autograd.thread_observers()
+                                        if o is not observer))
 
 
 def _add_forward(hook) -> None:
-    global _forward_hooks
-    _forward_hooks = _forward_hooks + (hook,)
-    autograd._anomaly = _run_forward_hooks
+    """Run ``hook(cls, ctx, arrays, out, params)`` after every forward of this thread."""
+    autograd.set_thread_forward_hooks(autograd.thread_forward_hooks() + (hook,))
 
 
 def _remove_forward(hook) -> None:
-    global _forward_hooks
-    _forward_hooks = tuple(h for h in _forward_hooks if h is not hook)
-    if not _forward_hooks:
-        autograd._anomaly = None
+    autograd.set_thread_forward_hooks(tuple(h for h in autograd.thread_forward_hooks()
+                                            if h is not hook))
 
 
 def _user_location() -> str:
@@ -433,8 +425,12 @@ def _forward_values(node: Node, record: Forward, labels: dict) -> dict:
 # detect_anomaly
 # --------------------------------------------------------------------------------------------
 
-_anomaly_depth = 0
-_anomaly_forward_checks = 0  # how many active blocks check forward outputs
+class _AnomalyState(threading.local):
+    depth = 0  # nested detect_anomaly blocks in this thread
+    forward_checks = 0  # how many of them check forward outputs
+
+
+_anomaly_state = _AnomalyState()
 
 
 class detect_anomaly:
@@ -464,10 +460,9 @@ class detect_anomaly:
         self.check_forward = forward
 
     def __enter__(self) -> Self:
-        global _anomaly_depth, _anomaly_forward_checks
-        _anomaly_depth += 1
-        _anomaly_forward_checks += self.check_forward
-        if _anomaly_depth == 1:
+        _anomaly_state.depth += 1
+        _anomaly_state.forward_checks += self.check_forward
+        if _anomaly_state.depth == 1:
             _add_forward(_check_forward)
             _add_observer(_check_backward)
         self._errstate = backend.host_namespace().errstate(all="ignore")
@@ -475,11 +470,10 @@ class detect_anomaly:
         return self
 
     def __exit__(self, *exc) -> bool:
-        global _anomaly_depth, _anomaly_forward_checks
         self._errstate.__exit__(*exc)
-        _anomaly_depth -= 1
-        _anomaly_forward_checks -= self.check_forward
-        if _anomaly_depth == 0:
+        _anomaly_state.depth -= 1
+        _anomaly_state.forward_checks -= self.check_forward
+        if _anomaly_state.depth == 0:
             _remove_forward(_check_forward)
             _remove_observer(_check_backward)
         return False
@@ -543,7 +537,7 @@ def _what(nan: int, inf: int) -> str:
 def _check_forward(cls, ctx, arrays, out, params) -> None:
     where = _user_location()
     ctx._created = (where, tuple(arrays))
-    if not _anomaly_forward_checks:
+    if not _anomaly_state.forward_checks:
         return
     xp = ctx.device.xp
     nan, inf = _bad_counts(xp, out)

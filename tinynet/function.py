@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 
+from . import backend
 from .tensor import Tensor, _plain
 
 # --------------------------------------------------------------------------------------------
@@ -127,6 +128,9 @@ class Node:
     ``create_graph`` a constant stays a raw array, so no gradient flows through it: a backward
     that reads a derived array (``s = sigmoid(x)`` saved in forward) is right to first order but
     its second derivative misses ``ds/dx``. Recompute such values in backward from saved inputs.
+
+    Each saved input and output is saved with its version (``Tensor._version``); the accessors
+    above check that no in-place write reached it since, and raise PyTorch's error otherwise.
     """
 
     # Defaults live on the class, so recording an op sets only what differs (this is the hot path).
@@ -142,6 +146,7 @@ class Node:
     _constants = ()
     _for_backward = ()  # save_for_backward's arrays, and what each one is (index, -1 output, None)
     _for_backward_kinds = ()
+    _versions = ()  # [(version counter, its value when saved, input index or -1: the output)]
     _freed = False
     _hooks = None
     _retained = None  # weakref to the output tensor after retain_grad()
@@ -186,6 +191,9 @@ class Node:
     def saved_inputs(self) -> tuple:
         if self._freed:  # checked inline: this and saved_output are read by most backwards
             raise RuntimeError(_FREED.format(self.name))
+        for counter, version, which in self._versions:  # nothing written in place since saved
+            if counter[0] != version:
+                self._modified(counter, version, which)
         if not self.create_graph:
             return self._inputs
         return tuple(self._input_tensor(i, a) for i, a in zip(self._keep_inputs, self._inputs))
@@ -194,6 +202,9 @@ class Node:
     def saved_output(self):
         if self._freed:
             raise RuntimeError(_FREED.format(self.name))
+        for counter, version, which in self._versions:
+            if counter[0] != version:
+                self._modified(counter, version, which)
         if not self.create_graph:
             return self._output
         return Tensor._make(self._output, self.device, True, self)
@@ -206,6 +217,9 @@ class Node:
     @property
     def saved_tensors(self) -> tuple:
         self.check_not_freed()
+        for counter, version, which in self._versions:
+            if counter[0] != version:
+                self._modified(counter, version, which)
         if not self.create_graph:
             return self._for_backward
         out = []
@@ -245,6 +259,45 @@ class Node:
                 kinds.append(next((i for i, arg in enumerate(arrays) if arg is a), None))
         self._for_backward_kinds = tuple(kinds)
 
+    def _record_versions(self, args: tuple, out: Tensor) -> None:
+        """Note the version of every tensor saved (inputs and output), once forward returned:
+        ``_versions`` holds (counter, its value now, input index or -1 for the output)."""
+        indices = self._keep_inputs
+        if self._for_backward_kinds:  # save_for_backward's inputs and output count too
+            indices = tuple(dict.fromkeys(indices + tuple(
+                k for k in self._for_backward_kinds if k is not None)))
+        versions = []
+        for i in indices:
+            a = out if i < 0 else args[i]
+            if isinstance(a, Tensor):
+                counter = a._counter
+                if counter is None:  # inlined _version_counter(): this runs for most ops
+                    counter = a._counter = [0]
+                versions.append((counter, counter[0], i))
+        if self._keep_output and -1 not in indices:
+            counter = out._counter
+            if counter is None:
+                counter = out._counter = [0]
+            versions.append((counter, counter[0], -1))
+        self._versions = versions
+
+    def _modified(self, counter, version: int, which: int):
+        """Raise PyTorch's error for a saved tensor written in place after it was saved."""
+        if which < 0:
+            what, (shape, dtype) = "the output", (self._output.shape, self._output.dtype)
+        else:
+            parent = self.parents[which]
+            name = getattr(parent, "name", None) if type(parent) is not Node else None
+            what = f"input {which}" + (f" ({name!r})" if name else "")
+            shape, dtype = self.metas[which]
+        raise RuntimeError(
+            f"{self.name}.backward: one of the variables needed for gradient computation has been "
+            f"modified by an inplace operation: [{what} of {self.name}, shape {tuple(shape)}, "
+            f"{dtype}] is at version {counter[0]}; expected version {version} instead. It "
+            "was written in place (t += ..., t[i] = ..., zero_(), an optimizer step, or a write "
+            "through a view of it) after the forward pass saved it: run the forward again after "
+            "the write, or write to a clone()")
+
     def check_not_freed(self) -> None:
         if self._freed:
             raise RuntimeError(_FREED.format(self.name))
@@ -253,7 +306,20 @@ class Node:
         """Drop the saved values (after a backward without retain_graph)."""
         if self._saves:
             self._inputs = self._output = self._constants = self._for_backward = None
+            self._versions = ()
         self._freed = True
+
+
+RESULT_DTYPES = {
+    "same": "the dtype of the (promoted) inputs",
+    "float": "floating inputs keep their dtype; integer and bool inputs become the default float "
+             "dtype (float32) first",
+    "bool": "bool (comparisons and logic)",
+    "int64": "int64 (indices)",
+    "sum": "floating inputs keep their dtype; integer and bool inputs accumulate in int64",
+}
+"""The result-dtype rules an op class declares as ``result_dtype`` (one rule per op; docs/ops.md
+lists each op's)."""
 
 
 class Function:
@@ -273,6 +339,13 @@ class Function:
     * ``fresh_grads = True``: backward returns only new arrays, the upstream gradient itself or
       views of it, never an array forward kept, so the engine may hand such a gradient to a leaf
       without copying it. Built-in ops declare it (see :class:`Op`); the default is the safe one.
+    * ``result_dtype``: the dtype rule of the output (:data:`RESULT_DTYPES`). ``apply`` enforces
+      ``"float"`` (integer and bool tensor inputs become the default float dtype, float32, before
+      ``forward``, as PyTorch promotes ``exp``, ``sigmoid`` ... of integers) and ``"sum"``
+      (integer results become int64); the others say what ``forward`` returns.
+    * ``views_input = True``: forward may return a view of input 0's memory (reshape, permute,
+      basic indexing); when it does, the output shares input 0's version counter, so a write
+      through either is seen by values saved from the other.
 
     Example:
         >>> class Cube(tn.Function):
@@ -290,6 +363,8 @@ class Function:
     differentiable = True
     moves_device = False
     fresh_grads = False
+    result_dtype = "same"
+    views_input = False
     name = "Function"  # how graphs, errors and traces name the op: the class name ...
     _name_suffix = ""  # ... without this suffix
 
@@ -298,6 +373,11 @@ class Function:
         if "name" not in cls.__dict__:
             cls.name = cls.__name__.removesuffix(cls._name_suffix) if cls._name_suffix \
                 else cls.__name__
+        if cls.result_dtype not in RESULT_DTYPES:
+            raise TypeError(f"{cls.__name__}.result_dtype must be one of {sorted(RESULT_DTYPES)}, "
+                            f"got {cls.result_dtype!r}")
+        cls._to_float = cls.result_dtype == "float"
+        cls._ints_to_int64 = cls.result_dtype == "sum"
 
     @staticmethod
     def forward(ctx, *args, **params):
@@ -317,6 +397,7 @@ class Function:
         parents = []
         metas = []
         record = False
+        to_float = cls._to_float
         for a in args:
             if isinstance(a, Tensor):
                 if device is None:
@@ -324,6 +405,8 @@ class Function:
                 elif a._device is not device:
                     raise _device_mismatch(cls.name, args)
                 data = a._data
+                if to_float and data.dtype.kind in "biu":  # the result-dtype rule "float"
+                    data = data.astype(backend.get_default_dtype())
                 arrays.append(data)
                 metas.append((data.shape, data.dtype))
                 if a._requires_grad:
@@ -354,17 +437,26 @@ class Function:
         raw_out = out
         if type(out) is not (device._array_type or device.array_type):
             out = device.xp.asarray(out)  # NumPy returns scalars for 0-d results; keep arrays
-        if _autograd._anomaly is not None:  # the debug tools' forward hook (tinynet/debug.py)
+        if cls._ints_to_int64 and out.dtype.kind in "biu" and out.dtype != "int64":
+            out = out.astype("int64")  # the result-dtype rule "sum" (NumPy gives uint64 for uint8)
+        if _autograd._anomaly is not None:  # detect_anomaly's forward check (tinynet/debug.py)
             _autograd._anomaly(cls, ctx, arrays, out, params)
         if not record:
-            return Tensor._make(out, device)
-        if out.dtype.kind not in "fc":
+            result = Tensor._make(out, device)
+            if cls.views_input:
+                _share_if_view(result, args[0])
+            return result
+        if out.dtype.kind != "f":
             raise TypeError(f"{cls.name}: returned dtype {out.dtype}, which cannot carry a "
-                            "gradient; mark the Function differentiable = False")
+                            "gradient (tinynet differentiates real floating-point values only); "
+                            "mark the Function differentiable = False")
 
-        # 3. Record the edges, and keep what forward asked to save.
+        # 3. Record the edges, and keep what forward asked to save (with the versions it had).
         ctx.parents = tuple(parents)
         ctx.metas = tuple(metas)
+        result = Tensor._make(out, device, True, ctx)
+        if cls.views_input:
+            _share_if_view(result, args[0])
         if ctx._saves:
             if ctx._keep_inputs:
                 ctx._inputs = tuple([arrays[i] for i in ctx._keep_inputs])
@@ -372,7 +464,8 @@ class Function:
                 ctx._output = out
             if ctx._for_backward:
                 ctx._sort_for_backward(arrays, raw_out, out)
-        return Tensor._make(out, device, True, ctx)
+            ctx._record_versions(args, result)
+        return result
 
 
 class Op(Function):
@@ -387,6 +480,17 @@ class Op(Function):
     fresh_grads = True
     name = "Op"
     _name_suffix = "Op"
+
+
+def _share_if_view(result: Tensor, x: Tensor) -> None:
+    """``result`` of a ``views_input`` op shares ``x``'s version counter when its array is a view
+    of ``x``'s memory (a reshape that had to copy, or advanced indexing, gives a new array)."""
+    base = result._data.base
+    if base is None:
+        return
+    xd = x._data
+    if base is xd or base is xd.base or x._device.xp.may_share_memory(result._data, xd):
+        result._counter = x._version_counter()
 
 
 def _shapes(args) -> str:

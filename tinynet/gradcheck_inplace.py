@@ -8,9 +8,9 @@ baffling "numeric -1.2e8". So before comparing numbers, gradcheck runs ``fn`` on
 once backward under watch (MyGrad's test wrappers check the same things):
 
 * forward: ``fn``'s inputs are unchanged, checked after every op through the engine's forward
-  hook (``autograd._anomaly``, chained with ``detect_anomaly``'s), so the message names the op;
+  hook (this thread's forward hooks, beside ``detect_anomaly``'s), so the message names the op;
 * backward: every node leaves the upstream gradient it receives, and ``fn``'s inputs, unchanged,
-  checked after each node through the engine's backward hook (``autograd._observers``);
+  checked after each node through the engine's backward observers (this thread's);
 * ``.grad``: what backward stores in an input's ``.grad`` shares memory with no input, no
   upstream gradient and no other input's ``.grad`` (an optimizer updates ``.grad`` in place).
 
@@ -95,22 +95,18 @@ class _Inputs:
 
 
 @contextmanager
-def _hooked(name: str, hook):
-    """Install ``hook`` at one of autograd's plug points for the block (chaining any hook already
-    there for ``_anomaly``, a single slot; appending for ``_observers``, a tuple)."""
-    previous = getattr(autograd, name)
-    if name == "_anomaly":
-        def chained(*args):
-            if previous is not None:
-                previous(*args)
-            hook(*args)
-        setattr(autograd, name, chained)
-    else:
-        setattr(autograd, name, (previous or ()) + (hook,))
+def _hooked(kind: str, hook):
+    """Add ``hook`` to this thread's ``"forward"`` hooks or backward ``"observers"`` (autograd's
+    plug points, shared with trace and detect_anomaly) for the block."""
+    get, put = ((autograd.thread_forward_hooks, autograd.set_thread_forward_hooks)
+                if kind == "forward" else
+                (autograd.thread_observers, autograd.set_thread_observers))
+    previous = get()
+    put(previous + (hook,))
     try:
         yield
     finally:
-        setattr(autograd, name, previous)
+        put(previous)
 
 
 def watched_forward(fn, inputs, labels: Labels):
@@ -120,7 +116,7 @@ def watched_forward(fn, inputs, labels: Labels):
     def after_op(cls, *_):
         kept.check(lambda: f"{cls.__name__}.forward")
 
-    with enable_grad(), _hooked("_anomaly", after_op):
+    with enable_grad(), _hooked("forward", after_op):
         outputs = fn(*inputs)
     kept.check(lambda: f"{labels.function} (outside any tinynet op: a write to .data or .numpy())")
     return outputs
@@ -191,7 +187,7 @@ def watched_backward(outputs, inputs, checked, labels: Labels) -> None:
     for leaf in leaves:
         leaf.grad = None
     try:
-        with _hooked("_observers", _Upstream([s._data for s in seeds], kept, labels)):
+        with _hooked("observers", _Upstream([s._data for s in seeds], kept, labels)):
             backward(live, seeds, retain_graph=True)
         kept.check("backward")
         for s, copy in zip(seeds, seed_copies):

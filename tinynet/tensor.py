@@ -39,7 +39,7 @@ class Tensor:
     """
 
     __slots__ = ("_data", "_device", "_requires_grad", "grad", "grad_fn", "_hooks", "name",
-                 "__weakref__")
+                 "_counter", "__weakref__")
     __array_priority__ = 1000  # NumPy defers ``ndarray + Tensor`` to Tensor.__radd__
 
     def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
@@ -53,6 +53,7 @@ class Tensor:
         self.grad_fn = None
         self._hooks = None
         self.name = None
+        self._counter = None  # the version counter, [n]: made on the first write, save or view
         if requires_grad:
             self.requires_grad = True
 
@@ -77,6 +78,7 @@ class Tensor:
         t.grad_fn = grad_fn
         t._hooks = None
         t.name = None
+        t._counter = None
         return t
 
     # --- basic properties -------------------------------------------------------------------
@@ -92,13 +94,18 @@ class Tensor:
 
     @data.setter
     def data(self, value):
+        # The tensor now holds other memory: it shares the version counter of the tensor it took
+        # it from, or starts a new one (what was saved from the old memory stays valid: a node
+        # keeps the old array, which this does not write to).
         if isinstance(value, Tensor):
             self._data, self._device = value._data, value._device
+            self._counter = value._version_counter()
             return
         if not isinstance(value, self._device.array_type):
             raise TypeError(f"Tensor.data must be a {self._device.array_type.__name__} on "
                             f"{self._device}, got {type(value).__name__}")
         self._data = value
+        self._counter = None
 
     @property
     def requires_grad(self) -> bool:
@@ -107,13 +114,45 @@ class Tensor:
     @requires_grad.setter
     def requires_grad(self, value: bool):
         value = bool(value)
-        if value and self._data.dtype.kind not in "fc":
-            raise TypeError(f"only floating-point tensors can require gradients, this one is "
-                            f"{self._data.dtype}; convert it first, e.g. x.float()")
+        if value and self._data.dtype.kind != "f":
+            hint = (" (complex): tinynet has no complex autograd; differentiate the real and "
+                    "imaginary parts as two real tensors" if self._data.dtype.kind == "c" else
+                    "; convert it first, e.g. x.float()")
+            raise TypeError(f"requires_grad: only real floating-point tensors can require "
+                            f"gradients, this one is {self._data.dtype}{hint}")
         if not value and self.grad_fn is not None:
             raise RuntimeError("requires_grad can only be turned off on leaf tensors; use "
                                "detach() for a non-leaf")
         self._requires_grad = value
+
+    @property
+    def _version(self) -> int:
+        """How many in-place writes this tensor's memory has seen (PyTorch's ``t._version``).
+
+        Shared with every tensor tinynet made over the same memory: views made by ops (reshape,
+        view, permute/transpose, basic indexing, broadcast_to/expand ...) and ``detach()``. Each
+        in-place write through tinynet adds one: ``t += ...`` and the other in-place operators,
+        ``t[i] = v``, ``zero_()``, optimizer steps. Backward refuses saved values whose version
+        moved since they were saved (docs/autograd.md, section 13).
+        """
+        return 0 if self._counter is None else self._counter[0]
+
+    def _version_counter(self) -> list:
+        """This tensor's version counter, made now if nothing wrote, saved or viewed it yet.
+
+        A one-element list ``[n]`` (the cheapest mutable int: graph nodes make one for most tensors
+        they save), shared by the tensors tinynet made over the same memory: a tensor, the views
+        ops made of it, its ``detach()``. Every in-place write through tinynet adds one; a graph
+        node records ``n`` for each tensor it saves and backward compares (``function.py``).
+        """
+        c = self._counter
+        if c is None:
+            c = self._counter = [0]
+        return c
+
+    def _bump_version(self) -> None:
+        """Record one in-place write into this tensor's memory (every writer calls this)."""
+        self._version_counter()[0] += 1
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         self.requires_grad = requires_grad
@@ -162,8 +201,11 @@ class Tensor:
 
     # --- leaving the graph, leaving the device ------------------------------------------------
     def detach(self) -> Tensor:
-        """A new tensor sharing this data, cut from the graph (``requires_grad=False``)."""
-        return Tensor._make(self._data, self._device)
+        """A new tensor sharing this data (and its version counter), cut from the graph
+        (``requires_grad=False``)."""
+        t = Tensor._make(self._data, self._device)
+        t._counter = self._version_counter()
+        return t
 
     def item(self):
         """The value of a one-element tensor as a Python number (synchronises on the GPU)."""
@@ -271,54 +313,99 @@ class Tensor:
         return _HookHandle(hooks, hook)
 
     def zero_(self) -> Tensor:
-        """Fill with zeros in place (for ``.grad`` tensors and data preparation). Refused, like
-        ``t[...] = 0``, on tensors in the graph: a leaf requiring grad only under ``no_grad``."""
+        """Fill with zeros in place (``t[...] = 0``, with its rules: a leaf that requires grad
+        only under ``no_grad``); bumps the version."""
         _ops.setitem(self, Ellipsis, 0)
         return self
 
-    # --- in-place arithmetic: x += y ------------------------------------------------------------
+    # --- in-place arithmetic: x += y (one helper, _inplace, for every in-place op) ------------
     def __iadd__(self, other):
-        return _inplace(self, other, "add", _ops.add)
+        try:
+            return _inplace(self, other, "add", _ops.add)
+        except _operands.NotAnOperand:
+            return NotImplemented
 
     def __isub__(self, other):
-        return _inplace(self, other, "subtract", _ops.sub)
+        try:
+            return _inplace(self, other, "subtract", _ops.sub)
+        except _operands.NotAnOperand:
+            return NotImplemented
 
     def __imul__(self, other):
-        return _inplace(self, other, "multiply", _ops.mul)
+        try:
+            return _inplace(self, other, "multiply", _ops.mul)
+        except _operands.NotAnOperand:
+            return NotImplemented
 
     def __itruediv__(self, other):
-        return _inplace(self, other, "true_divide", _ops.div)
+        try:
+            return _inplace(self, other, "true_divide", _ops.div)
+        except _operands.NotAnOperand:
+            return NotImplemented
 
     # --- elementwise arithmetic (ops/elementwise.py) ------------------------------------------
+    # An operand that is not one (a string, None, an object of another library) makes the
+    # operator return NotImplemented: Python then tries the other operand's reflected method, and
+    # raises its own "unsupported operand type(s)" TypeError (or, for ==, compares identity).
     def __add__(self, other):
-        return _ops.add(self, other)
+        try:
+            return _ops.add(self, other)
+        except _operands.NotAnOperand:
+            return NotImplemented
 
     def __radd__(self, other):
-        return _ops.add(other, self)
+        try:
+            return _ops.add(other, self)
+        except _operands.NotAnOperand:
+            return NotImplemented
 
     def __sub__(self, other):
-        return _ops.sub(self, other)
+        try:
+            return _ops.sub(self, other)
+        except _operands.NotAnOperand:
+            return NotImplemented
 
     def __rsub__(self, other):
-        return _ops.sub(other, self)
+        try:
+            return _ops.sub(other, self)
+        except _operands.NotAnOperand:
+            return NotImplemented
 
     def __mul__(self, other):
-        return _ops.mul(self, other)
+        try:
+            return _ops.mul(self, other)
+        except _operands.NotAnOperand:
+            return NotImplemented
 
     def __rmul__(self, other):
-        return _ops.mul(other, self)
+        try:
+            return _ops.mul(other, self)
+        except _operands.NotAnOperand:
+            return NotImplemented
 
     def __truediv__(self, other):
-        return _ops.div(self, other)
+        try:
+            return _ops.div(self, other)
+        except _operands.NotAnOperand:
+            return NotImplemented
 
     def __rtruediv__(self, other):
-        return _ops.div(other, self)
+        try:
+            return _ops.div(other, self)
+        except _operands.NotAnOperand:
+            return NotImplemented
 
     def __pow__(self, other):
-        return _ops.pow(self, other)
+        try:
+            return _ops.pow(self, other)
+        except _operands.NotAnOperand:
+            return NotImplemented
 
     def __rpow__(self, other):
-        return _ops.pow(other, self)
+        try:
+            return _ops.pow(other, self)
+        except _operands.NotAnOperand:
+            return NotImplemented
 
     def __neg__(self):
         return _ops.neg(self)
@@ -330,35 +417,65 @@ class Tensor:
         return _ops.abs(self)
 
     def __matmul__(self, other):
-        return _ops.matmul(self, other)
+        try:
+            return _ops.matmul(self, other)
+        except _operands.NotAnOperand:
+            return NotImplemented
 
     def __rmatmul__(self, other):
-        return _ops.matmul(other, self)
+        try:
+            return _ops.matmul(other, self)
+        except _operands.NotAnOperand:
+            return NotImplemented
 
     # --- comparisons and logic: no gradient ---------------------------------------------------
     def __eq__(self, other):
-        return _ops.eq(self, other)
+        try:
+            return _ops.eq(self, other)
+        except _operands.NotAnOperand:
+            return NotImplemented
 
     def __ne__(self, other):
-        return _ops.ne(self, other)
+        try:
+            return _ops.ne(self, other)
+        except _operands.NotAnOperand:
+            return NotImplemented
 
     def __lt__(self, other):
-        return _ops.lt(self, other)
+        try:
+            return _ops.lt(self, other)
+        except _operands.NotAnOperand:
+            return NotImplemented
 
     def __le__(self, other):
-        return _ops.le(self, other)
+        try:
+            return _ops.le(self, other)
+        except _operands.NotAnOperand:
+            return NotImplemented
 
     def __gt__(self, other):
-        return _ops.gt(self, other)
+        try:
+            return _ops.gt(self, other)
+        except _operands.NotAnOperand:
+            return NotImplemented
 
     def __ge__(self, other):
-        return _ops.ge(self, other)
+        try:
+            return _ops.ge(self, other)
+        except _operands.NotAnOperand:
+            return NotImplemented
 
     def __and__(self, other):
-        return _ops.logical_and(self, other)
+        try:
+            return _ops.logical_and(self, other)
+        except _operands.NotAnOperand:
+            return NotImplemented
 
     def __or__(self, other):
-        return _ops.logical_or(self, other)
+        try:
+            return _ops.logical_or(self, other)
+        except _operands.NotAnOperand:
+            return NotImplemented
 
     def __invert__(self):
         return _ops.logical_not(self)
@@ -455,22 +572,30 @@ class Tensor:
         return "tensor(" + ", ".join([body] + extras) + ")"
 
 
-def _inplace(t: Tensor, other, ufunc: str, op, kernel=None) -> Tensor:
-    """``t op= other``. Outside the graph (parameter updates under ``no_grad``, ``.grad`` tensors,
-    data) it writes into ``t``'s array, as PyTorch does. On a tensor inside the graph the result is
-    recorded out of place and ``t`` is rebound (an alias of the old tensor does not see the change).
-    A leaf that requires grad may only be updated in place under ``no_grad``. ``kernel(xp, array,
-    other)``, when given, does the write instead of ``xp.<ufunc>`` (``fill_``, ``copy_`` ...:
-    ``tinynet/ops/inplace.py``)."""
-    if t.grad_fn is not None:
-        return op(t, other)
-    if t._requires_grad and _autograd.is_grad_enabled():
-        raise RuntimeError("a leaf tensor that requires grad is being used in an in-place operation; "
-                           "update it inside tn.no_grad()")
-    other = _operands.lift(other, t)
+def _inplace(t: Tensor, other, ufunc: str, op, kernel=None, what: str | None = None) -> Tensor:
+    """``t op= other``: the one helper behind every in-place op (``ufunc`` names the array
+    namespace's function, ``op`` the tinynet function of the same math; ``kernel(xp, array,
+    other)``, when given, does the write instead of ``xp.<ufunc>``).
+
+    * When the write must be recorded (:func:`write_is_recorded`: grad mode is on and ``t`` or
+      ``other`` requires grad), ``op(t, other)`` is computed out of place and ``t`` takes its
+      data and graph (:func:`rebind`): the object ``t`` is the result, but memory it shared (its
+      views, a ``detach()``) is not written, so nothing a graph saved changes.
+    * Otherwise (parameter updates under ``no_grad``, ``.grad`` tensors, data), the ufunc writes
+      into ``t``'s array, as PyTorch does, and ``t``'s version goes up by one: a graph that saved
+      ``t`` (or a view of it) then refuses to run backward on the new values.
+
+    An operand that is not one raises ``NotAnOperand`` (a TypeError naming it; the ``x += y``
+    operators turn it into NotImplemented, so Python raises its own error).
+    """
+    what = what or f"in-place {ufunc}"  # the name errors give (``add_``, ``+=`` ...)
+    other = _operands.lift(other, t, what)
+    if write_is_recorded(t, other, what):
+        rebind(t, op(t, other), what)
+        return t
     if isinstance(other, Tensor):
         if other._device is not t._device:
-            raise RuntimeError(f"in-place {ufunc}: tensor on {t._device}, operand on {other._device}")
+            raise RuntimeError(f"{what}: tensor on {t._device}, operand on {other._device}")
         other = other._data
     try:  # same_kind casting: float data into an integer tensor raises instead of truncating
         if kernel is not None:
@@ -478,9 +603,45 @@ def _inplace(t: Tensor, other, ufunc: str, op, kernel=None) -> Tensor:
         else:
             getattr(t._device.xp, ufunc)(t._data, other, out=t._data)
     except (TypeError, ValueError) as exc:
-        raise _plain(exc)(f"in-place {ufunc} on a tensor of shape {tuple(t.shape)} and dtype "
-                        f"{t.dtype}: {exc}") from exc
+        raise _plain(exc)(f"{what} on a tensor of shape {tuple(t.shape)} and dtype "
+                          f"{t.dtype}: {exc}") from exc
+    t._bump_version()
     return t
+
+
+def write_is_recorded(t: Tensor, value, what: str) -> bool:
+    """Whether an in-place write of ``value`` into ``t`` must be recorded in the graph: grad mode
+    is on and ``t`` or ``value`` requires grad. Raises for a leaf that requires grad, as PyTorch
+    does: it is what gradients are taken with respect to (update it under ``tn.no_grad()``)."""
+    if not _autograd.is_grad_enabled():
+        return False
+    if t._requires_grad:
+        if t.grad_fn is None:
+            raise RuntimeError(f"{what}: a leaf tensor that requires grad is being used in an "
+                               "in-place operation; update it inside tn.no_grad()")
+        return True
+    return isinstance(value, Tensor) and value._requires_grad
+
+
+def rebind(t: Tensor, result: Tensor, what: str) -> None:
+    """Make ``t`` the recorded ``result`` of an in-place op on it: its data, device, graph and
+    version counter. The result must keep ``t``'s shape, and is cast to ``t``'s dtype when the
+    cast is of the same kind (float64 into float32: yes; float into an integer tensor: no)."""
+    if result.shape != t.shape:
+        raise RuntimeError(f"{what}: the result has shape {tuple(result.shape)}, which does not "
+                           f"match the shape {tuple(t.shape)} of the tensor written in place")
+    if result.dtype != t.dtype:
+        if not backend.host_namespace().can_cast(result.dtype, t.dtype, "same_kind"):
+            raise TypeError(f"{what}: the result's dtype {result.dtype} can't be cast to the "
+                            f"dtype {t.dtype} of the tensor written in place")
+        result = _ops.cast(result, t.dtype)
+    if result.grad_fn is None and result._requires_grad:
+        # The out-of-place form handed back a leaf itself (copy_ of a leaf that requires grad):
+        # t must become a recorded copy of it, not a second leaf sharing its memory.
+        result = _ops.clone(result)
+    t._data, t._device = result._data, result._device
+    t.grad_fn, t._requires_grad = result.grad_fn, result._requires_grad
+    t._counter = result._counter
 
 
 def _plain(exc: Exception) -> type:

@@ -25,19 +25,10 @@ from ..creation import empty, ones, tensor
 from ..ops.conv import convolution, max_pool, output_size
 from ..tensor import Tensor
 from . import init
+from .arguments import integer, pair
 from .module import Module, Parameter
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-
-
-def _pair(value, name: str, op: str) -> tuple[int, int]:
-    """An int or a pair of ints -> a pair (PyTorch's ``_pair``)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value, value
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value):
-        return int(value[0]), int(value[1])
-    raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
 
 
 def _batched(input: Tensor, op: str) -> tuple[Tensor, bool]:  # noqa: A002
@@ -72,7 +63,7 @@ def _conv_padding(padding, kernel: tuple, stride: tuple, dilation: tuple) -> tup
             raise ValueError("conv2d: padding='same' is not supported for strided convolutions")
         totals = [d * (k - 1) for d, k in zip(dilation, kernel)]
         return tuple((t // 2, t - t // 2) for t in totals)
-    ph, pw = _pair(padding, "padding", "conv2d")
+    ph, pw = pair("conv2d", "padding", padding)
     return (ph, ph), (pw, pw)
 
 
@@ -99,7 +90,8 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
         (8, 16, 32, 32)
     """
     x, squeeze = _batched(input, "conv2d")
-    stride, dilation = _pair(stride, "stride", "conv2d"), _pair(dilation, "dilation", "conv2d")
+    stride = pair("conv2d", "stride", stride, minimum=1)
+    dilation = pair("conv2d", "dilation", dilation, minimum=1)
     if not isinstance(weight, Tensor) or weight.ndim != 4:
         raise ValueError(f"conv2d: expected a 4-D weight (C_out, C_in/groups, kH, kW), got "
                          f"{getattr(weight, 'shape', weight)!r} for input of shape "
@@ -158,7 +150,10 @@ class Conv2d(Module):
                  dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
                  device=None, dtype=None):
         super().__init__()
-        if groups < 1 or in_channels % groups or out_channels % groups:
+        in_channels = integer("Conv2d", "in_channels", in_channels, minimum=1)
+        out_channels = integer("Conv2d", "out_channels", out_channels, minimum=1)
+        groups = integer("Conv2d", "groups", groups, minimum=1)
+        if in_channels % groups or out_channels % groups:
             raise ValueError(f"Conv2d: in_channels ({in_channels}) and out_channels "
                              f"({out_channels}) must be divisible by groups ({groups})")
         if padding_mode not in _PADDING_MODES:
@@ -166,10 +161,10 @@ class Conv2d(Module):
                              f"{padding_mode!r}")
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2d")
-        self.stride = _pair(stride, "stride", "Conv2d")
-        self.dilation = _pair(dilation, "dilation", "Conv2d")
-        self.padding = padding if isinstance(padding, str) else _pair(padding, "padding", "Conv2d")
+        self.kernel_size = pair("Conv2d", "kernel_size", kernel_size, minimum=1)
+        self.stride = pair("Conv2d", "stride", stride, minimum=1)
+        self.dilation = pair("Conv2d", "dilation", dilation, minimum=1)
+        self.padding = padding if isinstance(padding, str) else pair("Conv2d", "padding", padding)
         # Validates 'same'/'valid' now, as PyTorch does, rather than at the first forward.
         self._pads = _conv_padding(padding, self.kernel_size, self.stride, self.dilation)
         self.groups = groups
@@ -214,9 +209,7 @@ def _pool_geometry(op: str, x: Tensor, kernel_size, stride, padding, dilation,
                    ceil_mode: bool) -> tuple:
     """Pairs (kernel, stride, padding, dilation), per-side padding with ceil_mode's extra rows and
     columns at the bottom/right, and the output size, following PyTorch's rules."""
-    kernel = _pair(kernel_size, "kernel_size", op)
-    stride = kernel if stride is None or stride == [] else _pair(stride, "stride", op)
-    pad, dil = _pair(padding, "padding", op), _pair(dilation, "dilation", op)
+    kernel, stride, pad, dil = _pool_arguments(op, kernel_size, stride, padding, dilation)
     if any(p > k // 2 for p, k in zip(pad, kernel)):
         raise ValueError(f"{op}: pad should be at most half of kernel size, but got pad={pad} "
                          f"and kernel_size={kernel}")
@@ -235,6 +228,14 @@ def _pool_geometry(op: str, x: Tensor, kernel_size, stride, padding, dilation,
                          f"{kernel}, stride={stride}, padding={pad}, dilation={dil}: output size "
                          f"{tuple(out)}")
     return kernel, stride, tuple(pads), dil, tuple(out)
+
+
+def _pool_arguments(op: str, kernel_size, stride, padding, dilation) -> tuple:
+    """Pooling's arguments as pairs, checked: kernel, stride (default: the kernel) and dilation
+    positive, padding non-negative."""
+    kernel = pair(op, "kernel_size", kernel_size, minimum=1)
+    stride = kernel if stride is None or stride == [] else pair(op, "stride", stride, minimum=1)
+    return kernel, stride, pair(op, "padding", padding), pair(op, "dilation", dilation, minimum=1)
 
 
 def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,  # noqa: A002
@@ -301,8 +302,7 @@ def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0,  # noqa: A002
     sums = convolution(x.reshape(n * c, 1, h, w), ones_kernel, None, stride, pads)
     sums = sums.reshape(n, c, oh, ow)
     if divisor_override is not None:
-        if divisor_override == 0:
-            raise ValueError("avg_pool2d: divisor_override must be non-zero")
+        integer("avg_pool2d", "divisor_override", divisor_override, minimum=1)
         return _unbatched(sums / float(divisor_override), squeeze)
     ceil_extra = pads[0][1] != pads[0][0] or pads[1][1] != pads[1][0]
     if count_include_pad and not ceil_extra:
@@ -345,9 +345,9 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:  # noqa: A002
         oh, ow = (h if output_size[0] is None else output_size[0],
                   w if output_size[1] is None else output_size[1])
     else:
-        oh, ow = _pair(output_size, "output_size", "adaptive_avg_pool2d")
-    if oh < 1 or ow < 1:
-        raise ValueError(f"adaptive_avg_pool2d: output_size must be positive, got {(oh, ow)}")
+        oh, ow = pair("adaptive_avg_pool2d", "output_size", output_size, minimum=1)
+    oh = integer("adaptive_avg_pool2d", "output_size", oh, minimum=1)
+    ow = integer("adaptive_avg_pool2d", "output_size", ow, minimum=1)
     if (oh, ow) == (1, 1):
         out = x.mean(axis=(2, 3), keepdims=True)
     else:
@@ -369,6 +369,7 @@ class MaxPool2d(Module):
         super().__init__()
         if return_indices:
             raise NotImplementedError("MaxPool2d: return_indices=True is not supported")
+        _pool_arguments("MaxPool2d", kernel_size, stride, padding, dilation)  # fail at once
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding = padding
@@ -396,6 +397,9 @@ class AvgPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                  count_include_pad: bool = True, divisor_override: int | None = None):
         super().__init__()
+        _pool_arguments("AvgPool2d", kernel_size, stride, padding, 1)  # fail at once
+        if divisor_override is not None:
+            integer("AvgPool2d", "divisor_override", divisor_override, minimum=1)
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding = padding
@@ -421,6 +425,10 @@ class AdaptiveAvgPool2d(Module):
 
     def __init__(self, output_size):
         super().__init__()
+        sizes = output_size if isinstance(output_size, (tuple, list)) else (output_size,)
+        for size in sizes:
+            if size is not None:
+                integer("AdaptiveAvgPool2d", "output_size", size, minimum=1)
         self.output_size = output_size
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002

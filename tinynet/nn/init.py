@@ -73,7 +73,7 @@ def _fill_from_host(tensor: Tensor, host) -> Tensor:
     arr = backend.transfer(host.astype(tensor.dtype, copy=False), backend.Device("cpu"),
                             tensor.device)
     with no_grad():
-        tensor.data[...] = arr
+        tensor[...] = arr  # setitem: the write bumps the tensor's version
     return tensor
 
 
@@ -103,7 +103,7 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None)
 def constant_(tensor: Tensor, val: float) -> Tensor:
     """Fill with ``val``."""
     with no_grad():
-        tensor.data[...] = val
+        tensor[...] = val
     return tensor
 
 

@@ -16,6 +16,7 @@ from ..creation import empty
 from ..ops import linear, where
 from ..tensor import Tensor
 from . import init
+from .arguments import integer
 from .module import Module, Parameter
 
 
@@ -35,8 +36,8 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None,
                  dtype=None):
         super().__init__()
-        self.in_features = in_features
-        self.out_features = out_features
+        self.in_features = integer("Linear", "in_features", in_features)
+        self.out_features = integer("Linear", "out_features", out_features)
         self.weight = Parameter(empty(out_features, in_features, dtype=dtype, device=device))
         if bias:
             self.bias = Parameter(empty(out_features, dtype=dtype, device=device))
@@ -210,8 +211,8 @@ class Embedding(Module):
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
                  device=None, dtype=None, *, _weight: Tensor | None = None):
         super().__init__()
-        self.num_embeddings = num_embeddings
-        self.embedding_dim = embedding_dim
+        self.num_embeddings = integer("Embedding", "num_embeddings", num_embeddings)
+        self.embedding_dim = integer("Embedding", "embedding_dim", embedding_dim)
         self.padding_idx = _resolve_padding_idx(padding_idx, num_embeddings)
         if _weight is None:
             self.weight = Parameter(empty(num_embeddings, embedding_dim, dtype=dtype,
@@ -227,7 +228,7 @@ class Embedding(Module):
         init.normal_(self.weight)
         if self.padding_idx is not None:
             with no_grad():
-                self.weight.data[self.padding_idx] = 0
+                self.weight[self.padding_idx] = 0
 
     @classmethod
     def from_pretrained(cls, embeddings: Tensor, freeze: bool = True,

@@ -183,13 +183,6 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
 # --- binary and distribution losses --------------------------------------------------------------
 
 
-def _clamped_log(p: Tensor) -> Tensor:
-    """log(p), clamped to >= -100 as PyTorch's BCE does, so p = 0 gives a finite loss. The log
-    never sees 0 (p = 0 is replaced by 1 first): no -inf, and no 0/0 in its gradient."""
-    positive = p > 0
-    return ops.where(positive, ops.log(ops.where(positive, p, 1.0)).clip(min=-100.0), -100.0)
-
-
 def _broadcast_weight(name: str, what: str, weight, input: Tensor) -> Tensor:
     _tensor(name, what, weight)
     _same_device(name, input, weight, what)
@@ -202,7 +195,8 @@ def _broadcast_weight(name: str, what: str, weight, input: Tensor) -> Tensor:
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, *,
                          reduction: str = "mean") -> Tensor:
     """``-w (y log(p) + (1 - y) log(1 - p))`` for probabilities ``p`` (each log clamped to
-    ``>= -100``, as in PyTorch; there the clamped term has zero gradient).
+    ``>= -100``, as in PyTorch, and PyTorch's gradient ``(p - y) / max(p (1 - p), 1e-12)``: at
+    ``p`` exactly 0 or 1 it is +-1e12, not 0).
 
     Prefer :func:`binary_cross_entropy_with_logits` on raw scores: it never saturates.
 
@@ -222,7 +216,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
         raise ValueError(f"{name}: all elements of input (shape {tuple(input.shape)}) should be "
                          "probabilities between 0 and 1; for raw scores use "
                          "binary_cross_entropy_with_logits")
-    loss = -(target * _clamped_log(input) + (1 - target) * _clamped_log(1 - input))
+    loss = ops.binary_cross_entropy(input, target)  # one op, backward written out
     if weight is not None:
         loss = loss * _broadcast_weight(name, "weight", weight, input)
     return _reduce(loss, reduction)

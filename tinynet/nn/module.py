@@ -41,6 +41,7 @@ class Parameter(Tensor):
         self.grad_fn = None
         self._hooks = None
         self.name = None
+        self._counter = data._version_counter()  # same memory as data: same version counter
         self.requires_grad = requires_grad
 
     def __repr__(self) -> str:
@@ -472,7 +473,7 @@ class Module:
                                + "\n  ".join(problems))
         with no_grad():
             for target, arr in staged:
-                target.data[...] = arr
+                target[...] = arr  # setitem: the write bumps the tensor's version
         return IncompatibleKeys(missing, unexpected)
 
     # --- display -------------------------------------------------------------------------------

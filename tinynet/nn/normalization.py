@@ -17,6 +17,7 @@ from ..autograd import no_grad
 from ..creation import empty, ones, tensor, zeros
 from ..tensor import Tensor
 from . import init
+from .arguments import integer, number
 from .module import Module, Parameter
 
 
@@ -93,9 +94,10 @@ class _BatchNorm(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True, device=None, dtype=None):
         super().__init__()
-        self.num_features = num_features
-        self.eps = eps
-        self.momentum = momentum
+        name = type(self).__name__
+        self.num_features = integer(name, "num_features", num_features, minimum=1)
+        self.eps = number(name, "eps", eps, 0.0)
+        self.momentum = None if momentum is None else number(name, "momentum", momentum, 0.0, 1.0)
         self.affine = affine
         self.track_running_stats = track_running_stats
         if affine:
@@ -189,10 +191,9 @@ class BatchNorm2d(_BatchNorm):
 
 
 # --- layer norm --------------------------------------------------------------------------------
-def _as_shape(normalized_shape) -> tuple[int, ...]:
-    if isinstance(normalized_shape, int):
-        return (normalized_shape,)
-    return tuple(int(s) for s in normalized_shape)
+def _as_shape(normalized_shape, owner: str = "layer_norm") -> tuple[int, ...]:
+    sizes = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    return tuple(integer(owner, "normalized_shape", s, minimum=1) for s in sizes)
 
 
 def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
@@ -240,8 +241,8 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
                  bias: bool = True, device=None, dtype=None):
         super().__init__()
-        self.normalized_shape = _as_shape(normalized_shape)
-        self.eps = eps
+        self.normalized_shape = _as_shape(normalized_shape, "LayerNorm")
+        self.eps = number("LayerNorm", "eps", eps, 0.0)
         self.elementwise_affine = elementwise_affine
         if elementwise_affine:
             self.weight = Parameter(ones(self.normalized_shape, dtype=dtype, device=device))

@@ -21,6 +21,7 @@ from ..creation import zeros
 from ..ops import cat, matmul, relu, sigmoid, stack, tanh
 from ..tensor import Tensor
 from . import init
+from .arguments import integer, number
 from .layers import dropout
 from .module import Module, Parameter
 
@@ -153,13 +154,10 @@ class RNNBase(Module):
                  bidirectional: bool = False, proj_size: int = 0, device=None, dtype=None):
         super().__init__()
         name = _LAYER_NAMES[mode]
-        for arg, value in (("input_size", input_size), ("hidden_size", hidden_size),
-                           ("num_layers", num_layers)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name}: {arg} must be a positive integer, got {value!r}")
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
-                or not 0.0 <= dropout <= 1.0:
-            raise ValueError(f"{name}: dropout must be a number in [0, 1], got {dropout!r}")
+        input_size = integer(name, "input_size", input_size, minimum=1)
+        hidden_size = integer(name, "hidden_size", hidden_size, minimum=1)
+        num_layers = integer(name, "num_layers", num_layers, minimum=1)
+        dropout = number(name, "dropout", dropout, 0.0, 1.0)
         if dropout and num_layers == 1:
             # PyTorch warns too: dropout acts between layers, so one layer never uses it.
             warnings.warn(f"{name}: dropout={dropout} and num_layers=1: dropout is applied after "

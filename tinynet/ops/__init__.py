@@ -45,7 +45,7 @@ from .shape import *  # noqa: F403
 from .shape import view
 from .sorting import *  # noqa: F403
 from .stable import *  # noqa: F403
-from .stable import softmax_cross_entropy
+from .stable import binary_cross_entropy, softmax_cross_entropy
 
 _MODULES = (elementwise, activation, select, reduce, sorting, stable, shape, indexing,
             gather_scatter, linalg, conv, convert, aliases)

@@ -29,6 +29,7 @@ class SigmoidOp(UnaryUfunc):
     """1 / (1 + exp(-x))  ->  grad_x = g * out * (1 - out)   (exp only of -|x|: no overflow)"""
 
     ufunc, saves = "sigmoid", "output"
+    result_dtype = "float"
 
     @staticmethod
     def backward(ctx, g):
@@ -65,6 +66,8 @@ def relu(x) -> Tensor:
 class LeakyReluOp(Op):
     """x if x > 0 else slope * x  ->  grad_x = g if x > 0 else slope * g"""
 
+    result_dtype = "float"
+
     @staticmethod
     def forward(ctx, x, *, negative_slope=0.01):
         ctx.save_inputs(0)
@@ -87,6 +90,8 @@ class GeluOp(Op):
     """x * Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2  ->  grad_x = g * (Phi(x) + x * phi(x))
     (approximate="tanh": 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), and its exact
     derivative)"""
+
+    result_dtype = "float"
 
     @staticmethod
     def forward(ctx, x, *, approximate="none"):
@@ -121,6 +126,8 @@ def gelu(x, approximate: str = "none") -> Tensor:
 class SoftplusOp(Op):
     """log(1 + exp(beta x)) / beta (x where beta x > threshold)  ->  grad_x = g * sigmoid(beta x)
     (fused for stability: max(bx, 0) + log1p(exp(-|bx|)) never overflows)"""
+
+    result_dtype = "float"
 
     @staticmethod
     def forward(ctx, x, *, beta=1.0, threshold=20.0):

@@ -120,7 +120,8 @@ class Conv2dWeightGradOp(Op):
 
 class MaxPool2dOp(Op):
     """y = max over each window (padding is -inf)  ->  grad_x = g added at each window's argmax
-    (ties: the first maximum in row-major window order, as PyTorch; overlapping windows add up)"""
+    (ties: the first maximum in row-major window order, as PyTorch; a NaN is the maximum, the last
+    one if several; overlapping windows add up)"""
 
     @staticmethod
     def forward(ctx, x, *, plan=None):
@@ -143,7 +144,8 @@ class MaxPool2dOp(Op):
         out = slabs[0].copy()
         arg = xp.zeros(out.shape, dtype=xp.int8 if kh * kw < 128 else xp.int32)
         for k, slab in enumerate(slabs[1:], 1):
-            greater = (slab > out).astype(arg.dtype)
+            # a NaN wins (slab != slab), as on PyTorch's CPU: the NaN it outputs gets the gradient
+            greater = ((slab > out) | (slab != slab)).astype(arg.dtype)
             arg += greater * (k - arg)  # arg = k where greater: small-integer math beats where()
             xp.maximum(out, slab, out=out)  # NaN propagates, as in PyTorch
         ctx.save_constant(arg)

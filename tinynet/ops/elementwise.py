@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 
-from .. import backend
 from ..autograd import Op
 from ..tensor import Tensor, tensor_method
 from .namespace import tensor_namespace
@@ -46,7 +45,7 @@ class AddOp(Op):
 @tensor_method
 def add(a, b) -> Tensor:
     """``a + b``, broadcasting; either may be a Python number (it adopts the tensor's dtype)."""
-    return AddOp.apply(*binary_operands(a, b))
+    return AddOp.apply(*binary_operands(a, b, "add"))
 
 
 class SubOp(Op):
@@ -64,7 +63,7 @@ class SubOp(Op):
 @tensor_method
 def sub(a, b) -> Tensor:
     """``a - b``, broadcasting."""
-    return SubOp.apply(*binary_operands(a, b))
+    return SubOp.apply(*binary_operands(a, b, "sub"))
 
 
 class MulOp(Op):
@@ -85,11 +84,13 @@ class MulOp(Op):
 @tensor_method
 def mul(a, b) -> Tensor:
     """``a * b``, broadcasting."""
-    return MulOp.apply(*binary_operands(a, b))
+    return MulOp.apply(*binary_operands(a, b, "mul"))
 
 
 class DivOp(Op):
     """a / b  ->  grad_a = g / b,  grad_b = -g * a / b^2 = -grad_a * out"""
+
+    result_dtype = "float"  # integer / integer is a float division, as in PyTorch
 
     @staticmethod
     def forward(ctx, a, b):
@@ -107,16 +108,12 @@ class DivOp(Op):
 @tensor_method
 def div(a, b) -> Tensor:
     """``a / b``, broadcasting; integer / integer is a float division, as in PyTorch."""
-    a, b = binary_operands(a, b)
-    t = a if isinstance(a, Tensor) else b
-    if t.dtype.kind in "biu":
-        dtype = backend.get_default_dtype()
-        a, b = (x.to(dtype) if isinstance(x, Tensor) else x for x in (a, b))
-    return DivOp.apply(a, b)
+    return DivOp.apply(*binary_operands(a, b, "div", exact=False))  # exact: int8 / 200 is fine
 
 
 class PowOp(Op):
-    """a ** b  ->  grad_a = g * b * a^(b-1),  grad_b = g * out * log(a)"""
+    """a ** b  ->  grad_a = g * b * a^(b-1)   (0 where a = b = 0),
+    grad_b = g * out * log(a)   (0 where a = 0 and b >= 0; PyTorch's values at the edges)"""
 
     @staticmethod
     def forward(ctx, a, b):
@@ -126,20 +123,33 @@ class PowOp(Op):
 
     @staticmethod
     def backward(ctx, g):
+        xp = ctx.xp
         a, b = ctx.saved_inputs
         need_a, need_b = ctx.needs_input_grad
-        grad_a = g * b * a ** (b - 1) if need_a else None
-        grad_b = None
-        if need_b:  # a Python-number base stays a Python number: math.log keeps the dtype
-            log_a = math.log(a) if isinstance(a, (int, float)) else ctx.xp.log(a)
-            grad_b = g * ctx.saved_output * log_a
+        grad_a = grad_b = None
+        if need_a:  # d(a^0)/da is 0 everywhere, also at a = 0 where b * a^(b-1) is 0 * inf
+            if isinstance(b, (int, float)):  # a Python-number exponent
+                grad_a = g * b * a ** (b - 1) if b != 0 else g * 0
+            else:  # masked only at a = b = 0, so that d/db of this stays exact elsewhere
+                grad_a = xp.where((b == 0) & (a == 0), 0, g * b * a ** (b - 1))
+        if need_b:  # 0^b is constant (0, or 1 at b = 0) for b >= 0: no gradient, not 0 * -inf
+            out = ctx.saved_output
+            if isinstance(a, (int, float)):  # a Python-number base: math.log keeps the dtype
+                if a > 0:
+                    grad_b = g * out * math.log(a)
+                elif a == 0:
+                    grad_b = xp.where(b >= 0, 0, g * out * -math.inf)
+                else:
+                    grad_b = g * out * math.nan  # the log of a negative base, as PyTorch
+            else:
+                grad_b = xp.where((a == 0) & (b >= 0), 0, g * out * xp.log(a))
         return grad_a, grad_b
 
 
 @tensor_method
 def pow(a, b) -> Tensor:  # noqa: A001 - the NumPy/PyTorch name
     """``a ** b``, broadcasting."""
-    return PowOp.apply(*binary_operands(a, b))
+    return PowOp.apply(*binary_operands(a, b, "pow"))
 
 
 # --- math functions: one input, one NumPy ufunc -----------------------------------------------
@@ -184,6 +194,7 @@ class ExpOp(UnaryUfunc):
     """exp(x)  ->  grad_x = g * exp(x) = g * out"""
 
     ufunc, saves = "exp", "output"
+    result_dtype = "float"
 
     @staticmethod
     def backward(ctx, g):
@@ -200,6 +211,7 @@ class LogOp(UnaryUfunc):
     """log(x)  ->  grad_x = g / x"""
 
     ufunc = "log"
+    result_dtype = "float"
 
     @staticmethod
     def backward(ctx, g):
@@ -218,6 +230,7 @@ class SqrtOp(UnaryUfunc):
     """sqrt(x)  ->  grad_x = g / (2 sqrt(x)) = g / (2 out)"""
 
     ufunc, saves = "sqrt", "output"
+    result_dtype = "float"
 
     @staticmethod
     def backward(ctx, g):
@@ -251,6 +264,7 @@ class SinOp(UnaryUfunc):
     """sin(x)  ->  grad_x = g * cos(x)"""
 
     ufunc = "sin"
+    result_dtype = "float"
 
     @staticmethod
     def backward(ctx, g):
@@ -268,6 +282,7 @@ class CosOp(UnaryUfunc):
     """cos(x)  ->  grad_x = -g * sin(x)"""
 
     ufunc = "cos"
+    result_dtype = "float"
 
     @staticmethod
     def backward(ctx, g):
@@ -285,6 +300,7 @@ class TanhOp(UnaryUfunc):
     """tanh(x)  ->  grad_x = g * (1 - out^2)"""
 
     ufunc, saves = "tanh", "output"
+    result_dtype = "float"
 
     @staticmethod
     def backward(ctx, g):
@@ -302,6 +318,7 @@ class ErfOp(UnaryUfunc):
     """erf(x)  ->  grad_x = g * 2/sqrt(pi) * exp(-x^2)"""
 
     ufunc = "erf"
+    result_dtype = "float"
 
     @staticmethod
     def backward(ctx, g):

@@ -1,5 +1,6 @@
 """Indexing: ``x[index]`` (slices, integers, integer arrays, boolean masks) and its adjoint,
-``index_add`` (scatter-add into zeros), plus ``x[index] = value`` for tensors outside the graph.
+``index_add`` (scatter-add into zeros), and ``x[index] = value`` (recorded as ``SetItemOp``
+when a gradient flows through it, else a write in place that bumps ``x``'s version).
 
 ``GetItemOp`` and ``IndexAddOp`` are each other's gradient, so indexing is differentiable to any
 order. Repeated integer indices accumulate: ``x[[0, 0]].sum()`` gives ``x.grad[0] == 2``.
@@ -7,8 +8,8 @@ order. Repeated integer indices accumulate: ``x[[0, 0]].sum()`` gives ``x.grad[0
 
 from __future__ import annotations
 
-from ..autograd import Op, is_grad_enabled
-from ..tensor import Tensor
+from ..autograd import Op
+from ..tensor import Tensor, rebind, write_is_recorded
 from .namespace import tensor_namespace
 from .operands import unary_operand
 
@@ -31,6 +32,8 @@ def _raw_index(index, device, op: str):
 
 class GetItemOp(Op):
     """x[index]  ->  grad_x = zeros like x, with g added at index (repeats accumulate)"""
+
+    views_input = True  # basic indexing (ints, slices) gives a view, advanced indexing a copy
 
     @staticmethod
     def forward(ctx, x, *, index=None):
@@ -75,17 +78,56 @@ def _index_add_xp(shape, index, values):
     return index_add(values, shape, index)
 
 
+class SetItemOp(Op):
+    """x with x[index] = v  ->  grad_x = g with g[index] = 0,  grad_v = g[index] (summed to v's
+    shape; PyTorch's CopySlices)"""
+
+    @staticmethod
+    def forward(ctx, x, v, *, index=None):
+        ctx.index = index
+        if ctx.needs_input_grad[1]:
+            ctx.v_shape, ctx.v_dtype = v.shape, v.dtype
+        out = x.copy()  # recorded out of place: x's memory (saved elsewhere, viewed) is kept
+        out[index] = v
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        need_x, need_v = ctx.needs_input_grad
+        grad_x = grad_v = None
+        if need_x:
+            keep = ctx.device.xp.ones(g.shape, dtype=bool)  # a constant of the derivative
+            keep[ctx.index] = False
+            grad_x = ctx.xp.where(keep, g, 0)
+        if need_v:
+            grad_v = g[ctx.index]
+            extra = len(ctx.v_shape) - grad_v.ndim  # v may have leading 1s the target lacks
+            if extra > 0:
+                grad_v = grad_v.reshape((1,) * extra + tuple(grad_v.shape))
+            if grad_v.dtype != ctx.v_dtype:  # v was cast on assignment: cast its gradient back
+                grad_v = grad_v.astype(ctx.v_dtype)
+        return grad_x, grad_v
+
+
 def setitem(x: Tensor, index, value) -> None:
-    """In-place ``x[index] = value`` (``Tensor.__setitem__``), allowed where no gradient can be
-    affected: on tensors outside the graph (no grad_fn, and not requiring grad unless inside
-    ``no_grad``)."""
-    if x.grad_fn is not None or (x.requires_grad and is_grad_enabled()):
-        raise RuntimeError("setitem: in-place assignment into a tensor that is part of the autograd "
-                           "graph is not supported; build the result out of place (tn.where, "
-                           "tn.cat) or assign inside tn.no_grad() to a leaf")
+    """``x[index] = value`` (``Tensor.__setitem__``).
+
+    When the write must be recorded (grad mode is on, and ``x`` or ``value`` requires grad) it
+    is, as PyTorch's CopySlices: ``x`` becomes the output of :class:`SetItemOp` (gradient to
+    ``value``: ``g[index]``; to the old ``x``: ``g`` with ``index`` zeroed), computed out of
+    place, so memory ``x`` shared (a view, a ``detach()``, values an op saved) is not written.
+    Otherwise the value is written into ``x``'s memory and ``x``'s version goes up by one. A leaf
+    that requires grad may only be assigned to under ``no_grad``.
+    """
     index = _raw_index(index, x.device, "setitem")
-    if isinstance(value, Tensor):
-        if value.device is not x.device:
-            raise RuntimeError(f"setitem: value on {value.device}, tensor on {x.device}")
-        value = value.data
-    x.data[index] = value
+    if isinstance(value, Tensor) and value.device is not x.device:
+        raise RuntimeError(f"setitem: value on {value.device}, tensor on {x.device}")
+    if write_is_recorded(x, value, "setitem"):
+        if x.dtype.kind != "f":
+            raise TypeError(f"setitem: a value that requires grad can't be assigned into a "
+                            f"{x.dtype} tensor (a gradient needs a floating-point tensor); "
+                            "convert it first, e.g. x = x.float()")
+        rebind(x, SetItemOp.apply(x, value, index=index), "setitem")
+        return
+    x.data[index] = value.data if isinstance(value, Tensor) else value
+    x._bump_version()

@@ -9,9 +9,11 @@ are PyTorch's where tinynet can follow them:
 * outside the graph they just write: data, ``.grad`` tensors, and parameters under ``no_grad``
   (``p.add_(g, alpha=-lr)``, ``p.copy_(ema)``, ``w.clamp_(-1, 1)``);
 * a leaf that requires grad is refused outside ``no_grad``, as in PyTorch;
-* a tensor made by an op (one with a ``grad_fn``) is refused, and so is an operand that requires
-  grad while gradients are on: PyTorch would rewrite the graph in place, which tinynet's graph
-  does not do yet. Write the out-of-place form there (``h = h + 1``, ``tn.masked_fill(h, m, v)``).
+* inside the graph (grad mode on, and the tensor or the operand requires grad) the write is
+  recorded, as PyTorch records it: the out-of-place form (each method passes it, e.g.
+  ``tn.masked_fill`` for ``masked_fill_``) is computed and the tensor takes its value and graph,
+  so gradients reach both the old value and the operand (``tensor._inplace``; unlike PyTorch,
+  views of the tensor do not see a recorded write: docs/autograd.md).
 
 Dtypes follow PyTorch: arithmetic keeps the tensor's dtype and refuses a result it cannot hold
 (a float into an integer tensor); ``copy_`` and ``fill_`` convert, as an assignment does.
@@ -19,7 +21,6 @@ Dtypes follow PyTorch: arithmetic keeps the tensor's dtype and refuses a result 
 
 from __future__ import annotations
 
-from ..autograd import is_grad_enabled
 from ..tensor import Tensor, _inplace, tensor_method
 from .elementwise import add, div, mul, pow, sub  # noqa: A004 - the op functions
 from .gather_scatter import (
@@ -32,17 +33,9 @@ __all__: list = []  # methods only: the out-of-place functions are tn.add, tn.ma
 
 
 def _write(name: str, t: Tensor, operand, ufunc: str, op, kernel=None) -> Tensor:
-    """``t`` updated in place by ``_inplace``; refused where only an out-of-place result (a new
-    tensor, which a method call cannot rebind) would be correct."""
-    if isinstance(operand, Tensor) and operand.requires_grad and is_grad_enabled():
-        raise RuntimeError(f"{name}: the operand requires grad; an in-place update would drop its "
-                           "gradient. Write the out-of-place form (t = t + x), or detach() it")
-    out = _inplace(t, operand, ufunc, op, kernel)
-    if out is not t:
-        raise RuntimeError(f"{name}: in-place update of a tensor that is part of the autograd "
-                           f"graph (it has grad_fn={t.grad_fn!r}) is not supported; write the "
-                           "out-of-place form instead (h = h + 1, h = tn.masked_fill(h, m, v))")
-    return t
+    """``t`` updated in place by ``_inplace`` (``op`` is the out-of-place form it records inside
+    the graph); returns ``t``."""
+    return _inplace(t, operand, ufunc, op, kernel, what=name)
 
 
 def _scaled(other, alpha):

@@ -50,7 +50,7 @@ class MatMulOp(Op):
 @tensor_namespace.register
 def matmul(a, b) -> Tensor:
     """``a @ b``: matrix product, with NumPy's rules for 1-D operands and batch dimensions."""
-    a, b = binary_operands(a, b)
+    a, b = binary_operands(a, b, "matmul")
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes "
                          f"{tuple(a.shape)} and {tuple(b.shape)}")

@@ -44,23 +44,49 @@ def result_dtype(a, b):
     return backend.host_namespace().result_type(a, b)
 
 
-def lift(x, like: Tensor):
+class NotAnOperand(TypeError):
+    """Raised when an op is given something that is not an operand (a string, None, an object of
+    another library). The operators of ``Tensor`` turn it into ``NotImplemented``, so Python
+    raises its own ``unsupported operand type(s)`` error (and ``t == None`` is False)."""
+
+
+def lift(x, like: Tensor, op: str = "operand", *, exact: bool = True):
     """Make ``x`` something an op can take next to ``like``: a Tensor, or a Python scalar.
 
-    Arrays are wrapped (they must already be on ``like``'s device: transfers are explicit).
+    Arrays are wrapped (they must already be on ``like``'s device: transfers are explicit). A
+    Python integer next to an integer tensor must fit its dtype (``exact``; comparisons pass
+    False: NumPy compares out-of-range integers exactly). ``op`` names the op in errors.
     """
     if isinstance(x, Tensor):
         return x
     s = _scalar(x)
     if s is not None:
+        if exact and type(s) is int and like.dtype.kind in "iu":
+            _check_fits(s, like.dtype, op)
         return s
     if isinstance(x, (list, tuple)):
         return Tensor(x, device=like.device)
-    dev = backend.device_of(x)
+    try:
+        dev = backend.device_of(x)
+    except TypeError:
+        text = repr(x)
+        text = text if len(text) <= 40 else text[:37] + "..."
+        raise NotAnOperand(f"{op}: unsupported operand of type {type(x).__name__} ({text}) next "
+                           "to a tensor; expected a Tensor, a Python number, a list or an "
+                           "array") from None
     if dev is not like.device:
         raise RuntimeError(f"an array on {dev} was combined with a tensor on {like.device}; move "
                            f"it explicitly with tn.tensor(array, device='{like.device}')")
     return Tensor.wrap(x, dev)
+
+
+def _check_fits(value: int, dtype, op: str) -> None:
+    """A Python integer combined with an integer tensor must be representable in its dtype."""
+    info = backend.host_namespace().iinfo(dtype)
+    if not info.min <= value <= info.max:
+        raise OverflowError(f"{op}: the Python integer {value} does not fit the tensor's dtype "
+                            f"{dtype} (range {info.min}..{info.max}); convert the tensor first, "
+                            "e.g. t.to(tn.int64)")
 
 
 def unary_operand(x) -> Tensor:
@@ -68,8 +94,9 @@ def unary_operand(x) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
-def binary_operands(a, b):
-    """The two operands of a binary op, lifted and promoted to a common dtype."""
+def binary_operands(a, b, op: str = "binary op", *, exact: bool = True):
+    """The two operands of a binary op, lifted and promoted to a common dtype (``op`` names the
+    op in errors; ``exact``: see :func:`lift`)."""
     # Fast paths for the common cases (every arithmetic operator comes through here): tensors of
     # one dtype, and a float tensor with a Python number.
     if isinstance(a, Tensor):
@@ -82,12 +109,12 @@ def binary_operands(a, b):
     elif isinstance(b, Tensor) and type(a) in (float, int) and b.dtype.kind in "fc":
         return a, b
     if isinstance(a, Tensor):
-        b = lift(b, a)
+        b = lift(b, a, op, exact=exact)
     elif isinstance(b, Tensor):
-        a = lift(a, b)
+        a = lift(a, b, op, exact=exact)
     else:
         a = Tensor(a)
-        b = lift(b, a)
+        b = lift(b, a, op, exact=exact)
     return promote(a, b)
 
 

@@ -1,5 +1,5 @@
-"""Reductions: ``sum``, ``mean``, ``amax``/``amin`` (primitives), ``var``, ``std``, ``max``/``min``
-(composed), and ``argmax``/``argmin`` (no gradient). ``logsumexp`` lives in ``stable.py``.
+"""Reductions: ``sum``, ``mean``, ``var``/``std``, ``amax``/``amin`` (primitives), ``max``/``min``
+(values and indices), and ``argmax``/``argmin`` (no gradient). ``logsumexp`` lives in ``stable.py``.
 
 PyTorch's meanings: ``amax(x, dim)`` gives the values; ``max(x)`` the largest value and
 ``max(x, dim)`` the named tuple ``(values, indices)``; ``max(a, b)`` with a tensor ``b`` is
@@ -8,17 +8,19 @@ PyTorch's meanings: ``amax(x, dim)`` gives the values; ``max(x)`` the largest va
 Ties in ``amax``/``amin`` (and so in ``max``/``min``): every element equal to the extreme shares
 the gradient equally (``g / count``), as PyTorch does for ``amax`` and full reductions, so the
 gradient always sums to ``g``. (PyTorch's ``max(x, dim)`` sends it all to the returned index;
-the two agree wherever the maximum is unique.)
+the two agree wherever the maximum is unique.) NaN propagates, so a NaN is the extreme of its
+slice and gets the gradient, as in PyTorch's ``max()`` (its ``amax(x, dim)`` spreads NaN over
+the slice instead).
 """
 
 from __future__ import annotations
 
+import builtins
 import math
 from typing import NamedTuple
 
 from ..autograd import Op
 from ..tensor import Tensor, tensor_method
-from .elementwise import sqrt
 from .operands import (
     dim_alias, keepdim_alias, keepdim_shape, normalize_dims, one_dim, unary_operand,
 )
@@ -40,6 +42,8 @@ def _dims(op: str, x: Tensor, dim, axis):
 
 class SumOp(Op):
     """sum(x, dims)  ->  grad_x = broadcast g back over the summed dims"""
+
+    result_dtype = "sum"  # integers and bools accumulate in int64, as in PyTorch
 
     @staticmethod
     def forward(ctx, x, *, dims=None, keepdim=False):
@@ -63,6 +67,8 @@ def sum(x, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tens
 class MeanOp(Op):
     """sum(x, dims) / n  ->  grad_x = broadcast g / n back over the reduced dims"""
 
+    result_dtype = "float"
+
     @staticmethod
     def forward(ctx, x, *, dims=None, keepdim=False):
         ctx.shape = x.shape
@@ -78,35 +84,83 @@ class MeanOp(Op):
 
 @tensor_method
 def mean(x, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
-    """The mean over ``dim`` (floating tensors only)."""
+    """The mean over ``dim``; integer and bool tensors give float32 (PyTorch refuses them)."""
     x = unary_operand(x)
-    if x.dtype.kind in "biu":
-        raise TypeError(f"mean: needs a floating tensor, got {x.dtype}; convert with .float()")
     dims = _dims("mean", x, dim, axis)
     return MeanOp.apply(x, dims=dims, keepdim=keepdim_alias("mean", keepdim, keepdims))
+
+
+class SpreadReduction(Op):
+    """Base of ``var`` and ``std``: the sum of squared deviations from the mean over ``dims``,
+    divided by ``dof = max(n - correction, 0)`` (``root``: its square root)."""
+
+    result_dtype = "float"
+    root = False
+
+    @staticmethod
+    def forward(ctx, x, *, dims=None, keepdim=False, correction=1):
+        xp = ctx.xp
+        ctx.dims, ctx.kd_shape = dims, keepdim_shape(x.shape, dims)
+        ctx.dof = builtins.max(_count(x.shape, dims) - correction, 0)
+        centered = x - x.mean(axis=dims, keepdims=True)
+        # dof = 0 (correction >= n): the sum divided by 0, inf (NaN for a constant), as PyTorch
+        scale = 1.0 / ctx.dof if ctx.dof else math.inf
+        out = (centered * centered).sum(axis=dims, keepdims=keepdim) * scale
+        ctx.save_inputs(0)
+        if ctx.fn.root:
+            out = xp.sqrt(out)
+            ctx.save_output()
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        xp = ctx.xp
+        (x,) = ctx.saved_inputs
+        g = g.reshape(ctx.kd_shape)
+        if ctx.fn.root:  # d sqrt(v) = dv / (2 sqrt(v)), taken as 0 where std is 0 (PyTorch's)
+            out = ctx.saved_output.reshape(ctx.kd_shape)
+            g = xp.where(out == 0, 0, g / (2 * out))
+        centered = x - x.mean(axis=ctx.dims, keepdims=True)
+        if ctx.dof:
+            return g * centered * (2.0 / ctx.dof)
+        return xp.where(centered == 0, g * math.nan, g * math.inf)  # 2 (x - mean) / 0: PyTorch's
+
+
+class VarOp(SpreadReduction):
+    """sum((x - mean)^2, dims) / dof  ->  grad_x = g * 2 (x - mean) / dof
+    (dof = max(n - correction, 0); dof = 0: inf, NaN where x = mean, as PyTorch)"""
 
 
 @tensor_method
 def var(x, dim=None, keepdim: bool = False, correction: int = 1, *, axis=None, keepdims=None,
         unbiased=None) -> Tensor:
-    """sum((x - mean)^2) / (n - correction); ``correction=1`` (unbiased) is PyTorch's default."""
-    x = unary_operand(x)
-    dims = _dims("var", x, dim, axis)
-    keepdim = keepdim_alias("var", keepdim, keepdims)
-    if unbiased is not None:
-        correction = int(bool(unbiased))
-    centered = x - mean(x, dims, keepdim=True)
-    n = _count(x.shape, dims)
-    scale = 1.0 / (n - correction) if n > correction else math.nan  # too few samples: NaN
-    return SumOp.apply(centered * centered, dims=dims, keepdim=keepdim) * scale
+    """sum((x - mean)^2) / (n - correction); ``correction=1`` (unbiased) is PyTorch's default.
+    ``correction >= n`` gives inf (NaN for a constant input), as PyTorch does."""
+    return _spread(VarOp, "var", x, dim, keepdim, correction, axis, keepdims, unbiased)
+
+
+class StdOp(SpreadReduction):
+    """sqrt(var(x, dims))  ->  grad_x = g * (x - mean) / (dof * out)   (0 where out = 0, as
+    PyTorch)"""
+
+    root = True
 
 
 @tensor_method
 def std(x, dim=None, keepdim: bool = False, correction: int = 1, *, axis=None, keepdims=None,
         unbiased=None) -> Tensor:
-    """sqrt(var(x)); the gradient is infinite where the variance is 0."""
-    return sqrt(var(x, dim, keepdim, correction, axis=axis, keepdims=keepdims,
-                    unbiased=unbiased))
+    """sqrt(var(x)); the gradient is 0 where the input is constant (PyTorch's choice at the
+    kink)."""
+    return _spread(StdOp, "std", x, dim, keepdim, correction, axis, keepdims, unbiased)
+
+
+def _spread(op, name, x, dim, keepdim, correction, axis, keepdims, unbiased) -> Tensor:
+    x = unary_operand(x)
+    dims = _dims(name, x, dim, axis)
+    if unbiased is not None:
+        correction = int(bool(unbiased))
+    return op.apply(x, dims=dims, keepdim=keepdim_alias(name, keepdim, keepdims),
+                    correction=correction)
 
 
 # --- the extremes: one base for amax and amin, one for argmax and argmin -------------------------
@@ -129,7 +183,9 @@ class ExtremeReduction(Op):
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_inputs
-        hit = x == ctx.saved_output.reshape(ctx.kd_shape)
+        # NaN propagates, so a slice with a NaN has NaN as its extreme: its NaNs (x != x) share
+        # the gradient, as PyTorch's max() gives it to the NaN
+        hit = (x == ctx.saved_output.reshape(ctx.kd_shape)) | (x != x)
         count = hit.sum(axis=ctx.dims, keepdims=True).astype(g.dtype)
         return ctx.xp.where(hit, g.reshape(ctx.kd_shape) / count, 0)
 
@@ -168,6 +224,7 @@ class IndexOfExtreme(Op):
     """Base of ``argmax`` and ``argmin``: ``x.<method>(dim)`` as int64; no gradient."""
 
     differentiable = False
+    result_dtype = "int64"
     method = ""
 
     @staticmethod

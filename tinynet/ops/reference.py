@@ -2,7 +2,8 @@
 
 Every op class's docstring opens with ``forward  ->  gradient``; this module splits that paragraph
 at the first ``->`` and writes one table row per op: its name, where its ``backward`` is written
-(``file:line``, a link), the forward and gradient formulas, and whether it is differentiable.
+(``file:line``, a link), the forward and gradient formulas, whether it is differentiable, and its
+result-dtype rule (``Function.result_dtype``).
 Regenerate after changing an op::
 
     python -m tinynet.ops.reference > docs/ops.md
@@ -16,6 +17,7 @@ import inspect
 import os
 import sys
 
+from ..function import RESULT_DTYPES
 from . import OPS
 
 REGENERATE = "python -m tinynet.ops.reference > docs/ops.md"
@@ -75,13 +77,19 @@ def render_ops_markdown() -> str:
         "",
         f"{len(OPS)} ops, {sum(1 for op in OPS if op.differentiable)} differentiable.",
         "",
-        "| Op | Backward | Forward | Gradient | Differentiable |",
-        "| --- | --- | --- | --- | --- |",
+        ("*Result dtype* is the op's `result_dtype` rule (one per op; `Function.apply` enforces "
+         "`float`, so every floating op gives float32 for integer and bool inputs, as PyTorch):"),
+        "",
+        *(f"- `{rule}`: {meaning}" for rule, meaning in RESULT_DTYPES.items()),
+        "",
+        "| Op | Backward | Forward | Gradient | Differentiable | Result dtype |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for op in OPS:
         forward, gradient = op_formulas(op)
         lines.append(f"| `{op.__name__}` | {_link(backward_location(op))} | {_cell(forward)} | "
-                     f"{_cell(gradient)} | {'yes' if op.differentiable else 'no'} |")
+                     f"{_cell(gradient)} | {'yes' if op.differentiable else 'no'} | "
+                     f"`{op.result_dtype}` |")
     return "\n".join(lines) + "\n"
 
 

@@ -12,7 +12,7 @@ from ..autograd import Op
 from ..tensor import Tensor, tensor_method
 from .elementwise import UnaryUfunc
 from .namespace import tensor_namespace
-from .operands import binary_operands, unary_operand
+from .operands import binary_operands, lift, promote, unary_operand
 
 __all__ = ["clamp", "clip", "eq", "ge", "gt", "le", "logical_and", "logical_not", "logical_or",
            "lt", "maximum", "minimum", "ne", "where"]
@@ -23,7 +23,8 @@ __all__ = ["clamp", "clip", "eq", "ge", "gt", "le", "logical_and", "logical_not"
 
 class PairwiseExtreme(Op):
     """Base of ``maximum`` and ``minimum``: ``xp.<ufunc>(a, b)``; the winner of each pair gets
-    ``g``, a tie gives ``g / 2`` to each (so the gradients always add up to ``g``)."""
+    ``g``, a tie gives ``g / 2`` to each (so the gradients always add up to ``g``). NaN
+    propagates, so a NaN operand is the winner (``a`` when both are NaN)."""
 
     ufunc = ""
 
@@ -36,7 +37,7 @@ class PairwiseExtreme(Op):
     def backward(ctx, g):
         xp = ctx.xp
         a, b = ctx.saved_inputs
-        a_wins = a > b if ctx.fn.ufunc == "maximum" else a < b
+        a_wins = (a > b if ctx.fn.ufunc == "maximum" else a < b) | (a != a)  # a != a: NaN
         tie = a == b
         half = g * 0.5
         grad_a = xp.where(a_wins, g, xp.where(tie, half, 0))
@@ -53,7 +54,7 @@ class MaximumOp(PairwiseExtreme):
 @tensor_namespace.register
 def maximum(a, b) -> Tensor:
     """The larger of ``a`` and ``b``, elementwise (broadcasting)."""
-    return MaximumOp.apply(*binary_operands(a, b))
+    return MaximumOp.apply(*binary_operands(a, b, "maximum"))
 
 
 class MinimumOp(PairwiseExtreme):
@@ -66,7 +67,7 @@ class MinimumOp(PairwiseExtreme):
 @tensor_namespace.register
 def minimum(a, b) -> Tensor:
     """The smaller of ``a`` and ``b``, elementwise (broadcasting)."""
-    return MinimumOp.apply(*binary_operands(a, b))
+    return MinimumOp.apply(*binary_operands(a, b, "minimum"))
 
 
 class ClipOp(Op):
@@ -96,11 +97,15 @@ def clip(x, min=None, max=None) -> Tensor:  # noqa: A002 - NumPy/PyTorch names
     gradients, being ``maximum``/``minimum``). ``clamp`` is the same function."""
     if min is None and max is None:
         raise ValueError("clip: at least one of min and max must be given")
-    if isinstance(min, Tensor) or isinstance(max, Tensor):
-        x = unary_operand(x)
-        out = x if min is None else maximum(x, min)
-        return out if max is None else minimum(out, max)
-    return ClipOp.apply(unary_operand(x), lo=min, hi=max)
+    x = unary_operand(x)
+    lo, hi = (None if b is None else lift(b, x, "clip", exact=False) for b in (min, max))
+    if isinstance(lo, Tensor) or isinstance(hi, Tensor):
+        out = x if lo is None else maximum(x, lo)
+        return out if hi is None else minimum(out, hi)
+    for bound in (lo, hi):  # a float bound makes an integer tensor float32, as x + 0.5 does
+        if bound is not None:
+            x, _ = promote(x, bound)
+    return ClipOp.apply(x, lo=lo, hi=hi)
 
 
 clamp = clip
@@ -129,7 +134,7 @@ def where(condition, a, b) -> Tensor:
     cond = unary_operand(condition)
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         a = Tensor(a, device=cond.device)
-    a, b = binary_operands(a, b)
+    a, b = binary_operands(a, b, "where")
     return WhereOp.apply(cond, a, b)
 
 
@@ -140,6 +145,7 @@ class CompareOp(Op):
     """a <op> b for op in ==, !=, <, <=, >, >=, and, or  ->  no gradient (bool result)"""
 
     differentiable = False
+    result_dtype = "bool"
     UFUNCS = {"eq": "equal", "ne": "not_equal", "lt": "less", "le": "less_equal",
               "gt": "greater", "ge": "greater_equal", "and": "logical_and", "or": "logical_or"}
 
@@ -151,7 +157,7 @@ class CompareOp(Op):
 def _comparison(name: str, op: str, meaning: str):
     """The function ``name(a, b)`` (also a Tensor method): ``CompareOp`` with ``op``."""
     def compare(a, b) -> Tensor:
-        a, b = binary_operands(a, b)
+        a, b = binary_operands(a, b, name, exact=False)
         return CompareOp.apply(a, b, op=op)
 
     compare.__name__ = compare.__qualname__ = name
@@ -173,6 +179,7 @@ class LogicalNotOp(UnaryUfunc):
     """not x  ->  no gradient (bool result)"""
 
     differentiable = False
+    result_dtype = "bool"
     ufunc, saves = "logical_not", None
 
 

@@ -24,6 +24,8 @@ __all__ = ["broadcast_to", "cat", "expand", "flatten", "pad", "permute", "reshap
 class ReshapeOp(Op):
     """x.reshape(shape)  ->  grad_x = g.reshape(x.shape)"""
 
+    views_input = True  # a view where the strides allow, else a copy
+
     @staticmethod
     def forward(ctx, x, *, shape=None):
         ctx.shape = x.shape
@@ -101,6 +103,8 @@ def _view_strides(old_shape: tuple, old_strides: tuple, new_shape: tuple):
 class PermuteOp(Op):
     """x.permute(dims)  ->  grad_x = g.permute(inverse permutation of dims)"""
 
+    views_input = True
+
     @staticmethod
     def forward(ctx, x, *, dims=None):
         ctx.inverse = tuple(sorted(range(len(dims)), key=dims.__getitem__))
@@ -115,10 +119,14 @@ def permute(x, dims) -> Tensor:
     """Reorder the dims: dim ``i`` of the result is dim ``dims[i]`` of ``x``
     (``Tensor.permute(*dims)`` is the method form; NumPy calls this ``transpose(x, axes)``)."""
     x = unary_operand(x)
-    dims = tuple(d % x.ndim for d in dims) if x.ndim else tuple(dims)
+    given = (dims,) if isinstance(dims, int) else tuple(dims)
+    if len(given) != x.ndim:
+        raise ValueError(f"permute: dims {given} name {len(given)} dim(s), but a tensor of shape "
+                         f"{tuple(x.shape)} has {x.ndim}: give an order of all of them")
+    dims = tuple(one_dim(d, x.ndim, "permute") for d in given)
     if sorted(dims) != list(range(x.ndim)):
-        raise ValueError(f"permute: {dims} is not a permutation of the {x.ndim} dims of a tensor "
-                         f"of shape {tuple(x.shape)}")
+        raise ValueError(f"permute: {given} is not a permutation of the {x.ndim} dims of a tensor "
+                         f"of shape {tuple(x.shape)} (a dim is repeated)")
     return PermuteOp.apply(x, dims=dims)
 
 
@@ -145,6 +153,8 @@ swapaxes = transpose
 
 class BroadcastToOp(Op):
     """broadcast_to(x, shape)  ->  grad_x = g summed over the broadcast dims (sum_to)"""
+
+    views_input = True
 
     @staticmethod
     def forward(ctx, x, *, shape=None):

@@ -1,5 +1,6 @@
-"""Ops fused for numerical stability: ``logsumexp``, ``softmax``, ``log_softmax`` and
-``softmax_cross_entropy`` (log-softmax + negative log-likelihood of class indices, in one op).
+"""Ops fused for numerical stability: ``logsumexp``, ``softmax``, ``log_softmax``,
+``softmax_cross_entropy`` (log-softmax + negative log-likelihood of class indices, in one op) and
+``binary_cross_entropy`` (of probabilities, with PyTorch's clamped logs and gradient).
 
 Each subtracts the maximum before exponentiating (log-sum-exp shift), so logits of +-1e4 neither
 overflow nor turn into NaN; composing them from ``exp``/``sum``/``log`` would overflow at ~89 in
@@ -9,6 +10,7 @@ float32. Their backward formulas use only the saved input/output, so they are tw
 
 from __future__ import annotations
 
+from .. import backend
 from ..autograd import Op
 from ..tensor import Tensor, tensor_method
 from .operands import dim_alias, keepdim_alias, keepdim_shape, normalize_dims, unary_operand
@@ -18,20 +20,28 @@ __all__ = ["log_softmax", "logsumexp", "softmax"]
 
 def _shifted(x, dim):
     """x - max(x) along dim: every exponent is <= 0, so nothing overflows. A slice that is all
-    -inf gives NaN, as in PyTorch (logsumexp, below, returns -inf for it instead)."""
+    -inf gives NaN, as in PyTorch (logsumexp, below, returns -inf for it instead). An empty
+    slice has no maximum and needs no shift."""
+    if x.size == 0:
+        return x
     return x - x.max(axis=dim, keepdims=True)
 
 
 class LogSumExpOp(Op):
     """log(sum(exp(x), dims))  ->  grad_x = g * exp(x - out)   (= g * softmax(x))"""
 
+    result_dtype = "float"
+
     @staticmethod
     def forward(ctx, x, *, dims=None, keepdim=False):
         xp = ctx.xp
         ctx.kd_shape = keepdim_shape(x.shape, dims)
-        m = x.max(axis=dims, keepdims=True)
-        m = xp.where(xp.isfinite(m), m, 0)
-        out = xp.log(xp.exp(x - m).sum(axis=dims, keepdims=True)) + m
+        if x.size == 0:  # the log of an empty sum: -inf (a (0, n) input gives an empty result)
+            out = xp.full(ctx.kd_shape, -xp.inf, dtype=x.dtype)
+        else:
+            m = x.max(axis=dims, keepdims=True)
+            m = xp.where(xp.isfinite(m), m, 0)
+            out = xp.log(xp.exp(x - m).sum(axis=dims, keepdims=True)) + m
         if not keepdim:
             out = out.reshape(tuple(s for i, s in enumerate(x.shape)
                                     if dims is not None and i not in dims))
@@ -68,6 +78,8 @@ def _one_dim(x: Tensor, dim, axis, op: str):
 class SoftmaxOp(Op):
     """exp(x) / sum(exp(x), dim)  ->  grad_x = out * (g - sum(g * out, dim))"""
 
+    result_dtype = "float"
+
     @staticmethod
     def forward(ctx, x, *, dim=-1):
         xp = ctx.xp
@@ -91,6 +103,8 @@ def softmax(x, dim=-1, *, axis=None) -> Tensor:
 
 class LogSoftmaxOp(Op):
     """x - logsumexp(x, dim)  ->  grad_x = g - exp(out) * sum(g, dim)"""
+
+    result_dtype = "float"
 
     @staticmethod
     def forward(ctx, x, *, dim=-1):
@@ -116,6 +130,8 @@ class SoftmaxCrossEntropyOp(Op):
     """sum_i w_i (logsumexp(x_i) - x_i[y_i]) / d  ->  grad_x = g w_i (softmax(x_i) - onehot(y_i)) / d
     (x: (M, C) logits, y: (M,) class indices, w: (M,) row weights or 1; d = sum(w) for 'mean',
     1 for 'sum'; 'none' returns the (M,) terms, and g is then (M,))"""
+
+    result_dtype = "float"
 
     # One op for the usual classification loss: the gradient is softmax minus the one-hot target,
     # formed once, instead of the backward passes of log_softmax, an index, a product and a mean.
@@ -187,5 +203,51 @@ def softmax_cross_entropy(logits, labels, weights=None, reduction: str = "mean")
         if tuple(weights.shape) != logits.shape[:1] or weights.device is not logits.device:
             raise ValueError(f"{name}: weights must have shape ({logits.shape[0]},) on "
                              f"{logits.device}, got {tuple(weights.shape)} on {weights.device}")
-        w = weights.data.astype(logits.dtype, copy=False)
+        # the loss's dtype: the logits', or float32 for integer logits (result_dtype "float")
+        dtype = logits.dtype if logits.dtype.kind == "f" else backend.get_default_dtype()
+        w = weights.data.astype(dtype, copy=False)
     return SoftmaxCrossEntropyOp.apply(logits, labels=labels.data, weights=w, reduction=reduction)
+
+
+_TINY = 1e-44  # below exp(-100) (~3.7e-44), also as a float32 subnormal: log(_TINY) < -100
+
+
+class BinaryCrossEntropyOp(Op):
+    """-(y max(log p, -100) + (1 - y) max(log(1 - p), -100))  ->
+    grad_p = g (p - y) / max(p (1 - p), 1e-12),  grad_y = g (log(1 - p) - log(p))
+    (PyTorch's formulas: at p = 0 or 1 the loss is finite, 100, and the gradient +-1e12)"""
+
+    result_dtype = "float"
+
+    # The logs are clamped at -100, as PyTorch's BCE does, so p = 0 or 1 gives a finite loss;
+    # the gradient is PyTorch's too, with the denominator kept from 0 (not the clamped logs'
+    # zero slope, which would hide a saturated prediction from training).
+
+    @staticmethod
+    def forward(ctx, p, y):
+        xp = ctx.xp
+        ctx.save_inputs(0, 1)
+        # max(log(max(p, tiny)), -100) is max(log p, -100) without taking log(0) (no warning)
+        log_p = xp.maximum(xp.log(xp.maximum(p, _TINY)), -100.0)
+        log_q = xp.maximum(xp.log(xp.maximum(1 - p, _TINY)), -100.0)
+        return -(y * log_p + (1 - y) * log_q)
+
+    @staticmethod
+    def backward(ctx, g):
+        xp = ctx.xp
+        p, y = ctx.saved_inputs
+        need_p, need_y = ctx.needs_input_grad
+        grad_p = g * (p - y) / xp.maximum(p * (1 - p), 1e-12) if need_p else None
+        grad_y = g * (xp.log(1 - p) - xp.log(p)) if need_y else None
+        return grad_p, grad_y
+
+
+def binary_cross_entropy(p, y) -> Tensor:
+    """The elementwise binary cross entropy of probabilities ``p`` against targets ``y`` (same
+    shape), as one op: ``tn.nn.functional.binary_cross_entropy`` checks its arguments, weights
+    and reduces these terms."""
+    p, y = unary_operand(p), unary_operand(y)
+    if p.shape != y.shape:
+        raise ValueError(f"binary_cross_entropy: target shape {tuple(y.shape)} must be the input "
+                         f"shape {tuple(p.shape)}")
+    return BinaryCrossEntropyOp.apply(p, y if y.dtype == p.dtype else y.to(p.dtype))

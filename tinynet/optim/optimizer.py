@@ -114,6 +114,8 @@ class Optimizer:
 
     def step(self, closure: Callable[[], Any] | None = None):
         """Update every parameter that has a gradient, in place; those without one are skipped.
+        Each updated parameter's version goes up by one (:func:`mark_updated`), so a graph
+        recorded before the step refuses to run backward after it.
 
         Args:
             closure: optional function that re-evaluates the model and returns the loss (it runs
@@ -129,6 +131,7 @@ class Optimizer:
         with no_grad():  # the update is outside the graph; raw arrays make no nodes anyway
             for group in self.param_groups:
                 self._step_group(group)
+        mark_updated(self.param_groups)
         return loss
 
     def _step_group(self, group: dict[str, Any]) -> None:
@@ -283,6 +286,20 @@ class Optimizer:
             lines.append(f"Parameter Group {i}")
             lines += [f"    {k}: {v}" for k, v in sorted(group.items()) if k != "params"]
         return "\n".join(lines) + "\n)"
+
+
+def mark_updated(param_groups: list) -> None:
+    """Bump the version of every parameter a step updated (each one with a gradient).
+
+    The update wrote into the parameters' memory, so a graph recorded before the step must not
+    run backward after it (it would pair the new weights with the old activations): the versions
+    its nodes saved no longer match, and backward raises. ``step()`` calls this once, after the
+    update, however the update was done (per parameter, on flat buffers, fused on a GPU).
+    """
+    for group in param_groups:
+        for p in group["params"]:
+            if p.grad is not None:
+                p._bump_version()
 
 
 def _restore(value, p: Tensor, key: str):

@@ -117,6 +117,7 @@ REAL, POSITIVE, NONZERO, DISTINCT = (DOMAINS[k] for k in ("real", "positive", "n
 OFF_ZERO = REAL.replace(avoid=(0.0,), margin=0.05)
 # maximum/minimum/clip-by-tensor: inputs on interleaved grids never tie (a == b is the kink).
 GRID = [Domain(-2.0, 2.0, grid=1 / 8, phase=p) for p in (0.0, 0.25, 0.5)]
+PROBABILITY = Domain(0.1, 0.9)
 # comparisons: a coarse grid, so that == and <= meet equal values often.
 COARSE = Domain(-1.0, 1.0, grid=0.5)
 
@@ -271,6 +272,40 @@ def _setitem_ref(a):
     return out
 
 
+def _setitem_row(x, v):
+    y = tn.clone(x)
+    y[0] = v  # recorded (v requires grad): PyTorch's CopySlices
+    return y
+
+
+def _setitem_row_ref(a, b):
+    out = a.copy()
+    out[0] = b
+    return out
+
+
+def _setitem_masked(x, v):
+    y = tn.clone(x)
+    y[_mask(x)] = v  # a 0-d v broadcast over the selected elements: its gradient is their sum
+    return y
+
+
+def _setitem_masked_ref(a, b):
+    out = a.copy()
+    out[_pattern(a.shape)] = b
+    return out
+
+
+def _row_of(max_side):
+    """(x, v) shapes for ``x[0] = v``: v is a row of x."""
+    return shapes(1, 3, max_side=max_side).map(lambda s: (s, s[1:]))
+
+
+def _bce_ref(p, y):
+    with np.errstate(divide="ignore"):  # log(0) = -inf, clamped at -100 as PyTorch does
+        return -(y * np.maximum(np.log(p), -100) + (1 - y) * np.maximum(np.log(1 - p), -100))
+
+
 def _roundtrip_cast(x):
     other = tn.float32 if x.dtype == tn.float64 else tn.float64
     return tn.cast(tn.cast(x, other), x.dtype)
@@ -407,6 +442,9 @@ OP_TABLE: tuple[OpCase, ...] = (
                                   (False, "none"))),
     _unary("log_softmax", tn.log_softmax, lambda a, axis: a - _logsumexp(a, axis, True),
            shape=same(min_dims=1), params={"axis": -1}),
+    OpCase("binary_cross_entropy", tn.ops.binary_cross_entropy, _bce_ref, (PROBABILITY,) * 2,
+           same(2), "binary_cross_entropy",
+           why="probabilities in (0, 1), away from 0 and 1 where the logs are clamped at -100"),
     _unary("log_softmax", tn.log_softmax, lambda a, axis: a - _logsumexp(a, axis, True),
            shape=same(min_dims=2), params={"axis": 0}),
     # --- shape ---
@@ -518,6 +556,9 @@ OP_TABLE: tuple[OpCase, ...] = (
     _unary("min_dim_indices", lambda x: tn.min(x, 0)[1], lambda a: np.argmin(a, 0), COARSE,
            shape=same(min_dims=1), differentiable=False, api="min"),
     _unary("setitem", _setitem, _setitem_ref, differentiable=False),
+    OpCase("setitem_row", _setitem_row, _setitem_row_ref, (REAL, REAL), _row_of, "setitem"),
+    OpCase("setitem_masked", _setitem_masked, _setitem_masked_ref, (REAL, REAL),
+           lambda max_side: shapes(0, 3, max_side=max_side).map(lambda s: (s, ())), "setitem"),
 )
 
 # --- convolution and pooling (tinynet/ops/conv.py) --------------------------------------------
