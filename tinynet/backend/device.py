@@ -129,7 +129,10 @@ class Device:
 
     def to_host(self, array) -> np.ndarray:
         """``array`` (on this device) as a host NumPy array: a copy, which waits for the device
-        (the array itself on the CPU)."""
+        (the array itself on the CPU). A deferred check that failed raises here (``checks.py``)."""
+        from . import checks  # noqa: PLC0415 - checks imports the device kinds
+
+        checks.before_read(self)
         return array.get()
 
     def from_host(self, host: np.ndarray):
@@ -145,7 +148,15 @@ class Device:
 
     def read_scalars(self, *arrays) -> tuple:
         """The values of 0-d arrays on this device as Python numbers, in one device -> host read
-        (one sync on a GPU instead of one per value)."""
+        (one sync on a GPU instead of one per value). The flags of deferred checks come along in
+        the same read, and a check that failed raises its error here (``checks.py``)."""
+        from . import checks  # noqa: PLC0415 - checks imports the device kinds
+
+        pending = checks.pending(self)
+        if pending is not None:
+            return tuple(a.item() for a in pending.read(arrays))
+        if len(arrays) == 1:
+            return (arrays[0].item(),)
         return tuple(self.xp.stack(arrays).tolist())
 
 
