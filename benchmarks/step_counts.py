@@ -76,7 +76,9 @@ def counts_of_one_epoch(build, shape: tuple, optimizer: str, batches: int) -> tn
 
 def per_step(build, shape: tuple, optimizer: str) -> dict:
     """Counts per training step, from two epoch lengths (the first step's extra work, such as
-    creating the optimizer's state, shows in ``first_epoch_extra``)."""
+    creating the optimizer's state, shows in ``per_epoch``). A warm-up epoch first: what the
+    process makes once (the device's check flags, compiled kernels) counts in neither."""
+    counts_of_one_epoch(build, shape, optimizer, SHORT)
     short = counts_of_one_epoch(build, shape, optimizer, SHORT)
     long = counts_of_one_epoch(build, shape, optimizer, LONG)
     steps = LONG - SHORT

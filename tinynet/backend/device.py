@@ -42,7 +42,7 @@ class Device:
         array_type: the class of this device's arrays.
 
     What differs between kinds (each subclass defines it): :meth:`to_host`, :meth:`from_host`,
-    :meth:`copy_from`, :meth:`synchronize`, :meth:`read_scalars`.
+    :meth:`copy_from`, :meth:`synchronize`, :meth:`read_scalars`, :meth:`read_arrays`.
     """
 
     __slots__ = ("type", "index", "_xp", "_array_type")
@@ -159,6 +159,16 @@ class Device:
             return (arrays[0].item(),)
         return tuple(self.xp.stack(arrays).tolist())
 
+    def read_arrays(self, *arrays) -> list:
+        """Arrays on this device as host NumPy arrays; on a GPU one read for all of them and the
+        deferred checks' flags (``checks.py``), with a failed check raising its error here."""
+        from . import checks  # noqa: PLC0415
+
+        pending = checks.pending(self)
+        if pending is not None:
+            return pending.read(arrays)
+        return [self.to_host(a) for a in arrays]
+
 
 class CpuDevice(Device, kind="cpu"):
     """``Device("cpu")``: NumPy arrays in host memory, the default device of every thread.
@@ -178,6 +188,9 @@ class CpuDevice(Device, kind="cpu"):
 
     def from_host(self, host: np.ndarray) -> np.ndarray:
         return host
+
+    def read_arrays(self, *arrays) -> list:
+        return list(arrays)
 
     def read_scalars(self, *arrays) -> tuple:
         # No transfer to batch up, so no stack. int()/float() are ~4x cheaper than .item() on
