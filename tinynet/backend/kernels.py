@@ -338,10 +338,10 @@ NORMAL = Kernel(
     """, _normal_twin, preamble=_MIX_SOURCE, options=_NO_FMA)
 
 
-def _dropout_mask_twin(keep, scale, key, offset, out):
-    kept = _u24(mix64(key, offset, out.size)).reshape(out.shape) < keep
-    out[...] = np.where(kept, out.dtype.type(scale), out.dtype.type(0))
-    return out
+def _dropout_mask_twin(keep, scale, key, offset, mask):
+    kept = _u24(mix64(key, offset, mask.size)).reshape(mask.shape) < keep
+    mask[...] = np.where(kept, mask.dtype.type(scale), mask.dtype.type(0))
+    return mask
 
 
 DROPOUT_MASK = Kernel(

@@ -14,6 +14,7 @@ from .. import backend
 from ..autograd import no_grad
 from ..creation import empty
 from ..ops import linear, where
+from ..ops.indexing import GetItemOp
 from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
@@ -189,15 +190,15 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> 
                         f"{input.dtype}")
     num = weight.shape[0]
     device = input.device
-    where = "" if device.type == "cpu" else (
+    note = "" if device.type == "cpu" else (
         f"; checked on {device} and reported at the first read of a value after it")
     # On the CPU the check reads min and max now (free); on a GPU it is one kernel whose failure
     # raises at the next read of a value (backend/checks.py): no host sync per call.
     backend.checks.index_range(
         device.xp, device, input.data, 0, num, ("embedding", num), IndexError,
         lambda count, bad: (f"embedding: index {bad} is out of range for an embedding table "
-                            f"with {num} rows (valid indices are 0..{num - 1}){where}"))
-    out = weight[input]  # (*, D)
+                            f"with {num} rows (valid indices are 0..{num - 1}){note}"))
+    out = GetItemOp.apply(weight, index=input.data)  # (*, D): checked above, once
     padding_idx = _resolve_padding_idx(padding_idx, num)
     if padding_idx is not None:
         # Same values, but the padding positions take them from a detached weight: no gradient
