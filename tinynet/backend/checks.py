@@ -29,6 +29,8 @@ import numpy as np
 from . import kernels
 
 _CAPACITY = 16  # slots a device's flags array holds before it grows
+# For a kernel whose check already ran on the host (the CPU checks at the call): never written.
+UNUSED_FLAGS = np.zeros(2)
 
 
 class DeviceChecks:
@@ -106,15 +108,15 @@ _devices: dict = {}
 
 def of(device) -> DeviceChecks:
     """The checks of ``device`` (made on first use)."""
-    checks = _devices.get(device)
+    checks = _devices.get(id(device))  # devices are interned: id() is a cheap, stable key
     if checks is None:
-        checks = _devices.setdefault(device, DeviceChecks(device))
+        checks = _devices.setdefault(id(device), DeviceChecks(device))
     return checks
 
 
 def pending(device) -> DeviceChecks | None:
     """The checks of ``device`` if a check ran there since its flags were last read, else None."""
-    checks = _devices.get(device)
+    checks = _devices.get(id(device))
     return checks if checks is not None and checks.pending else None
 
 

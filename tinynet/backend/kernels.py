@@ -142,9 +142,9 @@ SGD_MOMENTUM = Kernel(
 
 # --- activations ------------------------------------------------------------------------------
 
-RELU_BACKWARD = Kernel(
-    "tinynet_relu_backward", "T g, T y", "T gx", "gx = y > (T)0 ? g : (T)0",
-    lambda g, y: np.where(y > 0, g, g.dtype.type(0)))
+RELU_BACKWARD = Kernel(  # g * 0 where y <= 0, not 0: a NaN gradient stays NaN, as g * [y > 0]
+    "tinynet_relu_backward", "T g, T y", "T gx", "gx = y > (T)0 ? g : g * (T)0",
+    lambda g, y: g * (y > 0))
 
 
 def _erf_twin(x):
@@ -199,11 +199,12 @@ SUM_EXP = Kernel(
 
 
 def _ce_rows_twin(s, m, y, rw, x, classes, ignore, nan_value, slot, out, flags):
+    rows = np.arange(y.shape[0])
     y = y.astype(np.int64, copy=False)
     valid = y != ignore
     bad = valid & ((y < 0) | (y >= classes))
     w = np.where(valid, rw, 0).astype(x.dtype)
-    picked = x[np.arange(y.shape[0]), np.where(valid & ~bad, y, 0)]
+    picked = x[rows, np.where(valid & ~bad, y, 0)]
     loss = np.where(valid & ~bad, w * (np.log(s) - (picked - m)), 0).astype(x.dtype)
     if bad.any():
         loss[bad] = nan_value
@@ -235,12 +236,14 @@ CE_ROWS = Kernel(
 
 
 def _ce_grad_twin(x, m, s, y, rw, g, d, classes, ignore, nan_value):
+    p = np.subtract(x, m)
+    np.exp(p, out=p)
+    p /= s  # softmax
+    coef = (g / d) * rw  # () or (M, 1)
     y = y.astype(np.int64, copy=False)
     valid = y != ignore
     bad = valid & ((y < 0) | (y >= classes))
-    p = np.exp(x - m) / s
     onehot = np.arange(classes) == y  # (M, C)
-    coef = (g / d) * rw
     gx = (coef * (p - onehot)).astype(x.dtype, copy=False)
     gx = np.where(valid, gx, x.dtype.type(0))
     return np.where(bad, x.dtype.type(nan_value), gx)

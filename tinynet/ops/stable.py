@@ -126,14 +126,22 @@ class SoftmaxCrossEntropyOp(Op):
 
     # One op for the usual classification loss: the gradient is softmax minus the one-hot target,
     # formed once, instead of the backward passes of log_softmax, an index, a product and a mean.
-    # On a GPU it is 5 launches forward (row max, sum of exp, the per-row kernel, one sum, one
-    # divide) and 1 backward (kernels.CE_GRAD). The per-row kernel also checks the labels: a label
-    # out of range gives a NaN loss and sets a flag that raises at the next read (checks.py); on
-    # the CPU it raises at once.
+    # Two ways to run it, the same numbers:
+    # * on a GPU (and the stand-in device) with fused kernels: 5 launches forward (row max, sum of
+    #   exp, the per-row kernel, one sum, one divide) and 1 backward (kernels.CE_GRAD, which
+    #   recomputes the softmax from x: nothing (M, C) is kept). The per-row kernel checks the
+    #   labels: one out of range gives a NaN loss and sets a flag that raises at the next read;
+    # * on the CPU with NumPy calls on the labels checked at the call, keeping the softmax from
+    #   forward for backward: fewer passes over the data, which is what costs in NumPy.
 
     @staticmethod
     def forward(ctx, x, *, labels=None, weights=None, ignore_index=_NO_IGNORE, reduction="mean",
-                caller=("softmax_cross_entropy", None)):
+                caller=("softmax_cross_entropy", None), plain=False):
+        ctx.labels, ctx.weights, ctx.reduction, ctx.ignore_index = labels, weights, reduction, \
+            ignore_index
+        ctx.save_inputs(0)
+        if ctx.xp.name == "numpy":
+            return _forward_on_host(ctx, x, labels, weights, plain)
         xp = ctx.xp
         rows, classes = x.shape
         m = x.max(axis=1, keepdims=True)  # (M, 1): the log-sum-exp shift
@@ -145,11 +153,8 @@ class SoftmaxCrossEntropyOp(Op):
         kernels.CE_ROWS(xp, s.reshape(-1), m.reshape(-1), labels, 1.0 if weights is None
                         else weights, x, classes, ignore_index, math.nan, slot, per_row,
                         checks.flags)
-        checks.launched()  # the CPU raises for a bad label now; a GPU at the next read
-        ctx.save_inputs(0)
+        checks.launched()  # raised at the next read if the kernel flagged a label
         ctx.save_constant(m, s)
-        ctx.labels, ctx.weights, ctx.reduction, ctx.ignore_index = labels, weights, reduction, \
-            ignore_index
         if reduction == "none":
             return per_row[:, 0]
         if reduction == "sum":
@@ -163,6 +168,16 @@ class SoftmaxCrossEntropyOp(Op):
         mean, rows = ctx.reduction == "mean", ctx.labels.shape[0]
         if ctx.create_graph:  # a softmax rebuilt from x, so that the gradient differentiates
             return _softmax_ce_graph(ctx, g, mean)
+        coef = g / ctx.denom if mean else g  # () or (M,)
+        if ctx.xp.name == "numpy":
+            prob, safe, weights = ctx.saved_constants
+            if weights is not None:
+                coef = coef * weights  # (M,)
+            if coef.ndim:
+                coef = coef.reshape(-1, 1)  # (M, 1)
+            grad = prob * coef  # (M, C), fresh: the saved softmax stays intact for retain_graph
+            grad[ctx.xp.arange(rows), safe] -= coef[:, 0] if coef.ndim else coef
+            return grad
         (x,) = ctx.saved_inputs
         m, s = ctx.saved_constants
         weights = 1.0 if ctx.weights is None else ctx.weights.reshape(rows, 1)
@@ -170,6 +185,30 @@ class SoftmaxCrossEntropyOp(Op):
         return kernels.CE_GRAD(ctx.xp, x, m, s, ctx.labels.reshape(rows, 1), weights, g,
                                ctx.denom if mean else 1.0, x.shape[1], ctx.ignore_index,
                                math.nan)
+
+
+def _forward_on_host(ctx, x, labels, weights, plain: bool):
+    """The CPU forward: labels already checked; ``plain`` when none equals ``ignore_index``."""
+    xp = ctx.xp
+    if not plain:  # ignored rows: weight 0, and a label that is safe to index with
+        keep = labels != ctx.ignore_index
+        labels = xp.where(keep, labels, 0)
+        weights = keep.astype(x.dtype) if weights is None else weights * keep
+    shifted = _shifted(x, 1)
+    e = xp.exp(shifted)
+    total = e.sum(axis=1)  # (M,)
+    loss = xp.log(total) - shifted[xp.arange(x.shape[0]), labels]  # (M,)  -log softmax(x)[y]
+    if weights is not None:
+        loss *= weights
+    e /= total[:, None]  # softmax(x): what a first-order backward needs
+    ctx.save_constant(e, labels, weights)
+    if ctx.reduction == "none":
+        return loss
+    out = loss.sum()
+    if ctx.reduction == "mean":
+        ctx.denom = x.shape[0] if weights is None else weights.sum()
+        out = out / ctx.denom
+    return out
 
 
 def _softmax_ce_graph(ctx, g, mean: bool):
@@ -187,13 +226,14 @@ def _softmax_ce_graph(ctx, g, mean: bool):
 
 
 def _label_message(caller: tuple, classes: int, ignore_index: int, device):
-    name, shape = caller
-    ignore = "" if ignore_index == _NO_IGNORE else f" (or ignore_index={ignore_index})"
-    where = "" if device.type == "cpu" else (
-        f"; checked on {device} and reported at the first read of a value after it")
-    of = "" if shape is None else f"input of shape {tuple(shape)} with "
+    """The wording of a bad-label error (made only when one is raised)."""
 
     def message(count: int, label: int) -> str:
+        name, shape = caller
+        ignore = "" if ignore_index == _NO_IGNORE else f" (or ignore_index={ignore_index})"
+        of = "" if shape is None else f"input of shape {tuple(shape)} with "
+        where = "" if device.type == "cpu" else (
+            f"; checked on {device} and reported at the first read of a value after it")
         return (f"{name}: target labels must be in [0, {classes - 1}]{ignore} for {of}{classes} "
                 f"classes; got label {label} ({count} out of range){where}")
     return message
@@ -237,11 +277,15 @@ def _softmax_cross_entropy(logits, labels, weights, reduction, ignore_index, cal
     ignore_index = _NO_IGNORE if ignore_index is None else int(ignore_index)
     caller = caller or (name, logits.shape)
     device, classes = logits.device, logits.shape[1]
-    if device.type == "cpu":  # the labels are in host memory: check them now, it is free
-        backend_checks.index_range(
-            device.xp, device, labels.data, 0, classes, None, ValueError,
-            _label_message(caller, classes, ignore_index, device),
-            exempt=None if ignore_index == _NO_IGNORE else ignore_index)
+    plain = False
+    if device.type == "cpu" and labels.data.size:  # in host memory: check now, it is free
+        low, high = device.read_scalars(labels.data.min(), labels.data.max())
+        plain = 0 <= low and high < classes and not 0 <= ignore_index < classes
+        if not plain:
+            backend_checks.index_range(
+                device.xp, device, labels.data, 0, classes, None, ValueError,
+                _label_message(caller, classes, ignore_index, device),
+                exempt=None if ignore_index == _NO_IGNORE else ignore_index)
     return SoftmaxCrossEntropyOp.apply(logits, labels=labels.data, weights=w,
                                        reduction=reduction, ignore_index=ignore_index,
-                                       caller=caller)
+                                       caller=caller, plain=plain)

@@ -178,9 +178,11 @@ class Optimizer:
 
     def _apply_update(self, xp, w, g, arrays: dict, step: int | None,
                       group: dict[str, Any]) -> None:
-        """One step on raw arrays (one parameter, or a group's flat buffers): the subclass's fused
-        kernel where it has one for these hyper-parameters, else its ``_update``."""
-        if not self._fused_step(xp, w, g, arrays, step, group):
+        """One step on raw arrays (one parameter, or a group's flat buffers): on a GPU (and the
+        stand-in) the subclass's fused kernel where it has one for these hyper-parameters, else
+        its ``_update``. The CPU runs ``_update``: the kernel's NumPy twin is the same arithmetic,
+        which saves nothing there."""
+        if xp.name == "numpy" or not self._fused_step(xp, w, g, arrays, step, group):
             self._update(xp, w, g, arrays, step, group)
 
     # What a subclass defines:
