@@ -26,8 +26,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import kernels
-
 _CAPACITY = 16  # slots a device's flags array holds before it grows
 # For a kernel whose check already ran on the host (the CPU checks at the call): never written.
 UNUSED_FLAGS = np.zeros(2)
@@ -158,6 +156,8 @@ def index_range(xp, device, indices, low: int, high: int, key, error: type,
         if bad.any():
             raise error(message(int(np.count_nonzero(bad)), int(indices[bad][0])))
         return
+    from . import kernels  # noqa: PLC0415 - kernels imports the device kinds, which import this
+
     checks = of(device)
     slot = checks.slot(key, error, message)
     kernels.INDEX_CHECK(xp, indices, low, high, 0 if exempt is None else exempt,

@@ -21,6 +21,7 @@ import threading
 
 import numpy as np
 
+from . import checks
 from .namespace import ArrayNamespace, NumpyNamespace
 
 
@@ -130,8 +131,6 @@ class Device:
     def to_host(self, array) -> np.ndarray:
         """``array`` (on this device) as a host NumPy array: a copy, which waits for the device
         (the array itself on the CPU). A deferred check that failed raises here (``checks.py``)."""
-        from . import checks  # noqa: PLC0415 - checks imports the device kinds
-
         checks.before_read(self)
         return array.get()
 
@@ -150,8 +149,6 @@ class Device:
         """The values of 0-d arrays on this device as Python numbers, in one device -> host read
         (one sync on a GPU instead of one per value). The flags of deferred checks come along in
         the same read, and a check that failed raises its error here (``checks.py``)."""
-        from . import checks  # noqa: PLC0415 - checks imports the device kinds
-
         pending = checks.pending(self)
         if pending is not None:
             return tuple(a.item() for a in pending.read(arrays))
@@ -162,8 +159,6 @@ class Device:
     def read_arrays(self, *arrays) -> list:
         """Arrays on this device as host NumPy arrays; on a GPU one read for all of them and the
         deferred checks' flags (``checks.py``), with a failed check raising its error here."""
-        from . import checks  # noqa: PLC0415
-
         pending = checks.pending(self)
         if pending is not None:
             return pending.read(arrays)
