@@ -168,8 +168,8 @@ class SoftmaxCrossEntropyOp(Op):
         mean, rows = ctx.reduction == "mean", ctx.labels.shape[0]
         if ctx.create_graph:  # a softmax rebuilt from x, so that the gradient differentiates
             return _softmax_ce_graph(ctx, g, mean)
-        coef = g / ctx.denom if mean else g  # () or (M,)
         if ctx.xp.name == "numpy":
+            coef = g / ctx.denom if mean else g  # () or (M,)
             prob, safe, weights = ctx.saved_constants
             if weights is not None:
                 coef = coef * weights  # (M,)
