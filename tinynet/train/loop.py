@@ -5,6 +5,11 @@ loader: forward, loss, backward, update. Then validate under ``no_grad`` in eval
 learning-rate schedule, and record the epoch in the :class:`~tinynet.train.history.History`.
 Callbacks (``callbacks.py``) run around each epoch and each batch.
 
+Nothing is read back from the device inside an epoch (on a GPU every read waits for the queued
+work): the loss and the metrics go into running sums on the device (``_Totals``, a few small
+kernels a batch) and are read once at the epoch's end, together with the flags of the device's
+deferred index checks (a bad label raises there: ``backend/checks.py``).
+
 In a data-parallel job (a ``tn.distributed`` process group of several ranks) the same loop runs on
 every rank, and the logs are the job's: each batch's loss and the epoch's loss, metrics and
 validation are averaged over all ranks' samples, so every callback sees the same values on every
