@@ -34,10 +34,25 @@ def _mlp(dropout: float) -> tn.nn.Module:
     return tn.models.mlp(784, hidden=(256, 128), num_classes=10, dropout=dropout)
 
 
-CONFIGS = [  # (name, model builder and dropout, input shape, optimizer)
+class GRUClassifier(tn.nn.Module):
+    """A digit read row by row: (B, 8, 8) -> GRU(8 -> 32) -> the last hidden state -> 10 logits."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = tn.nn.GRU(8, 32, batch_first=True)
+        self.head = tn.nn.Linear(32, 10)
+
+    def forward(self, x):
+        _, h_n = self.gru(x)  # (1, B, 32)
+        return self.head(h_n[0])  # (B, 10)
+
+
+CONFIGS = [  # (name, model builder, input shape, optimizer)
     ("MLP 784-256-128-10", lambda: _mlp(0.0), (784,), "adam"),
     ("MLP 784-256-128-10", lambda: _mlp(0.0), (784,), "sgd-momentum"),
     ("MLP 784-256-128-10, dropout 0.2", lambda: _mlp(0.2), (784,), "adam"),
+    ("CNN 8x8 (tn.models.cnn)", lambda: tn.models.cnn(image_size=8), (1, 8, 8), "adam"),
+    ("GRU 8x8 rows, hidden 32", GRUClassifier, (8, 8), "adam"),
 ]
 OPTIMIZERS = {"adam": lambda ps: tn.optim.Adam(ps, lr=1e-3),
               "sgd-momentum": lambda ps: tn.optim.SGD(ps, lr=0.01, momentum=0.9)}
@@ -61,7 +76,9 @@ def counts_of_one_epoch(build, shape: tuple, optimizer: str, batches: int) -> tn
 
 def per_step(build, shape: tuple, optimizer: str) -> dict:
     """Counts per training step, from two epoch lengths (the first step's extra work, such as
-    creating the optimizer's state, shows in ``first_epoch_extra``)."""
+    creating the optimizer's state, shows in ``per_epoch``). A warm-up epoch first: what the
+    process makes once (the device's check flags, compiled kernels) counts in neither."""
+    counts_of_one_epoch(build, shape, optimizer, SHORT)
     short = counts_of_one_epoch(build, shape, optimizer, SHORT)
     long = counts_of_one_epoch(build, shape, optimizer, LONG)
     steps = LONG - SHORT

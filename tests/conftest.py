@@ -61,11 +61,13 @@ def device(request):
 
 @pytest.fixture(autouse=True)
 def _restore_defaults():
-    """Tests that change the default device/dtype cannot leak into others."""
+    """Tests that change the default device/dtype cannot leak into others, nor can a deferred
+    device check one test leaves unread (it would raise in the next test's first read)."""
     dev, dtype = tn.get_default_device(), tn.get_default_dtype()
     yield
     tn.set_default_device(dev)
     tn.set_default_dtype(dtype)
+    tn.backend.checks.reset()
 
 
 # --- skips: one line per reason --------------------------------------------------------------

@@ -216,7 +216,27 @@ def test_nan_guard_names_epoch_and_iteration(device, value, word):
     message = stream.getvalue().strip()
     assert message == history.stop_reason
     assert f"became {word} at epoch 3, iteration 1/3" in message
-    assert len(history) == 2 and loss.calls == 7  # stopped at once, epoch 3 not recorded
+    # The CPU stops at once; a GPU (and the stand-in) at the guard's next read of its mark, the
+    # epoch's last batch here. Either way epoch 3 is not recorded.
+    assert len(history) == 2 and loss.calls == (7 if device == "cpu" else 9)
+    if device != "cpu":
+        assert "found at iteration 3" in message
+
+
+def test_nan_guard_reads_its_mark_rarely_on_a_device():
+    """On a device the guard adds one kernel per batch and reads every check_every batches; with
+    check_every=1 it stops at the bad batch, as on the CPU."""
+    for check_every, calls, guard_reads in ((50, 9, 3), (1, 7, 7)):
+        loss = LossBreaksAt(7, math.nan)
+        with tn.backend.count_calls() as counts:
+            _, history = run([NaNGuard(stream=io.StringIO(), check_every=check_every)], 5,
+                             device="standin", loss=loss)
+        assert loss.calls == calls and "iteration 1/3" in history.stop_reason
+        assert counts.calls["tinynet_first_nonfinite"] == calls
+        # fit's own reads: the training sums and the validation sums of the 2 finished epochs
+        assert counts.sync_calls["get"] == guard_reads + 2 * 2
+    with pytest.raises(ValueError, match="check_every must be an integer >= 1"):
+        NaNGuard(check_every=0)
 
 
 def test_nan_guard_can_raise():

@@ -164,14 +164,17 @@ def test_dropout_edge_probabilities(device):
 
 
 def test_dropout_seeding(device):
+    """A seed reproduces the masks on each device (the CPU draws them on the host, a GPU and the
+    stand-in on the device, from the generator's counter stream: docs/devices.md)."""
     x = tn.ones(8, 8, device=device)
     tn.manual_seed(3)
     a = host(F.dropout(x, 0.5))
     b = host(F.dropout(x, 0.5))
     tn.manual_seed(3)
-    c = host(F.dropout(tn.ones(8, 8), 0.5))  # CPU, same seed: the same mask
+    c = host(F.dropout(tn.ones(8, 8, device=device), 0.5))  # same device, same seed: same mask
     np.testing.assert_array_equal(a, c)
     assert not np.array_equal(a, b)
+    assert set(np.unique(a)) == {0.0, 2.0}
     d1 = host(nn.Dropout(0.5, generator=tn.Generator(9))(x))
     tn.manual_seed(100)
     d2 = host(nn.Dropout(0.5, generator=tn.Generator(9))(x))
@@ -234,11 +237,15 @@ def test_embedding_init_is_standard_normal():
 
 
 def test_embedding_errors(device):
+    """An index out of range raises IndexError: at the call on the CPU, at the next read of a
+    value on a GPU (and the stand-in, which wraps the index as CuPy would)."""
     emb = nn.Embedding(4, 2, device=device)
     with pytest.raises(IndexError, match="index 4 is out of range .* 4 rows"):
-        emb(tn.tensor([0, 4], device=device))
+        emb(tn.tensor([0, 4], device=device)).sum().item()
     with pytest.raises(IndexError, match="index -1 is out of range"):
-        emb(tn.tensor([-1, 2], device=device))
+        emb(tn.tensor([-1, 2], device=device)).sum().item()
+    assert emb(tn.tensor([3, 0], device=device)).shape == (2, 2)  # told once, then clean
+    emb(tn.tensor([3, 0], device=device)).sum().item()
     with pytest.raises(TypeError, match="integer tensor"):
         emb(tn.tensor([0.0, 1.0], device=device))
     with pytest.raises(ValueError, match="padding_idx 4"):

@@ -12,6 +12,7 @@
 """
 
 import itertools
+import math
 import re
 import warnings
 from pathlib import Path
@@ -582,9 +583,19 @@ def test_error_messages(call, error, message):
 
 
 def test_errors_on_the_device(device):
+    """A bad label raises ValueError naming it: at the call on the CPU; on a GPU (and the
+    stand-in, which wraps a bad index as CuPy does) at the next read of a value, never a
+    silently wrong loss. Both cross-entropy paths (fused, and composed with label smoothing)."""
     x = tn.zeros(2, 3, 2, device=device)
-    with pytest.raises(ValueError, match=r"got label 5 \(1 out of range\)"):
-        F.cross_entropy(x, tn.tensor([[0, 1], [5, -100]], device=device))
+    bad = tn.tensor([[0, 1], [5, -100]], device=device)
+    for smoothing in (0.0, 0.1):
+        with pytest.raises(ValueError, match=r"cross_entropy: target labels must be in \[0, 2\] "
+                                             r"\(or ignore_index=-100\) .*got label 5 "
+                                             r"\(1 out of range\)"):
+            F.cross_entropy(x, bad, label_smoothing=smoothing).item()
+        fine = tn.tensor([[0, 1], [5, 2]], device=device)  # 5 ignored this time
+        assert F.cross_entropy(x, fine, label_smoothing=smoothing, ignore_index=5
+                               ).item() == pytest.approx(math.log(3))  # told once, then clean
     if device != "cpu":
         with pytest.raises(RuntimeError, match="cross_entropy: input is on .* but target is on"):
             F.cross_entropy(x, tn.tensor([[0, 1], [2, 0]]))

@@ -348,7 +348,9 @@ def _root_grads(outputs, grad_outputs, create_graph):
                     f"grad can be implicitly created only for scalar outputs; got an output of "
                     f"shape {tuple(out.shape)}: pass a gradient of that shape (e.g. "
                     f"backward(tn.ones_like(y)))")
-            arr = out.device.xp.ones(out._data.shape, dtype=out._data.dtype)
+            # a fresh array where the gradient may become a user-visible .grad (create_graph)
+            arr = (out._device.xp.ones(out._data.shape, dtype=out._data.dtype) if create_graph
+                   else _ones_seed(out._device, out._data.shape, out._data.dtype))
         else:
             if isinstance(g, Tensor):
                 if g._device is not out._device:
@@ -398,6 +400,24 @@ def _per_output(grads, outputs: list, single: bool, what: str) -> list:
         raise RuntimeError(f"{what}: got {len(grads)} gradient(s) for {len(outputs)} output(s); "
                            "give one per output (None for a scalar output)")
     return list(grads)
+
+
+_SEEDS: dict = {}  # (device, shape, dtype) -> the ones that start backward() from a scalar
+
+
+def _ones_seed(device, shape: tuple, dtype):
+    """The implicit gradient of a scalar output, ones, made once per device and dtype and shared
+    (one launch less per step on a GPU). Backward formulas never write into their ``grad_out``
+    (principle 3); on the CPU and the stand-in the shared array is read-only, so one that did
+    would fail in the tests."""
+    key = (device, shape, dtype)
+    seed = _SEEDS.get(key)
+    if seed is None:
+        seed = device.xp.ones(shape, dtype=dtype)
+        if device.type != "cuda":
+            seed.flags.writeable = False
+        _SEEDS[key] = seed
+    return seed
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False) -> None:

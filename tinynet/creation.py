@@ -2,8 +2,9 @@
 ``*_like`` forms, plus DLPack interop.
 
 Defaults: float32 for floating data (``tn.set_default_dtype`` changes it) and the default device
-(``tn.set_default_device``, or ``with tn.device("cuda"):``). Random tensors are drawn on the host by a
-seeded :class:`tinynet.Generator` and then moved, so a seed gives the same values on every device.
+(``tn.set_default_device``, or ``with tn.device("cuda"):``). Random tensors come from a seeded
+:class:`tinynet.Generator`: small ones drawn on the host and moved, large ones drawn on their device
+(``backend/random.py``); either way a seed gives the same values on every device.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import math
 
 from . import backend
 from .backend import Device
+from .backend.random import on_counter_stream
 from .tensor import Tensor
 
 
@@ -197,15 +199,22 @@ def _random(host, dtype, device, requires_grad) -> Tensor:
 
 
 def randn(*shape, dtype=None, device=None, requires_grad=False, generator=None) -> Tensor:
-    """Standard normal samples, drawn on the host from the seeded generator, then moved."""
+    """Standard normal samples from the seeded generator: drawn on the host and moved, or, from
+    ``backend.random.COUNTER_STREAM_MIN`` elements on, drawn where they live (docs/devices.md)."""
     gen = generator or backend.default_generator
-    return _random(gen.normal(_shape(shape), _dtype(dtype)), dtype, device, requires_grad)
+    shape, dev = _shape(shape), _device(device)
+    if on_counter_stream(shape, _dtype(dtype)):
+        return _new(gen.device_normal(dev.xp, shape, _dtype(dtype)), dev, requires_grad)
+    return _random(gen.normal(shape, _dtype(dtype)), dtype, device, requires_grad)
 
 
 def rand(*shape, dtype=None, device=None, requires_grad=False, generator=None) -> Tensor:
-    """Uniform samples in [0, 1), drawn on the host from the seeded generator, then moved."""
+    """Uniform samples in [0, 1) from the seeded generator (drawn as :func:`randn` says)."""
     gen = generator or backend.default_generator
-    return _random(gen.uniform(_shape(shape), _dtype(dtype)), dtype, device, requires_grad)
+    shape, dev = _shape(shape), _device(device)
+    if on_counter_stream(shape, _dtype(dtype)):
+        return _new(gen.device_uniform(dev.xp, shape, _dtype(dtype)), dev, requires_grad)
+    return _random(gen.uniform(shape, _dtype(dtype)), dtype, device, requires_grad)
 
 
 def randint(low, high=None, size=(), dtype=None, device=None, generator=None) -> Tensor:

@@ -212,9 +212,13 @@ class Tensor:
         if self._data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, this one has shape "
                              f"{tuple(self.shape)}")
-        return self._data.item()
+        if self._device.type == "cpu":
+            return self._data.item()
+        return self._device.read_scalars(self._data)[0]  # with the deferred checks' flags
 
     def tolist(self):
+        if self._device.type != "cpu":
+            backend.checks.before_read(self._device)
         return self._data.tolist()
 
     def numpy(self):
@@ -486,6 +490,8 @@ class Tensor:
         if self._data.size != 1:
             raise RuntimeError(f"the truth value of a tensor with {self._data.size} elements is "
                                "ambiguous; use .any() or .all()")
+        if self._device.type != "cpu":
+            backend.checks.before_read(self._device)
         return bool(self._data)
 
     def __float__(self) -> float:

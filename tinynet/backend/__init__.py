@@ -4,14 +4,15 @@ stand-in device's call counters.
 The only package in tinynet that imports NumPy or CuPy for array math. Everything above it reaches
 array functions through ``tensor.device.xp``. Layout: ``device.py`` (the base class, the default
 device, transfers, the CPU), ``cuda.py`` and ``standin.py`` (the other device kinds),
-``namespace.py`` (the ``xp`` extras), ``counting.py`` (``count_calls``), ``random.py``.
+``namespace.py`` (the ``xp`` extras), ``counting.py`` (``count_calls``), ``random.py``,
+``kernels.py`` (fused kernels with their NumPy twins), ``checks.py`` (deferred index checks).
 """
 
 import warnings
 
 import numpy as np
 
-from . import counting
+from . import checks, counting, kernels
 from .counting import CallCounts, count_calls
 from .cuda import CUPY_INSTALL_HINT, CudaDevice, cuda_device_count, cuda_is_available
 from .device import (
@@ -74,9 +75,9 @@ def __getattr__(name):
 
 __all__ = [
     "ArrayNamespace", "CUPY_INSTALL_HINT", "CallCounts", "CpuDevice", "CudaDevice", "Device",
-    "Generator", "StandinDevice", "as_dtype", "bool_", "count_calls", "counting",
+    "Generator", "StandinDevice", "as_dtype", "bool_", "checks", "count_calls", "counting",
     "cuda_device_count", "cuda_is_available", "default_generator", "device_of", "float16",
     "float32", "float64", "get_default_device", "get_default_dtype", "host_array",
-    "host_namespace", "int16", "int32", "int64", "int8", "manual_seed", "set_default_device",
+    "host_namespace", "int16", "int32", "int64", "int8", "kernels", "manual_seed", "set_default_device",
     "set_default_dtype", "synchronize", "transfer", "uint8",
 ]

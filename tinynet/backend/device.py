@@ -21,6 +21,7 @@ import threading
 
 import numpy as np
 
+from . import checks
 from .namespace import ArrayNamespace, NumpyNamespace
 
 
@@ -42,7 +43,7 @@ class Device:
         array_type: the class of this device's arrays.
 
     What differs between kinds (each subclass defines it): :meth:`to_host`, :meth:`from_host`,
-    :meth:`copy_from`, :meth:`synchronize`, :meth:`read_scalars`.
+    :meth:`copy_from`, :meth:`synchronize`, :meth:`read_scalars`, :meth:`read_arrays`.
     """
 
     __slots__ = ("type", "index", "_xp", "_array_type")
@@ -129,7 +130,8 @@ class Device:
 
     def to_host(self, array) -> np.ndarray:
         """``array`` (on this device) as a host NumPy array: a copy, which waits for the device
-        (the array itself on the CPU)."""
+        (the array itself on the CPU). A deferred check that failed raises here (``checks.py``)."""
+        checks.before_read(self)
         return array.get()
 
     def from_host(self, host: np.ndarray):
@@ -145,8 +147,22 @@ class Device:
 
     def read_scalars(self, *arrays) -> tuple:
         """The values of 0-d arrays on this device as Python numbers, in one device -> host read
-        (one sync on a GPU instead of one per value)."""
+        (one sync on a GPU instead of one per value). The flags of deferred checks come along in
+        the same read, and a check that failed raises its error here (``checks.py``)."""
+        pending = checks.pending(self)
+        if pending is not None:
+            return tuple(a.item() for a in pending.read(arrays))
+        if len(arrays) == 1:
+            return (arrays[0].item(),)
         return tuple(self.xp.stack(arrays).tolist())
+
+    def read_arrays(self, *arrays) -> list:
+        """Arrays on this device as host NumPy arrays; on a GPU one read for all of them and the
+        deferred checks' flags (``checks.py``), with a failed check raising its error here."""
+        pending = checks.pending(self)
+        if pending is not None:
+            return pending.read(arrays)
+        return [self.to_host(a) for a in arrays]
 
 
 class CpuDevice(Device, kind="cpu"):
@@ -167,6 +183,9 @@ class CpuDevice(Device, kind="cpu"):
 
     def from_host(self, host: np.ndarray) -> np.ndarray:
         return host
+
+    def read_arrays(self, *arrays) -> list:
+        return list(arrays)
 
     def read_scalars(self, *arrays) -> tuple:
         # No transfer to batch up, so no stack. int()/float() are ~4x cheaper than .item() on

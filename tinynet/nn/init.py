@@ -1,8 +1,10 @@
 """Parameter initialisation (seeded), matching PyTorch's ``torch.nn.init`` formulas and names.
 
-Every function fills a tensor in place and returns it. Random values are drawn on the host from
-tinynet's seeded generator (``generator=`` or the default one, seeded by ``tn.manual_seed``) and
-then moved to the tensor's device, so a seed gives the same weights on CPU, stand-in and GPU.
+Every function fills a tensor in place and returns it. Random values come from tinynet's seeded
+generator (``generator=`` or the default one, seeded by ``tn.manual_seed``): drawn on the host and
+moved to the tensor's device, or, for tensors of at least ``backend.random.COUNTER_STREAM_MIN``
+elements, drawn on the device by one kernel (no host draw, no upload). Either way a seed gives the
+same weights on CPU, stand-in and GPU (``backend/random.py`` says how).
 
 Fans, as PyTorch defines them for a weight of shape ``(out, in, *kernel)``:
 ``fan_in = in * prod(kernel)`` and ``fan_out = out * prod(kernel)``.
@@ -17,6 +19,7 @@ import warnings
 
 from .. import backend
 from ..autograd import no_grad
+from ..backend.random import on_counter_stream
 from ..tensor import Tensor
 
 _LINEAR_GAIN = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
@@ -90,6 +93,11 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> 
     """
     _check_float(tensor, "uniform_")
     gen = generator or backend.default_generator
+    if on_counter_stream(tensor.shape, tensor.dtype):  # large: one kernel, into the tensor
+        with no_grad():
+            gen.device_uniform(tensor.device.xp, tensor.shape, tensor.dtype, a, b,
+                               out=tensor.data)
+        return tensor
     return _fill_from_host(tensor, gen.uniform(tensor.shape, tensor.dtype, a, b))
 
 
@@ -97,6 +105,11 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None)
     """Fill with samples of N(mean, std**2)."""
     _check_float(tensor, "normal_")
     gen = generator or backend.default_generator
+    if on_counter_stream(tensor.shape, tensor.dtype):
+        with no_grad():
+            gen.device_normal(tensor.device.xp, tensor.shape, tensor.dtype, mean, std,
+                              out=tensor.data)
+        return tensor
     return _fill_from_host(tensor, gen.normal(tensor.shape, tensor.dtype, mean, std))
 
 

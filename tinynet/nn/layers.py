@@ -14,6 +14,7 @@ from .. import backend
 from ..autograd import no_grad
 from ..creation import empty
 from ..ops import linear, where
+from ..ops.indexing import GetItemOp
 from ..tensor import Tensor
 from . import init
 from .arguments import integer
@@ -99,9 +100,12 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True,
     """Inverted dropout: zero each element with probability ``p``, scale the rest by ``1/(1-p)``
     (so the expected value is unchanged and evaluation needs no rescaling).
 
-    The mask is drawn on the host from ``generator`` (or the default, seeded by ``tn.manual_seed``)
-    and moved to the input's device, so a seed gives the same mask on every device. With
-    ``training=False`` or ``p=0`` the input is returned as is; ``p=1`` gives zeros.
+    The mask comes from ``generator`` (or the default, seeded by ``tn.manual_seed``): on the CPU
+    it is drawn from the host stream; on a GPU (and the stand-in device) one kernel draws it from
+    the counter stream where the input lives, with no host draw and no upload. So a seed
+    reproduces a run on each device, and the masks of the stand-in and CUDA are the same
+    (``backend/random.py``). With ``training=False`` or ``p=0`` the input is returned as is;
+    ``p=1`` gives zeros.
 
     Example:
         >>> y = tn.nn.functional.dropout(tn.ones(4, 4), p=0.25)  # entries are 0 or 4/3
@@ -113,11 +117,17 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True,
         return input * 0.0  # still recorded: the gradient is zero, as in PyTorch
     gen = generator or backend.default_generator
     dtype = input.dtype if input.dtype.kind == "f" else backend.get_default_dtype()
-    keep = gen.uniform(input.shape, dtype) < (1.0 - p)  # host bool array, P(keep) = 1 - p
-    scale = keep.astype(dtype) * dtype.type(1.0 / (1.0 - p))
-    mask = Tensor.wrap(backend.transfer(scale, backend.Device("cpu"), input.device),
-                        input.device)
-    return input * mask
+    scale = dtype.type(1.0 / (1.0 - p))
+    device = input.device
+    if device.type == "cpu":
+        keep = gen.uniform(input.shape, dtype) < (1.0 - p)  # host bool array, P(keep) = 1 - p
+        mask = keep.astype(dtype) * scale
+    else:
+        mask = device.xp.empty(input.shape, dtype=dtype)
+        key, start = gen.take(mask.size)
+        keep = backend.float32.type(1.0 - p)  # the kernel compares in float32
+        backend.kernels.DROPOUT_MASK(device.xp, keep, scale, key, start, mask)
+    return input * Tensor.wrap(mask, device)
 
 
 class Dropout(Module):
@@ -171,7 +181,8 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> 
 
     Raises:
         TypeError: ``input`` is not an integer tensor.
-        IndexError: an index is out of range (the message gives the offending value).
+        IndexError: an index is out of range (the message gives the offending value). On the
+            CPU at the call; on a GPU at the next read of a value (``docs/devices.md``).
     """
     if not isinstance(input, Tensor):
         raise TypeError(f"embedding: indices must be a Tensor, got {type(input).__name__}")
@@ -179,14 +190,16 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> 
         raise TypeError(f"embedding: indices must be an integer tensor (e.g. tn.int64), got "
                         f"{input.dtype}")
     num = weight.shape[0]
-    if input.numel() > 0:
-        xp = input.device.xp
-        lo, hi = int(xp.min(input.data)), int(xp.max(input.data))
-        if lo < 0 or hi >= num:
-            bad = lo if lo < 0 else hi
-            raise IndexError(f"embedding: index {bad} is out of range for an embedding table with "
-                             f"{num} rows (valid indices are 0..{num - 1})")
-    out = weight[input]  # (*, D)
+    device = input.device
+    note = "" if device.type == "cpu" else (
+        f"; checked on {device} and reported at the first read of a value after it")
+    # On the CPU the check reads min and max now (free); on a GPU it is one kernel whose failure
+    # raises at the next read of a value (backend/checks.py): no host sync per call.
+    backend.checks.index_range(
+        device.xp, device, input.data, 0, num, ("embedding", num), IndexError,
+        lambda count, bad: (f"embedding: index {bad} is out of range for an embedding table "
+                            f"with {num} rows (valid indices are 0..{num - 1}){note}"))
+    out = GetItemOp.apply(weight, index=input.data)  # (*, D): checked above, once
     padding_idx = _resolve_padding_idx(padding_idx, num)
     if padding_idx is not None:
         # Same values, but the padding positions take them from a detached weight: no gradient

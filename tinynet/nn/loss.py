@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import warnings
 
-from .. import ops
+from .. import backend, ops
 from ..tensor import Tensor
 from .module import Module
 
@@ -332,41 +332,39 @@ def _classes_last(x: Tensor, classes: int) -> Tensor:
 def _checked_labels(name: str, input: Tensor, target: Tensor, classes: int, ignore_index: int):
     """The target as flat int64 labels ``(M,)``, the mask of ignored ones (None when no label can
     be ignored), and the labels with the ignored ones replaced by class 0 (safe to index with;
-    they get weight 0)."""
-    xp = input.device.xp
+    they get weight 0). A label out of range raises ValueError: at once on the CPU, at the next
+    read of a value on a GPU (``backend/checks.py``: no host sync per call)."""
+    device = input.device
+    xp = device.xp
     labels = target.data.reshape(-1).astype(xp.int64, copy=False)  # (M,)
-    if labels.size and not 0 <= ignore_index < classes:
-        # The usual case first: every label a class (two reductions, one host read) means none is
-        # out of range and none equals ignore_index, so there is nothing to mask.
-        low, high = input.device.read_scalars(labels.min(), labels.max())  # one host read
+    message = ops.stable._label_message((name, input.shape), classes, ignore_index, device)
+    if device.type == "cpu" and labels.size and not 0 <= ignore_index < classes:
+        # The usual case first: every label a class (two reductions, read for free on the host)
+        # means none is out of range and none equals ignore_index, so there is nothing to mask.
+        low, high = device.read_scalars(labels.min(), labels.max())
         if 0 <= low and high < classes:
             return labels, None, labels
+    backend.checks.index_range(xp, device, labels, 0, classes, ("labels", name, classes,
+                               ignore_index), ValueError, message, exempt=ignore_index)
     ignored = labels == ignore_index
-    # Reading the answer brings one scalar back to the host: a device -> host sync on a GPU. Without
-    # it a bad label indexes out of bounds (silently wrong, or a device-side assert, on CUDA).
-    bad = ((labels < 0) | (labels >= classes)) & ~ignored
-    if bool(xp.any(bad)):
-        raise ValueError(f"{name}: target labels must be in [0, {classes - 1}] (or ignore_index="
-                         f"{ignore_index}) for input of shape {tuple(input.shape)} with "
-                         f"{classes} classes; got label {int(labels[bad][0])} "
-                         f"({int(bad.sum())} out of range)")
     return labels, ignored, xp.where(ignored, 0, labels)
 
 
 def _fused_cross_entropy(name: str, input: Tensor, target: Tensor, weight, ignore_index: int,
                          reduction: str) -> Tensor:
     """Cross entropy of class indices through the one-op ``softmax_cross_entropy`` (its gradient
-    is softmax minus one-hot); class weights and ignored targets become constant row weights."""
+    is softmax minus one-hot, its labels checked inside it); class weights become constant row
+    weights, and labels equal to ``ignore_index`` count with weight 0."""
     classes = _class_count(name, input)
     logits = _classes_last(input, classes)  # (M, C)
-    _, ignored, safe = _checked_labels(name, input, target, classes, ignore_index)
+    labels = target.data.reshape(-1)  # (M,)
     rows = None
-    if ignored is not None and bool(input.device.xp.any(ignored)):
-        keep = (~ignored).astype(input.dtype)
-        rows = Tensor._make(keep if weight is None else weight.data[safe] * keep, input.device)
-    elif weight is not None:
+    if weight is not None:  # the weight of each row's class (a bad label's row is NaN anyway)
+        xp = input.device.xp
+        safe = xp.where((labels >= 0) & (labels < classes), labels, 0)
         rows = Tensor._make(weight.data[safe], input.device)
-    loss = ops.softmax_cross_entropy(logits, Tensor._make(safe, input.device), rows, reduction)
+    loss = ops.stable._softmax_cross_entropy(logits, Tensor._make(labels, input.device), rows,
+                                             reduction, ignore_index, (name, input.shape))
     return loss.reshape(target.shape) if reduction == "none" else loss
 
 

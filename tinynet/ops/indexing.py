@@ -8,6 +8,7 @@ order. Repeated integer indices accumulate: ``x[[0, 0]].sum()`` gives ``x.grad[0
 
 from __future__ import annotations
 
+from .. import backend
 from ..autograd import Op
 from ..tensor import Tensor, rebind, write_is_recorded
 from .namespace import tensor_namespace
@@ -47,9 +48,53 @@ class GetItemOp(Op):
 
 
 def getitem(x, index) -> Tensor:
-    """``x[index]`` (``Tensor.__getitem__``): NumPy's basic and advanced indexing."""
+    """``x[index]`` (``Tensor.__getitem__``): NumPy's basic and advanced indexing. An integer
+    index out of range raises IndexError: at once on the CPU (NumPy's error), at the next read of a
+    value on a GPU, where CuPy would wrap it silently (``_check_bounds``)."""
     x = unary_operand(x)
-    return GetItemOp.apply(x, index=_raw_index(index, x.device, "getitem"))
+    index = _raw_index(index, x.device, "getitem")
+    if x.device.type != "cpu":
+        _check_bounds(x, index)
+    return GetItemOp.apply(x, index=index)
+
+
+def _check_bounds(x: Tensor, index) -> None:
+    """Check each integer-array part of ``index`` against the length of the axis it indexes
+    (NumPy's rule: ``-n <= i < n``), by one kernel each whose failure raises at the next read of a
+    value (backend/checks.py): no host sync per call."""
+    parts = index if isinstance(index, tuple) else (index,)
+    device = x.device
+    if not any(isinstance(p, (list, device.array_type)) for p in parts):
+        return  # basic indexing: ints and slices raise (ints) or clip (slices) by themselves
+    consumed = sum(getattr(p, "ndim", 1) if getattr(p, "dtype", None) == bool else
+                   0 if p is None or p is Ellipsis else 1 for p in parts)
+    axis = 0
+    for part in parts:
+        if part is Ellipsis:
+            axis += x.ndim - consumed
+            continue
+        if part is None:
+            continue
+        if isinstance(part, list):  # host data: checked on the host, for free
+            part, where = backend.host_array(part), backend.Device("cpu")
+        else:
+            where = device
+        kind = getattr(getattr(part, "dtype", None), "kind", None)
+        if kind == "b":
+            axis += part.ndim
+            continue
+        if kind in ("i", "u") and axis < x.ndim:
+            n = x.shape[axis]
+            backend.checks.index_range(where.xp, where, part, -n, n, ("getitem", axis, n),
+                                       IndexError, _bounds_message(axis, n, where))
+        axis += 1
+
+
+def _bounds_message(axis: int, n: int, device):
+    where = "" if device.type == "cpu" else (
+        f"; checked on {device} and reported at the first read of a value after it")
+    return lambda count, bad: (f"getitem: index {bad} is out of bounds for axis {axis} with size "
+                               f"{n}{where}")
 
 
 class IndexAddOp(Op):

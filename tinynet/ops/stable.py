@@ -10,12 +10,18 @@ float32. Their backward formulas use only the saved input/output, so they are tw
 
 from __future__ import annotations
 
+import math
+
 from .. import backend
 from ..autograd import Op
+from ..backend import checks as backend_checks
+from ..backend import kernels
 from ..tensor import Tensor, tensor_method
 from .operands import dim_alias, keepdim_alias, keepdim_shape, normalize_dims, unary_operand
 
 __all__ = ["log_softmax", "logsumexp", "softmax"]
+
+_NO_IGNORE = -(2**63)  # no int64 label equals it: "no label is ignored"
 
 
 def _shifted(x, dim):
@@ -128,63 +134,145 @@ def log_softmax(x, dim=-1, *, axis=None) -> Tensor:
 
 class SoftmaxCrossEntropyOp(Op):
     """sum_i w_i (logsumexp(x_i) - x_i[y_i]) / d  ->  grad_x = g w_i (softmax(x_i) - onehot(y_i)) / d
-    (x: (M, C) logits, y: (M,) class indices, w: (M,) row weights or 1; d = sum(w) for 'mean',
-    1 for 'sum'; 'none' returns the (M,) terms, and g is then (M,))"""
+    (x: (M, C) logits, y: (M,) class indices, w: (M,) row weights or 1, and 0 where y_i is
+    ignore_index; d = sum(w) for 'mean', 1 for 'sum'; 'none' returns the (M,) terms, and g is
+    then (M,))"""
 
     result_dtype = "float"
 
     # One op for the usual classification loss: the gradient is softmax minus the one-hot target,
     # formed once, instead of the backward passes of log_softmax, an index, a product and a mean.
+    # Two ways to run it, the same numbers:
+    # * on a GPU (and the stand-in device) with fused kernels: 5 launches forward (row max, sum of
+    #   exp, the per-row kernel, one sum, one divide) and 1 backward (kernels.CE_GRAD, which
+    #   recomputes the softmax from x: nothing (M, C) is kept). The per-row kernel checks the
+    #   labels: one out of range gives a NaN loss and sets a flag that raises at the next read;
+    # * on the CPU with NumPy calls on the labels checked at the call, keeping the softmax from
+    #   forward for backward: fewer passes over the data, which is what costs in NumPy.
 
     @staticmethod
-    def forward(ctx, x, *, labels=None, weights=None, reduction="mean"):
-        xp = ctx.xp
-        rows = xp.arange(x.shape[0])
-        shifted = _shifted(x, 1)
-        e = xp.exp(shifted)
-        total = e.sum(axis=1)  # (M,)
-        loss = xp.log(total) - shifted[rows, labels]  # (M,)  -log softmax(x)[y]
-        if weights is not None:
-            loss *= weights
-        e /= total[:, None]  # softmax(x): what a first-order backward needs
+    def forward(ctx, x, *, labels=None, weights=None, ignore_index=_NO_IGNORE, reduction="mean",
+                _caller=("softmax_cross_entropy", None), _plain=False):
+        # _caller (the public function and input shape, for error messages) and _plain (no label
+        # to ignore) are plumbing: a leading underscore keeps them out of traces and graphs
+        ctx.labels, ctx.weights, ctx.reduction, ctx.ignore_index = labels, weights, reduction, \
+            ignore_index
         ctx.save_inputs(0)
-        ctx.save_constant(e)
-        ctx.rows, ctx.labels, ctx.weights, ctx.reduction = rows, labels, weights, reduction
+        if ctx.xp.name == "numpy":
+            return _forward_on_host(ctx, x, labels, weights, _plain)
+        xp = ctx.xp
+        rows, classes = x.shape
+        m = x.max(axis=1, keepdims=True)  # (M, 1): the log-sum-exp shift
+        s = kernels.SUM_EXP(xp, x, m, axis=1, keepdims=True)  # (M, 1): sum_c exp(x - m)
+        per_row = xp.empty((rows, 2), dtype=x.dtype)  # (M, 2): w_i * loss_i, w_i
+        checks = backend_checks.of(ctx.device)
+        slot = checks.slot(("labels", _caller[0], classes, ignore_index), ValueError,
+                           _label_message(_caller, classes, ignore_index, ctx.device))
+        kernels.CE_ROWS(xp, s.reshape(-1), m.reshape(-1), labels, 1.0 if weights is None
+                        else weights, x, classes, ignore_index, math.nan, slot, per_row,
+                        checks.flags)
+        checks.launched(slot)  # raised at the next read if the kernel flagged a label
+        ctx.save_constant(m, s)
         if reduction == "none":
-            return loss
-        out = loss.sum()
-        if reduction == "mean":
-            ctx.denom = x.shape[0] if weights is None else weights.sum()
-            out = out / ctx.denom
-        return out
+            return per_row[:, 0]
+        if reduction == "sum":
+            return per_row[:, 0].sum()
+        sums = per_row.sum(axis=0)  # (2,): the weighted loss, the total weight
+        ctx.denom = sums[1]
+        return sums[0] / ctx.denom
 
     @staticmethod
     def backward(ctx, g):
-        labels, weights = ctx.labels, ctx.weights
-        coef = g / ctx.denom if ctx.reduction == "mean" else g  # () or (M,)
-        if weights is not None:
-            coef = coef * weights  # (M,)
-        if coef.ndim:
-            coef = coef.reshape(-1, 1)  # (M, 1)
+        mean, rows = ctx.reduction == "mean", ctx.labels.shape[0]
         if ctx.create_graph:  # a softmax rebuilt from x, so that the gradient differentiates
-            (x,) = ctx.saved_inputs
-            onehot = x.device.xp.zeros(x.shape, dtype=x.dtype)
-            onehot[ctx.rows, labels] = 1
-            return (softmax(x, 1) - Tensor.wrap(onehot, x.device)) * coef
-        (prob,) = ctx.saved_constants
-        grad = prob * coef  # (M, C), fresh: the saved softmax stays intact for retain_graph
-        grad[ctx.rows, labels] -= coef[:, 0] if coef.ndim else coef
-        return grad
+            return _softmax_ce_graph(ctx, g, mean)
+        if ctx.xp.name == "numpy":
+            coef = g / ctx.denom if mean else g  # () or (M,)
+            prob, safe, weights = ctx.saved_constants
+            if weights is not None:
+                coef = coef * weights  # (M,)
+            if coef.ndim:
+                coef = coef.reshape(-1, 1)  # (M, 1)
+            grad = prob * coef  # (M, C), fresh: the saved softmax stays intact for retain_graph
+            grad[ctx.xp.arange(rows), safe] -= coef[:, 0] if coef.ndim else coef
+            return grad
+        (x,) = ctx.saved_inputs
+        m, s = ctx.saved_constants
+        weights = 1.0 if ctx.weights is None else ctx.weights.reshape(rows, 1)
+        g = g.reshape(rows, 1) if ctx.reduction == "none" else g
+        return kernels.CE_GRAD(ctx.xp, x, m, s, ctx.labels.reshape(rows, 1), weights, g,
+                               ctx.denom if mean else 1.0, x.shape[1], ctx.ignore_index,
+                               math.nan)
 
 
-def softmax_cross_entropy(logits, labels, weights=None, reduction: str = "mean") -> Tensor:
+def _forward_on_host(ctx, x, labels, weights, plain: bool):
+    """The CPU forward: labels already checked; ``plain`` when none equals ``ignore_index``."""
+    xp = ctx.xp
+    if not plain:  # ignored rows: weight 0, and a label that is safe to index with
+        keep = labels != ctx.ignore_index
+        labels = xp.where(keep, labels, 0)
+        weights = keep.astype(x.dtype) if weights is None else weights * keep
+    shifted = _shifted(x, 1)
+    e = xp.exp(shifted)
+    total = e.sum(axis=1)  # (M,)
+    loss = xp.log(total) - shifted[xp.arange(x.shape[0]), labels]  # (M,)  -log softmax(x)[y]
+    if weights is not None:
+        loss *= weights
+    e /= total[:, None]  # softmax(x): what a first-order backward needs
+    ctx.save_constant(e, labels, weights)
+    if ctx.reduction == "none":
+        return loss
+    out = loss.sum()
+    if ctx.reduction == "mean":
+        ctx.denom = x.shape[0] if weights is None else weights.sum()
+        out = out / ctx.denom
+    return out
+
+
+def _softmax_ce_graph(ctx, g, mean: bool):
+    """The gradient as tinynet ops, for ``create_graph``: (softmax(x) - onehot) * coef."""
+    (x,) = ctx.saved_inputs
+    raw = ctx.device.xp
+    labels = ctx.labels
+    valid = labels != ctx.ignore_index  # (M,)
+    safe = raw.where(valid, labels, 0)
+    weight = valid.astype(x.dtype) if ctx.weights is None else ctx.weights * valid  # (M,)
+    onehot = raw.zeros(x.shape, dtype=x.dtype)  # (M, C)
+    onehot[raw.arange(labels.shape[0]), safe] = 1
+    coef = (g / ctx.denom if mean else g) * Tensor.wrap(weight, ctx.device)  # () or (M,) -> (M,)
+    return (softmax(x, 1) - Tensor.wrap(onehot, ctx.device)) * coef.reshape(-1, 1)
+
+
+def _label_message(caller: tuple, classes: int, ignore_index: int, device):
+    """The wording of a bad-label error (made only when one is raised)."""
+
+    def message(count: int, label: int) -> str:
+        name, shape = caller
+        ignore = "" if ignore_index == _NO_IGNORE else f" (or ignore_index={ignore_index})"
+        of = "" if shape is None else f"input of shape {tuple(shape)} with "
+        where = "" if device.type == "cpu" else (
+            f"; checked on {device} and reported at the first read of a value after it")
+        return (f"{name}: target labels must be in [0, {classes - 1}]{ignore} for {of}{classes} "
+                f"classes; got label {label} ({count} out of range){where}")
+    return message
+
+
+def softmax_cross_entropy(logits, labels, weights=None, reduction: str = "mean", *,
+                          ignore_index: int | None = None) -> Tensor:
     """Cross entropy of ``(M, C)`` logits against ``(M,)`` integer class indices, as one op.
 
     ``-w_i * log softmax(logits_i)[labels_i]`` per row, summed (``"sum"``), divided by ``sum(w)``
-    (``"mean"``; by M without weights) or returned per row (``"none"``). ``weights`` are constants
-    (no gradient flows to them): row weights, 0 for rows to ignore. ``tn.nn.functional.cross_entropy``
-    builds on this and handles class weights, ``ignore_index`` and extra dimensions.
+    (``"mean"``; by the number of rows counted without weights) or returned per row (``"none"``).
+    ``weights`` are constants (no gradient flows to them): row weights, 0 for rows to ignore. Rows
+    whose label equals ``ignore_index`` count with weight 0. A label outside ``[0, C)`` raises
+    ``ValueError`` (at once on the CPU; on a GPU at the next read of a value, the loss being NaN
+    meanwhile). ``tn.nn.functional.cross_entropy`` builds on this and handles class weights and
+    extra dimensions.
     """
+    return _softmax_cross_entropy(logits, labels, weights, reduction, ignore_index)
+
+
+def _softmax_cross_entropy(logits, labels, weights, reduction, ignore_index, caller=None):
     logits, labels = unary_operand(logits), unary_operand(labels)
     name = "softmax_cross_entropy"
     if logits.ndim != 2:
@@ -206,7 +294,21 @@ def softmax_cross_entropy(logits, labels, weights=None, reduction: str = "mean")
         # the loss's dtype: the logits', or float32 for integer logits (result_dtype "float")
         dtype = logits.dtype if logits.dtype.kind == "f" else backend.get_default_dtype()
         w = weights.data.astype(dtype, copy=False)
-    return SoftmaxCrossEntropyOp.apply(logits, labels=labels.data, weights=w, reduction=reduction)
+    ignore_index = _NO_IGNORE if ignore_index is None else int(ignore_index)
+    caller = caller or (name, logits.shape)
+    device, classes = logits.device, logits.shape[1]
+    plain = False
+    if device.type == "cpu" and labels.data.size:  # in host memory: check now, it is free
+        low, high = device.read_scalars(labels.data.min(), labels.data.max())
+        plain = 0 <= low and high < classes and not 0 <= ignore_index < classes
+        if not plain:
+            backend_checks.index_range(
+                device.xp, device, labels.data, 0, classes, None, ValueError,
+                _label_message(caller, classes, ignore_index, device),
+                exempt=None if ignore_index == _NO_IGNORE else ignore_index)
+    return SoftmaxCrossEntropyOp.apply(logits, labels=labels.data, weights=w,
+                                       reduction=reduction, ignore_index=ignore_index,
+                                       _caller=caller, _plain=plain)
 
 
 _TINY = 1e-44  # below exp(-100) (~3.7e-44), also as a float32 subnormal: log(_TINY) < -100

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from ..backend import kernels
 from .optimizer import Optimizer
 
 
@@ -93,6 +94,20 @@ class Adam(Optimizer):
         denom /= (1 - beta2**step) ** 0.5
         denom += eps
         w += -step_size * m / denom
+
+    def _fused_step(self, xp, w, g, arrays, step, group) -> bool:
+        """``_update`` as one kernel (``kernels.ADAM``, the same arithmetic in the same order);
+        not for AMSGrad, nor for dtypes other than float32/float64."""
+        if group["amsgrad"] or w.dtype.kind != "f" or w.dtype.itemsize < 4:
+            return False
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        weight_decay, decoupled = group["weight_decay"], group["decoupled_weight_decay"]
+        kernels.ADAM(xp, g, -(lr / (1 - beta1**step)), 1 - beta1, beta2, 1 - beta2,
+                     (1 - beta2**step) ** 0.5, eps, 0.0 if decoupled else weight_decay,
+                     1 - lr * weight_decay if decoupled else 1.0,
+                     -1.0 if group["maximize"] else 1.0, w, arrays["exp_avg"],
+                     arrays["exp_avg_sq"])
+        return True
 
 
 class AdamW(Adam):

@@ -1,24 +1,29 @@
-"""The multi-tensor ("flat") step: one update over all of a parameter group at once.
+"""The multi-tensor step: one update over all of a group's parameters at once, on flat buffers.
 
-Why: the per-parameter loop makes ~5-10 array-library calls per tensor whatever its size. For a
-model of many small tensors those calls, not the arithmetic, are the cost: for 40 tensors of a
-20-layer, 32-wide MLP (~1k elements each) Adam's loop takes ~340 us and the flat step ~105 us,
-gathering included; for a 784-256-128-10 MLP (6 tensors, 235k elements) the loop is within 3% of
-raw NumPy and the flat step is slower, its copies costing more than the calls it saves
-(benchmarks/optim_step.py, docs/optim.md). So the flat step is used for groups of small tensors.
+Why: an optimizer's update is elementwise, so running it parameter by parameter pays the
+per-call cost (Python, and on a GPU a kernel launch for each of the ~13 array calls of Adam's
+update) once per parameter tensor. On flat buffers it is paid once per group: on a GPU the whole
+model's update is two launches, one ``concatenate`` of the gradients and one fused kernel
+(``tinynet/backend/kernels.py``; an optimizer without one runs its ``_update`` once, on the flat
+arrays).
 
-How: the group's state arrays (moments, accumulators) live in one flat buffer per state key, and
-each parameter's state tensor is a view of its slice, so state dicts and ``optimizer.state`` look
-exactly as with the loop. A step gathers the parameters and gradients into flat arrays (one
-concatenate each), runs the optimizer's ``_update`` once, and copies the parameters back.
-Parameters keep their own arrays: nothing a user holds (``p.data``, a module state dict) is
-re-pointed into a shared buffer. The math is element-wise and identical, so the result is
-bitwise the loop's.
+How: the group's parameters live in one flat buffer, and so does each state key (moments,
+accumulators); every parameter's data and every state tensor is a view of its slice (set up once,
+when the layout is built: the values are copied in and ``p.data`` re-pointed at its slice). A step
+gathers the gradients into one flat array and updates the buffers in place, which *is* updating
+the parameters. So ``optimizer.state``, state dicts and the parameters look exactly as with the
+per-parameter loop, and the math is the same elementwise formula: the result is bitwise the
+loop's. A parameter whose data is replaced (``p.data = ...``, ``model.to(...)``, loading a state
+dict) is noticed by identity and the layout rebuilt. Arrays taken from ``p.data`` before the first
+flat step are the old arrays: take them again after it.
 
 When: every parameter of the group (at least two) has a gradient, all on one device with one
-dtype, the mean size is at most :data:`FLAT_MAX_MEAN_SIZE` elements, and every parameter's state
-is already created with the same step count. So the first step, and steps where only some
-parameters have gradients, use the loop.
+dtype, and every parameter's state is already created with the same step count (so the first
+step, and steps where only some parameters have gradients, use the loop). On a GPU (and the
+stand-in device) that is enough. On the CPU the flat step saves only Python overhead, while its
+gather costs a pass over the gradients; measured side by side (benchmarks/optim_step.py,
+docs/optim.md) it is faster up to a mean tensor size of :data:`FLAT_MAX_MEAN_SIZE` elements, and
+the loop is used above it.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from typing import Any
 
 from ..tensor import Tensor
 
-FLAT_MAX_MEAN_SIZE = 4096  # elements per tensor: above it, gathering copies cost more than calls
+# Elements per tensor, on the CPU: above it the loop is as fast. 0 turns the flat step off on
+# every device (benchmarks and tests compare the two paths that way).
+FLAT_MAX_MEAN_SIZE = 4096
 
 
 class FlatLayout:
@@ -43,9 +50,12 @@ class FlatLayout:
         xp = self.device.xp
         sizes = [p._data.size for p in params]
         total = sum(sizes)
-        self.w = xp.empty(total, dtype=self.dtype)  # (N,) gathered parameters
+        self.w = xp.empty(total, dtype=self.dtype)  # (N,) the parameters themselves
         self.g = xp.empty(total, dtype=self.dtype)  # (N,) gathered gradients
         self.w_views = _views(self.w, self.shapes, sizes)
+        for p, view in zip(params, self.w_views):  # each parameter moves into its slice
+            view[...] = p._data
+            p._data = view
         self.buffers, self.views = {}, {}
         for key in keys:  # move each state tensor into its slice of the key's buffer
             flat = self.buffers[key] = xp.empty(total, dtype=self.dtype)
@@ -55,14 +65,13 @@ class FlatLayout:
                 s[key] = Tensor._make(view, self.device)
 
     def matches(self, params: list, states: list, keys: tuple) -> bool:
-        """Still this group's layout: the same parameters (device, dtype, shape) and state
+        """Still this group's layout: the same parameters, still living in their slices, and state
         tensors that are still the buffer's views (a loaded state dict replaces them)."""
         if len(params) != len(self.params) or len(keys) != len(self.buffers):
             return False
-        device, dtype, views = self.device, self.dtype, [self.views.get(k) for k in keys]
+        w_views, views = self.w_views, [self.views.get(k) for k in keys]
         for i, p in enumerate(params):
-            if (p is not self.params[i] or p._device is not device or p._data.dtype != dtype
-                    or p._data.shape != self.shapes[i]):
+            if p is not self.params[i] or p._data is not w_views[i]:
                 return False
             s = states[i]
             for key, key_views in zip(keys, views):
@@ -83,13 +92,15 @@ def flat_step(opt, group: dict[str, Any], params: list, keys: tuple) -> bool:
     """Run one step of ``group`` on flat arrays if it qualifies; False: use the per-parameter loop.
 
     Args:
-        opt: the optimizer (its ``state``, ``_update`` and ``_flat_layouts``).
+        opt: the optimizer (its ``state``, ``_apply_update`` and ``_flat_layouts``).
         group: the parameter group.
         params: its parameters that have a gradient this step.
         keys: the names of the state arrays ``opt._update`` keeps for this group.
     """
-    if sum(p._data.size for p in params) > FLAT_MAX_MEAN_SIZE * len(params):
-        return False  # large tensors: the loop is as fast, without the copies
+    device = params[0]._device
+    if FLAT_MAX_MEAN_SIZE <= 0 or (device.type == "cpu" and sum(
+            p._data.size for p in params) > FLAT_MAX_MEAN_SIZE * len(params)):
+        return False  # large tensors on the CPU: the loop is as fast, without the gather
     state = opt.state
     states = []
     step = None
@@ -107,19 +118,15 @@ def flat_step(opt, group: dict[str, Any], params: list, keys: tuple) -> bool:
         states.append(s)
     layout = opt._flat_layouts.get(id(group))
     if layout is None or not layout.matches(params, states, keys):
-        device, dtype = params[0].device, params[0].dtype
+        dtype = params[0].dtype
         if any(p._device is not device or p._data.dtype != dtype for p in params):
             return False
         layout = opt._flat_layouts[id(group)] = FlatLayout(params, states, keys)
-    xp = layout.device.xp
-    w, g = layout.w, layout.g
-    xp.concatenate([p._data.reshape(-1) for p in params], out=w)
-    xp.concatenate([p.grad._data.reshape(-1) for p in params], out=g)
+    xp = device.xp
+    xp.concatenate([p.grad._data.reshape(-1) for p in params], out=layout.g)
     if step is not None:
         step += 1
         for s in states:
             s["step"] = step
-    opt._update(xp, w, g, dict(layout.buffers), step, group)
-    for p, view in zip(params, layout.w_views):
-        p._data[...] = view
+    opt._apply_update(xp, layout.w, layout.g, dict(layout.buffers), step, group)
     return True

@@ -3,9 +3,11 @@
 Every optimizer in ``tn.optim`` subclasses it and writes its math once, in ``_update``: one step
 in place on raw backend arrays (the parameter, its gradient, its state arrays) through the
 device's ``xp``, so the same code runs on NumPy, CuPy and the stand-in device and records no graph.
-The base class runs it parameter by parameter, or once over a whole group of small tensors
-flattened into one array (``flat.py``, where the per-call cost would dominate). Names, defaults,
-state keys and the state-dict layout are ``torch.optim``'s.
+The base class runs it parameter by parameter, or once over a whole group flattened into one
+array (``flat.py``: always on a GPU, for groups of small tensors on the CPU). An optimizer may
+also offer ``_fused_step``, the same update as one fused kernel (``backend/kernels.py``), which
+is used where it applies. Names, defaults, state keys and the state-dict layout are
+``torch.optim``'s.
 
 Read next: ``sgd.py`` (the simplest update), then ``adam.py``, ``flat.py``, ``lr_scheduler.py``.
 """
@@ -155,7 +157,7 @@ class Optimizer:
             xp = p._device.xp
             if len(arrays) < n_keys:  # the first step: create the state arrays
                 self._create_slots(xp, p._data, arrays, group)
-            self._update(xp, p._data, p.grad._data, arrays, step, group)
+            self._apply_update(xp, p._data, p.grad._data, arrays, step, group)
             for k in keys:  # the ones created for this first step
                 if state.get(k) is None:
                     state[k] = Tensor._make(arrays[k], p.device)
@@ -176,6 +178,15 @@ class Optimizer:
         arrays: dict = {}
         self._create_slots(p.device.xp, p.data, arrays, group)
         return {k: Tensor._make(v, p.device) for k, v in arrays.items() if v is not None}
+
+    def _apply_update(self, xp, w, g, arrays: dict, step: int | None,
+                      group: dict[str, Any]) -> None:
+        """One step on raw arrays (one parameter, or a group's flat buffers): on a GPU (and the
+        stand-in) the subclass's fused kernel where it has one for these hyper-parameters, else
+        its ``_update``. The CPU runs ``_update``: the kernel's NumPy twin is the same arithmetic,
+        which saves nothing there."""
+        if xp.name == "numpy" or not self._fused_step(xp, w, g, arrays, step, group):
+            self._update(xp, w, g, arrays, step, group)
 
     # What a subclass defines:
     def _state_keys(self, group: dict[str, Any]) -> tuple:
@@ -200,6 +211,14 @@ class Optimizer:
         if not counted). Called for one parameter, or for a whole group flattened into 1-d
         arrays."""
         raise NotImplementedError(f"{type(self).__name__} does not define _update")
+
+    def _fused_step(self, xp, w, g, arrays: dict, step: int | None,
+                    group: dict[str, Any]) -> bool:
+        """Optional: the same step as ``_update`` as one fused kernel (``backend/kernels.py``:
+        one GPU launch instead of one per array call); return False where there is none for
+        these hyper-parameters or arrays, and ``_update`` runs. Its result must equal
+        ``_update``'s (the tests compare them on the stand-in device)."""
+        return False
 
     # --- state dicts ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

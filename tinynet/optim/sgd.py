@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from ..backend import kernels
 from ..tensor import Tensor
 from .optimizer import Optimizer
 
@@ -85,3 +86,14 @@ class SGD(Optimizer):
                 b += g if dampening == 0 else (1 - dampening) * g  # skip a pass times 1.0
             g = g + momentum * b if group["nesterov"] else b
         w -= lr * g
+
+    def _fused_step(self, xp, w, g, arrays, step, group) -> bool:
+        """``_update`` with momentum, once the buffer exists, as one kernel
+        (``kernels.SGD_MOMENTUM``, the same arithmetic in the same order)."""
+        b = arrays.get("momentum_buffer")
+        if group["momentum"] == 0 or b is None or w.dtype.kind != "f" or w.dtype.itemsize < 4:
+            return False
+        kernels.SGD_MOMENTUM(xp, g, group["lr"], group["momentum"], 1 - group["dampening"],
+                             group["weight_decay"], -1.0 if group["maximize"] else 1.0,
+                             int(group["nesterov"]), w, b)
+        return True

@@ -4,8 +4,11 @@
 batch ``on_batch_begin`` / ``on_batch_end`` -> ``on_epoch_end`` (after validation and the
 per-epoch scheduler step) -> ``on_train_end``. Every event receives the :class:`TrainingState`:
 the model, optimizer, scheduler, loaders and history, the current epoch and iteration (both
-counted from 1), ``batch_logs`` (``{"loss", "batch_size"}``) after a batch and ``logs`` (the epoch's
-history record) at the end of an epoch. A callback stops the run by setting
+counted from 1), ``batch_logs`` (``{"loss", "batch_size"}``, the loss read on demand: see
+:class:`BatchLogs`) after a batch, ``running`` (the epoch's running loss and metrics on the device:
+``state.running.means()`` reads them, one sync) and ``logs`` (the epoch's history record) at the
+end of an epoch. On a GPU every read of a value waits for the device, so a callback that runs per
+batch should read rarely (the progress bar every 50 batches, NaNGuard every 50 on a GPU). A callback stops the run by setting
 ``state.stop_training = True`` (and ``state.stop_reason``): at the end of an epoch the run ends
 there; during an epoch it ends at once, without validating that epoch; in ``on_train_begin`` (a
 resumed run that had already stopped) no epoch runs at all.
@@ -21,20 +24,63 @@ import math
 import os
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from .. import atomic, serialization
 from ..autograd import no_grad
 from ..distributed.group import rank_and_size
+from ..backend import device_of as tensor_device
+from ..backend import kernels
 from ..ops import clone
 from .checkpoint import BEST, LAST, checkpoint_epoch, checkpoint_state
 from .history import History, default_mode
 
 __all__ = [
-    "CSVLogger", "Callback", "CallbackList", "EarlyStopping", "JSONLogger", "ModelCheckpoint",
-    "NaNGuard", "ProgressBar", "TrainingState",
+    "BatchLogs", "CSVLogger", "Callback", "CallbackList", "EarlyStopping", "JSONLogger",
+    "ModelCheckpoint", "NaNGuard", "ProgressBar", "TrainingState",
 ]
+
+
+class BatchLogs(Mapping):
+    """``state.batch_logs``: ``{"loss": ..., "batch_size": ...}`` of the batch just trained.
+
+    The loss stays where it was computed until a callback reads ``logs["loss"]`` (a Python float;
+    on a GPU the read makes the host wait for the batch: one sync), so ``fit`` itself reads
+    nothing per batch. ``logs.tensor("loss")`` gives the value unread, as a 0-d tensor.
+    """
+
+    __slots__ = ("_loss", "_value", "_batch_size")
+
+    def __init__(self, loss, batch_size: int):
+        self._loss, self._batch_size = loss, batch_size
+        self._value = loss if isinstance(loss, float) else None
+
+    def __getitem__(self, key: str):
+        if key == "batch_size":
+            return self._batch_size
+        if key != "loss":
+            raise KeyError(key)
+        if self._value is None:
+            self._value = float(self._loss.item())
+        return self._value
+
+    def tensor(self, key: str = "loss"):
+        """The batch loss as it was computed (a 0-d tensor on the training device), unread."""
+        if key != "loss":
+            raise KeyError(key)
+        return self._loss
+
+    def __iter__(self):
+        return iter(("loss", "batch_size"))
+
+    def __len__(self) -> int:
+        return 2
+
+    def __repr__(self) -> str:
+        loss = "<unread>" if self._value is None else repr(self._value)
+        return f"BatchLogs(loss={loss}, batch_size={self._batch_size})"
 
 
 @dataclass
@@ -52,10 +98,11 @@ class TrainingState:
     num_batches: int | None = None  # len(train_loader), when it has a length
     epoch: int = 0
     iteration: int = 0
-    batch_logs: dict[str, Any] = field(default_factory=dict)
+    batch_logs: Mapping[str, Any] = field(default_factory=dict)
     logs: dict[str, Any] = field(default_factory=dict)
     stop_training: bool = False
     stop_reason: str | None = None
+    running: Any = None  # the epoch's running sums; running.means() reads them (one sync)
 
 
 class Callback:
@@ -421,28 +468,69 @@ class JSONLogger(_LineLogger):
 
 
 class NaNGuard(Callback):
-    """Stop training as soon as a batch's loss is NaN or infinite, naming the epoch and iteration.
+    """Stop training once a batch's loss is NaN or infinite, naming the epoch and iteration.
 
-    The message goes to ``stream`` (standard error) and into ``history.stop_reason``; the epoch
-    is not validated or recorded. The optimizer step of that batch has already been taken, so
-    the weights may hold NaN: reload a checkpoint to continue.
+    On the CPU every batch's loss is looked at (reading it is free), so the run stops at the
+    batch that went bad. On a GPU reading a value every batch would stall the device, so the guard
+    marks the first non-finite loss on the device (one small kernel per batch) and reads the mark
+    every ``check_every`` batches and at the epoch's last batch: the run stops there, and the
+    message still names the batch that went bad. The message goes to ``stream`` (standard error)
+    and into ``history.stop_reason``; the epoch is not validated or recorded. The optimizer steps
+    up to the stop have been taken, so the weights may hold NaN: reload a checkpoint to continue.
 
     Args:
         raise_error: raise ``FloatingPointError`` instead of stopping quietly.
         stream: where to write the message (``None``: ``sys.stderr``).
+        check_every: on a GPU, batches between two reads of the mark (1: every batch, as on the
+            CPU, at the cost of one sync per batch).
     """
 
-    def __init__(self, raise_error: bool = False, stream: TextIO | None = None):
+    def __init__(self, raise_error: bool = False, stream: TextIO | None = None,
+                 check_every: int = 50):
+        if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
+            raise ValueError(f"NaNGuard: check_every must be an integer >= 1, got {check_every!r}")
         self.raise_error = raise_error
         self.stream = stream
+        self.check_every = check_every
+        self._mark = None  # on a GPU: [first bad iteration or -1, its loss], on the device
+        self._read_at = 0  # the iteration of the last read of the mark
+
+    def on_epoch_begin(self, state):
+        self._mark, self._read_at = None, 0
 
     def on_batch_end(self, state):
-        loss = state.batch_logs["loss"]
-        if math.isfinite(loss):
+        logs = state.batch_logs
+        loss = logs.tensor("loss") if isinstance(logs, BatchLogs) else None
+        if loss is None or isinstance(loss, float) or loss.device.type == "cpu":
+            value = logs["loss"]  # on the host already, or free to read
+            if not math.isfinite(value):
+                self._stop(state, value, state.iteration)
             return
+        xp = loss.device.xp
+        if self._mark is None:
+            self._mark = xp.asarray([-1.0, 0.0])
+        kernels.FIRST_NONFINITE(xp, loss.data, state.iteration, self._mark)
+        if state.iteration % self.check_every == 0 or state.iteration == state.num_batches:
+            self._check(state)
+
+    def on_epoch_end(self, state):
+        if self._mark is not None and self._read_at != state.iteration:
+            self._check(state)  # a loader without a length: its last batch is known now
+
+    def _check(self, state) -> None:
+        self._read_at = state.iteration
+        (mark,) = tensor_device(self._mark).read_arrays(self._mark)
+        if mark[0] >= 0:
+            self._mark = None
+            self._stop(state, float(mark[1]), int(mark[0]))
+
+    def _stop(self, state, loss: float, iteration: int) -> None:
         of = f"/{state.num_batches}" if state.num_batches else ""
+        late = "" if iteration == state.iteration else (
+            f" (found at iteration {state.iteration}: on a GPU the guard reads every "
+            f"{self.check_every} batches)")
         message = (f"NaNGuard: the loss became {loss} at epoch {state.epoch}, iteration "
-                   f"{state.iteration}{of}; training stopped")
+                   f"{iteration}{of}{late}; training stopped")
         if self.raise_error:
             raise FloatingPointError(message)
         print(message, file=self.stream or sys.stderr)
@@ -459,21 +547,32 @@ class ProgressBar(Callback):
     seconds) and, on a file or pipe, writes one line per epoch. Either way each epoch ends with
     its summary (train and validation loss and metrics, time).
 
+    The running loss is read from the device at the first batch and then every ``refresh_every``
+    batches (each read waits for the device on a GPU); the iteration count moves every batch. On
+    the CPU reading is free, and the loss is read at every batch.
+
     Args:
         stream: where to draw (``None``: ``sys.stderr``).
         use_tqdm: ``None`` (use tqdm when installed), ``True`` or ``False``.
         min_interval: the least time between two redraws of the plain bar, in seconds.
         leave: keep each finished epoch's bar and summary (``False``: erase the bar at the end of
             the epoch, for callers that print their own per-epoch line, like ``tinynet train``).
+        refresh_every: batches between two reads of the running loss on a GPU (at least 50, so
+            that the reads cost at most a few percent of a step's launches).
     """
 
     rank_zero_only = True
 
     def __init__(self, stream: TextIO | None = None, use_tqdm: bool | None = None,
-                 min_interval: float = 0.1, leave: bool = True):
+                 min_interval: float = 0.1, leave: bool = True, refresh_every: int = 50):
+        if isinstance(refresh_every, bool) or not isinstance(refresh_every, int) \
+                or refresh_every < 50:
+            raise ValueError(f"ProgressBar: refresh_every must be an integer >= 50, got "
+                             f"{refresh_every!r}")
         self.stream = stream
         self.min_interval = min_interval
         self.leave = leave
+        self.refresh_every = refresh_every
         self._tqdm = _find_tqdm() if use_tqdm in (None, True) else None
         if use_tqdm and self._tqdm is None:
             raise ImportError('ProgressBar(use_tqdm=True) needs tqdm: pip install '
@@ -482,7 +581,8 @@ class ProgressBar(Callback):
 
     def on_epoch_begin(self, state):
         self._out = self.stream or sys.stderr
-        self._seen = self._loss_sum = 0.0
+        self._seen = 0
+        self._loss = None  # the running mean loss, as last read
         self._start = self._last_draw = time.perf_counter()
         self._prefix = f"epoch {state.epoch}/{state.epochs}"
         if self._tqdm is not None:
@@ -490,12 +590,12 @@ class ProgressBar(Callback):
                                    leave=self.leave, unit="it", dynamic_ncols=True)
 
     def on_batch_end(self, state):
-        n = state.batch_logs["batch_size"]
-        self._seen += n
-        self._loss_sum += state.batch_logs["loss"] * n
+        self._seen += state.batch_logs["batch_size"]
+        read = self._read_loss(state)
         stats = self._stats()
         if self._bar is not None:
-            self._bar.set_postfix_str(stats, refresh=False)
+            if read:
+                self._bar.set_postfix_str(stats, refresh=False)
             self._bar.update(1)
             return
         now = time.perf_counter()
@@ -527,9 +627,23 @@ class ProgressBar(Callback):
         elif state.stop_training and state.iteration and self._is_tty():
             self._out.write("\n")
 
+    def _read_loss(self, state) -> bool:
+        """Read the epoch's running mean loss now if it is time (see ``refresh_every``)."""
+        running = state.running
+        if running is None:  # driven by something other than fit: the batch's own loss
+            self._loss = state.batch_logs["loss"]
+            return True
+        device = getattr(running, "device", None)
+        if (device is not None and device.type != "cpu" and state.iteration > 1
+                and state.iteration % self.refresh_every):
+            return False
+        self._loss = running.means()[0].get("loss")
+        return True
+
     def _stats(self) -> str:
         elapsed = max(time.perf_counter() - self._start, 1e-9)
-        return f"loss {self._loss_sum / self._seen:.4f}  {self._seen / elapsed:,.0f} samples/s"
+        loss = "loss ..." if self._loss is None else f"loss {self._loss:.4f}"
+        return f"{loss}  {self._seen / elapsed:,.0f} samples/s"
 
     def _line(self, state) -> str:
         total = state.num_batches

@@ -5,6 +5,11 @@ loader: forward, loss, backward, update. Then validate under ``no_grad`` in eval
 learning-rate schedule, and record the epoch in the :class:`~tinynet.train.history.History`.
 Callbacks (``callbacks.py``) run around each epoch and each batch.
 
+Nothing is read back from the device inside an epoch (on a GPU every read waits for the queued
+work): the loss and the metrics go into running sums on the device (``_Totals``, a few small
+kernels a batch) and are read once at the epoch's end, together with the flags of the device's
+deferred index checks (a bad label raises there: ``backend/checks.py``).
+
 In a data-parallel job (a ``tn.distributed`` process group of several ranks) the same loop runs on
 every rank, and the logs are the job's: each batch's loss and the epoch's loss, metrics and
 validation are averaged over all ranks' samples, so every callback sees the same values on every
@@ -23,14 +28,15 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..autograd import no_grad
-from ..backend import Device, float64, synchronize
+from ..backend import Device, float64, kernels, synchronize
 from ..creation import tensor
 from ..distributed.collectives import all_gather_object, all_reduce
 from ..distributed.group import rank_and_size
 from ..optim.plateau import ReduceLROnPlateau
-from .callbacks import Callback, CallbackList, ProgressBar, TrainingState
+from ..tensor import Tensor
+from .callbacks import BatchLogs, Callback, CallbackList, ProgressBar, TrainingState
 from .history import History
-from .metrics import get_metric, metric_name
+from .metrics import accumulate, get_metric, metric_name
 
 __all__ = ["evaluate", "fit"]
 
@@ -164,7 +170,7 @@ def _train_one_epoch(state: TrainingState, loss_fn: Callable, metric_fns: dict, 
     model, optimizer, scheduler = state.model, state.optimizer, state.scheduler
     _, world = rank_and_size()
     model.train()
-    totals = _Totals(metric_fns)
+    totals = state.running = _Totals(metric_fns)
     start = time.perf_counter()
     state.iteration = 0
     for batch in state.train_loader:
@@ -180,16 +186,17 @@ def _train_one_epoch(state: TrainingState, loss_fn: Callable, metric_fns: dict, 
         if scheduler is not None and step_per == "iteration":
             scheduler.step()
 
-        # .item() copies the loss to the host: on a GPU it waits for this batch's work (one
-        # synchronisation per batch, which the progress bar and NaNGuard need). Metrics, in
-        # contrast, are summed on the device and read once per epoch.
-        batch_loss = loss.item()
-        totals.add(batch_loss, output, y)
-        batch_size = y.shape[0]
-        if world > 1:  # the job's batch: the mean loss over every rank's samples
-            batch_loss, batch_size = _sum_over_ranks([batch_loss * batch_size, batch_size])
-            batch_loss /= batch_size
-        state.batch_logs = {"loss": batch_loss, "batch_size": int(batch_size)}
+        # The loss and the metrics are added to running sums on the device and read once per
+        # epoch: reading a value here (loss.item()) would make the host wait for this batch's
+        # work every step on a GPU. batch_logs holds the batch loss unread; a callback that
+        # wants it reads it (the progress bar reads the running mean every 50 batches instead).
+        totals.add(loss, output, y)
+        batch_size = int(y.shape[0])
+        if world > 1:  # the job's batch: the mean loss over every rank's samples (a read a step)
+            loss_sum, batch_size = _sum_over_ranks([_to_float(loss) * batch_size, batch_size])
+            state.batch_logs = BatchLogs(loss_sum / batch_size, int(batch_size))
+        else:
+            state.batch_logs = BatchLogs(_detached_loss(loss), batch_size)
         events.on_batch_end(state)
         _agree_to_stop(state)
         if state.stop_training:
@@ -247,39 +254,52 @@ def evaluate(model, loader: Iterable, loss_fn: Callable | None = None,
 
 
 class _Totals:
-    """Sums of batch means weighted by batch size; metric sums (and an evaluation's loss) stay
-    tensors on the device until :meth:`means` reads them."""
+    """Sums of batch values weighted by batch size. On the device they are one float64 array
+    (the loss in slot 0, then each metric), added to by small kernels and read back once, by
+    :meth:`means`; values a loss function returns as plain numbers are summed on the host."""
 
     def __init__(self, metric_fns: dict, with_loss: bool = True):
         self.metric_fns = metric_fns
         self.with_loss = with_loss
+        self.names = (["loss"] if with_loss else []) + list(metric_fns)
         self.count = 0
-        self.loss_sum: Any = 0.0
-        self.metric_sums: dict[str, Any] = {name: 0.0 for name in metric_fns}
+        self.device: Device | None = None
+        self.sums = None  # (len(names),) float64 on the device, made by the first batch
+        self.host = [0.0] * len(self.names)
 
     def add(self, loss, output, target) -> None:
         n = target.shape[0]
         self.count += n
-        with no_grad():
-            if self.with_loss:
-                self.loss_sum = self.loss_sum + _detached(loss) * n
-            for name, fn in self.metric_fns.items():
-                self.metric_sums[name] = self.metric_sums[name] + _detached(fn(output, target)) * n
+        if self.sums is None:
+            self.device = output.device
+            self.sums = self.device.xp.zeros(len(self.names), dtype=float64)
+        slot = 0
+        if self.with_loss:
+            if isinstance(loss, Tensor):
+                kernels.ACCUMULATE(self.device.xp, loss.data, float(n), 0, self.sums)
+            else:
+                self.host[0] += float(loss) * n
+            slot = 1
+        for i, fn in enumerate(self.metric_fns.values()):
+            accumulate(fn, output, target, self.sums, slot + i)
 
     def means(self, over_ranks: bool = False) -> tuple[dict[str, float], float]:
-        """``({name: mean}, samples)``; with ``over_ranks``, of all ranks' samples together."""
-        names = (["loss"] if self.with_loss else []) + list(self.metric_sums)
-        sums = ([self.loss_sum] if self.with_loss else []) + list(self.metric_sums.values())
-        values = [_to_float(s) for s in sums] + [float(self.count)]
+        """``({name: mean}, samples)`` (one read of the device sums); with ``over_ranks``, of all
+        ranks' samples together."""
+        values = list(self.host)
+        if self.sums is not None:
+            (sums,) = self.device.read_arrays(self.sums)
+            values = [h + float(v) for h, v in zip(values, sums)]
+        values.append(float(self.count))
         if over_ranks:
             values = _sum_over_ranks(values)
         count = values[-1]
-        return {name: v / count for name, v in zip(names, values)} if count else {}, count
+        return {name: v / count for name, v in zip(self.names, values)} if count else {}, count
 
 
-def _detached(value):
-    """A batch value outside the graph, in float64 so that summing many batches loses nothing."""
-    return value.detach().double() if hasattr(value, "detach") else float(value)
+def _detached_loss(loss):
+    """The batch loss for ``batch_logs``: the tensor outside the graph (read on demand)."""
+    return loss.detach() if isinstance(loss, Tensor) else float(loss)
 
 
 def _to_float(value) -> float:

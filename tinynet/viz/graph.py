@@ -106,12 +106,13 @@ def _positional_names(fn) -> list[str]:
 
 
 def attributes(node: Node, record=None) -> list[str]:
-    """What configures an op, as ``name=value`` strings: its keyword parameters and positional
+    """What configures an op, as ``name=value`` strings: its keyword parameters (but those named
+    ``_like_this``, plumbing such as the caller's name for error messages) and positional
     constants when its forward ran inside a trace (``record``), else the attributes the op kept
     on its ctx and the constants it saved (while the graph is not freed)."""
     names = _positional_names(node.fn)
     if record is not None and record.traced:
-        items = record.params.items()
+        items = [(k, v) for k, v in record.params.items() if not k.startswith("_")]
         constants = {i: a for i, a in enumerate(record.arrays or ())
                      if i < len(node.metas) and node.metas[i] is None}
     else:

@@ -152,7 +152,8 @@ class _Page:
             out.append(f'<p class="note">made at {_esc(e["where"])}</p>')
         out.append(f'<p class="formula"><code>{_esc(e["forward_formula"])}  &rarr;  '
                    f'{_esc(e["formula"])}</code></p>')
-        params = ", ".join(f"{k}={v}" for k, v in e["params"].items() if v is not None)
+        params = ", ".join(f"{k}={v}" for k, v in e["params"].items()
+                           if v is not None and not k.startswith("_"))
         if params:
             out.append(f'<p class="note">parameters: <code>{_esc(params)}</code></p>')
         out.append("<h3>Numbers in and out (forward)</h3><table>")
