@@ -29,7 +29,8 @@ Files written in ``--out`` (8, a few hundred KB together): ``summary.json`` (eve
 time and results), ``summary.md`` (the same, to read), ``pytest.log``, ``pytest.xml`` (JUnit),
 ``train.log``, ``bench.json``, ``bench.md``, ``bench.png`` (without matplotlib, bench.md says so
 instead). Exit status 0 when every stage passed, 1 when one failed or ran out of time, 2 when the
-device cannot be used (no CuPy, no GPU). Nothing here needs the network; run it from the checkout (``PYTHONPATH`` is set for the children).
+device cannot be used (no CuPy, no GPU). Nothing here needs the network; run it from the checkout
+(``PYTHONPATH`` is set for the children).
 """
 
 from __future__ import annotations
