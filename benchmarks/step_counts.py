@@ -14,7 +14,6 @@ is enough; docs/devices.md says what counts as what. No asserts: the budgets are
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -101,8 +100,8 @@ def main(argv: list) -> int:
     parser.add_argument("--json", metavar="PATH", help="write the records here as JSON")
     args = parser.parse_args(argv)
     records = []
-    print(f"| model | optimizer | array calls / step | syncs / step | uploads / step | "
-          f"top calls (per step) |\n|---|---|---|---|---|---|")
+    print("| model | optimizer | array calls / step | syncs / step | uploads / step | "
+          "top calls (per step) |\n|---|---|---|---|---|---|")
     for name, build, shape, optimizer in CONFIGS:
         rec = {"model": name, "optimizer": optimizer, "batch_size": BATCH,
                **per_step(build, shape, optimizer)}

@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given
 
 import tinynet as tn
-from tinynet import autograd
 from tinynet.testing import check_gradients, shapes, tensors
 
 from planted import ClampSavedInput, TripleInPlace

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 
 _SMALL = 4096  # elements: below this a copy is cheaper than NumPy's view set-up
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import numbers
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 from ..autograd import no_grad
 from ..backend import Device, float64, kernels, synchronize
