@@ -5,6 +5,11 @@ benchmarks (conv 3x3x8, ReLU, max-pool 2, conv 3x3x16, ReLU, max-pool 2, linear 
 with SGD momentum and cross entropy on MNIST-shaped synthetic data. The labels are a fixed random
 linear function of the inputs, so training is real (the loss goes down) while the pixel values,
 which do not affect timing, cost nothing to make.
+
+Two recurrent workloads (:data:`RECURRENT`, also timed by ``benchmarks/rnn_speed.py``): ``gru``,
+the MNIST-1D paper's bidirectional GRU (hidden 6, 40 steps of one value, a linear head on all
+outputs; ``tn.models.mnist1d_gru``), and ``lstm``, an LSTM 64 -> 128 over 50 steps with a linear
+head on the last output.
 """
 
 from __future__ import annotations
@@ -38,12 +43,26 @@ def conv_flops(batch: int, c_in: int, c_out: int, kernel: int, out_hw: int,
 
 def step_flops(model: str, batch: int, sizes: tuple = MLP_SIZES) -> int:
     """Matrix-product FLOPs of one training step of ``"mlp"`` (layer widths ``sizes``, input
-    first) or ``"cnn"`` (``sizes`` ignored) at ``batch``."""
+    first), ``"cnn"``, ``"gru"`` or ``"lstm"`` (``sizes`` ignored) at ``batch``."""
+    if model in RECURRENT:
+        return recurrent_flops(model, batch)
     if model == "mlp":
         pairs = itertools.pairwise(sizes)
         return sum(linear_flops(batch, i, o, k > 0) for k, (i, o) in enumerate(pairs))
     return (conv_flops(batch, 1, 8, 3, 28, False) + conv_flops(batch, 8, 16, 3, 14)
             + linear_flops(batch, 16 * 7 * 7, 10))
+
+
+def recurrent_flops(model: str, batch: int) -> int:
+    """Matrix-product FLOPs of one training step of a :data:`RECURRENT` workload: per direction,
+    the input projection of every step (no input gradient: it reads the data), one ``(B, H) @
+    (H, G)`` product per step and its two gradients, and the linear head."""
+    w = RECURRENT[model]
+    gates = w["gates"] * w["hidden"]
+    directions = 2 if w["bidirectional"] else 1
+    per_direction = (linear_flops(batch * w["seq_len"], w["input_size"], gates, False)
+                     + linear_flops(batch * w["seq_len"], w["hidden"], gates))
+    return directions * per_direction + linear_flops(batch, w["head_in"], 10)
 
 
 def mlp_sizes(width: int) -> tuple:
@@ -57,6 +76,8 @@ def build_network(nn, model: str, sizes: tuple = MLP_SIZES):
     """The benchmark network built from ``nn`` (``tinynet.nn`` or ``torch.nn``, which share these
     names): the MLP with layer widths ``sizes`` and a ReLU between linear layers, or the CNN. No
     dropout, so every implementation computes the same thing."""
+    if model in RECURRENT:
+        return build_recurrent(nn, model)
     if model == "mlp":
         layers = []
         for k, (i, o) in enumerate(itertools.pairwise(sizes)):
@@ -70,12 +91,59 @@ def build_network(nn, model: str, sizes: tuple = MLP_SIZES):
 
 def build_tinynet(model: str, sizes: tuple = MLP_SIZES) -> tn.nn.Module:
     """The benchmark network in tinynet (see :func:`build_network`)."""
+    if model == "gru":  # the model users train, not a copy of it
+        return tn.models.mnist1d_gru()
     return build_network(tn.nn, model, sizes)
 
 
+RECURRENT = {
+    "gru": {"mode": "GRU", "gates": 3, "input_size": 1, "hidden": 6, "seq_len": 40,
+            "bidirectional": True, "batch": 100, "head_in": 40 * 2 * 6},
+    "lstm": {"mode": "LSTM", "gates": 4, "input_size": 64, "hidden": 128, "seq_len": 50,
+             "bidirectional": False, "batch": 32, "head_in": 128},
+}
+"""The recurrent workloads: the layer, its sizes, the batch their speed targets are stated for,
+and the width of the linear head (all outputs for ``gru``, the last output for ``lstm``)."""
+
+
+def build_recurrent(nn, model: str):
+    """A :data:`RECURRENT` workload's classifier from ``nn`` (``tinynet.nn`` or ``torch.nn``):
+    the recurrent layer as attribute ``gru`` or ``lstm`` (batch first), then ``linear``. Inputs
+    are ``(B, L)`` for ``gru`` (one value per step) and ``(B, L, 64)`` for ``lstm``. For
+    ``gru`` in tinynet this is the same network, with the same state-dict keys, as
+    ``tn.models.mnist1d_gru()``."""
+    w = RECURRENT[model]
+    rnn_cls = getattr(nn, w["mode"])
+
+    class RecurrentClassifier(nn.Module):
+        def __init__(self):
+            super().__init__()
+            setattr(self, model, rnn_cls(w["input_size"], w["hidden"], batch_first=True,
+                                         bidirectional=w["bidirectional"]))
+            self.linear = nn.Linear(w["head_in"], 10)
+
+        def forward(self, x):
+            B = x.shape[0]
+            if model == "gru":
+                out, _ = self.gru(x.reshape(B, w["seq_len"], 1))
+                return self.linear(out.reshape(B, -1))
+            out, _ = self.lstm(x)
+            return self.linear(out[:, -1])
+
+    return RecurrentClassifier()
+
+
 def synthetic_data(model: str, samples: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """MNIST-shaped float32 inputs and int64 labels from a fixed random linear teacher."""
+    """MNIST-shaped float32 inputs and int64 labels from a fixed random linear teacher (for a
+    :data:`RECURRENT` workload: sequences of its shape, labelled the same way)."""
     rng = np.random.default_rng(seed)
+    if model in RECURRENT:
+        w = RECURRENT[model]
+        shape = (samples, w["seq_len"]) + ((w["input_size"],) if w["input_size"] > 1 else ())
+        x = rng.standard_normal(shape, dtype=np.float32)
+        flat = x.reshape(samples, -1)
+        teacher = rng.standard_normal((flat.shape[1], 10), dtype=np.float32)
+        return x, np.argmax(flat @ teacher, axis=1).astype(np.int64)
     x = rng.standard_normal((samples, 784), dtype=np.float32)
     y = np.argmax(x @ rng.standard_normal((784, 10), dtype=np.float32), axis=1).astype(np.int64)
     return (x.reshape(samples, 1, 28, 28) if model == "cnn" else x), y

@@ -1,0 +1,259 @@
+"""Recurrent training steps: tinynet next to PyTorch CPU, one BLAS thread, same weights and data.
+
+    python benchmarks/rnn_speed.py                 # full run, about a minute on 2 cores
+    python benchmarks/rnn_speed.py --quick         # smoke run, a few seconds
+    python benchmarks/rnn_speed.py --cases gru     # gru, lstm (default: both)
+    python benchmarks/rnn_speed.py --json out.json
+    python benchmarks/rnn_speed.py --profile lstm  # cProfile of tinynet's step for one case
+
+The two workloads of issue 19 (``tinynet.bench.workloads.RECURRENT``):
+
+* ``gru``: the MNIST-1D paper's model, ``tn.models.mnist1d_gru()`` (bidirectional GRU, hidden 6,
+  40 steps of one value, ``Linear(480, 10)`` on all outputs), batch 100;
+* ``lstm``: ``LSTM(64, 128)`` over 50 steps, ``Linear(128, 10)`` on the last output, batch 32.
+
+A step is one training step: forward, cross-entropy loss, ``zero_grad``, backward, Adam (lr
+1e-2). PyTorch runs the same network (weights copied by state dict), the same batch and the same
+optimizer; before timing, one step of each is compared (the largest relative difference of the
+loss and every gradient is recorded). Timing follows ``conv.py``: a child process pins the
+BLAS/OpenMP threads (and glibc's allocator, see ``_timing.py``) before NumPy and torch load;
+warm-up steps, then each repeat times one tinynet step and one PyTorch step back to back; the
+ratio tinynet/PyTorch is the median over repeats of the ratio of those two times, so load from
+other processes hits both alike. Targets: ratio <= 1.0 for both. No asserts: this script
+measures. Markdown to stdout, one JSON record per measurement to
+``runs/benchmarks/rnn_speed-<cpu>.json`` (or ``--json``; the published records are in
+``benchmarks/results/``); method and latest results in benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import _timing
+
+CASES = ("gru", "lstm")
+TARGET = 1.0  # the issue's target: a training step no slower than PyTorch CPU's
+LR = 1e-2
+
+
+def _settings(quick: bool) -> dict:
+    return {"warmup": 2, "repeats": 5} if quick else {"warmup": 5, "repeats": 40}
+
+
+def _make(case: str, torch):
+    """One training step each of tinynet and PyTorch on the same network, data and optimizer."""
+    import numpy as np  # noqa: PLC0415 - imported after the thread variables are set
+
+    import tinynet as tn  # noqa: PLC0415
+    from tinynet.bench.workloads import RECURRENT, build_recurrent, build_tinynet  # noqa: PLC0415
+
+    w = RECURRENT[case]
+    rng = np.random.default_rng(0)
+    shape = (w["batch"], w["seq_len"]) + ((w["input_size"],) if w["input_size"] > 1 else ())
+    x = rng.standard_normal(shape).astype(np.float32)
+    y = rng.integers(0, 10, w["batch"])
+    tn.manual_seed(0)
+    net = build_tinynet(case)
+    opt = tn.optim.Adam(net.parameters(), lr=LR)
+    tx, ty = tn.tensor(x), tn.tensor(y)
+    loss_fn = tn.nn.CrossEntropyLoss()
+
+    def tn_step():
+        loss = loss_fn(net(tx), ty)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    mine = {"step": tn_step, "net": net}
+    if torch is None:
+        return mine, None
+    ref = build_recurrent(torch.nn, case)
+    ref.load_state_dict({k: torch.from_numpy(v.numpy().copy())
+                         for k, v in net.state_dict().items()})
+    ropt = torch.optim.Adam(ref.parameters(), lr=LR)
+    qx, qy = torch.from_numpy(x), torch.from_numpy(y)
+    rloss_fn = torch.nn.CrossEntropyLoss()
+
+    def torch_step():
+        loss = rloss_fn(ref(qx), qy)
+        ropt.zero_grad()
+        loss.backward()
+        ropt.step()
+        return loss
+
+    return mine, {"step": torch_step, "net": ref}
+
+
+def _differences(mine: dict, theirs: dict) -> dict:
+    """Largest |tinynet - PyTorch| of the first step's loss and of every parameter gradient,
+    relative to the largest |PyTorch| value of each (float32: ~1e-6)."""
+    import numpy as np  # noqa: PLC0415
+
+    a, b = float(mine["step"]().item()), float(theirs["step"]().item())
+    diffs = {"loss": abs(a - b) / abs(b)}
+    grads = dict(theirs["net"].named_parameters())
+    for name, p in mine["net"].named_parameters():
+        q = grads[name].grad.numpy()
+        diffs[name] = float(np.abs(p.grad.numpy() - q).max() / max(np.abs(q).max(), 1e-30))
+    return diffs
+
+
+def run_cases(names: list, quick: bool, torch, reason) -> list:
+    import gc  # noqa: PLC0415
+
+    cfg = _settings(quick)
+    records = []
+    for case in names:
+        mine, theirs = _make(case, torch)
+        diffs = _differences(mine, theirs) if theirs else None
+        fns = {"tinynet": mine["step"]} | ({"torch": theirs["step"]} if theirs else {})
+        for _ in range(cfg["warmup"]):
+            for fn in fns.values():
+                fn()
+        gc.collect()
+        samples = {k: [] for k in fns}
+        clock = time.perf_counter
+        for _ in range(cfg["repeats"]):
+            for key, fn in fns.items():
+                start = clock()
+                fn()
+                samples[key].append(clock() - start)
+        paired = None
+        if theirs:
+            paired = _timing.summarize([t / q for t, q in zip(samples["tinynet"],
+                                                               samples["torch"])])
+        for impl, times in samples.items():
+            records.append({"case": case, "impl": impl, "unit": "ms",
+                            "stats": _timing.summarize(times, 1e3),
+                            "max_rel_diff_vs_torch": diffs if impl == "tinynet" else None,
+                            "paired_ratio_to_torch": paired if impl == "tinynet" else None})
+        if torch is None:
+            records.append({"case": case, "impl": "torch", "skipped": reason})
+    return records
+
+
+def run_child(names: list, quick: bool, threads: int, out_path: str) -> None:
+    torch, reason = _timing.import_torch(threads)
+    records = run_cases(names, quick, torch, reason)
+    _timing.write_records(out_path, records, "rnn_speed", torch, threads, quick)
+
+
+DESCRIBE = {"gru": "MNIST-1D GRU: bidirectional, hidden 6, 40 steps, batch 100",
+            "lstm": "LSTM 64 -> 128, 50 steps, batch 32"}
+
+
+def report(records: list) -> str:
+    timed = [r for r in records if "stats" in r]
+    if not timed:
+        return "no measurements"
+    env = timed[0]["env"]
+    git = env.get("git") or {}
+    revision = git.get("commit", "unknown")[:10] + (" + local changes"
+                                                    if git.get("tinynet_modified") else "")
+    lines = [f"{env['cpu']} ({env['logical_cpus']} logical CPUs), NumPy {env['numpy']}, torch "
+             f"{env.get('torch', 'absent')}; tinynet {revision}; {env['date']}; threads: "
+             f"{env['threads']}; load average at the end: "
+             f"{', '.join(f'{v:.2f}' for v in env['load_average'] or [])}", "",
+             "Training step (forward, loss, backward, Adam), float32, milliseconds: median [IQR]",
+             "", "| case | tinynet | PyTorch | tinynet/PyTorch | target |",
+             "|---|---:|---:|---:|---:|"]
+    index = {(r["case"], r["impl"]): r for r in timed}
+    worst = []
+    for case in CASES:
+        mine = index.get((case, "tinynet"))
+        if mine is None:
+            continue
+        theirs = index.get((case, "torch"))
+
+        def cell(rec):
+            if rec is None:
+                return "-"
+            s = rec["stats"]
+            return f"{s['median']:.2f} [{s['q1']:.2f}, {s['q3']:.2f}]"
+
+        ratio = mine["paired_ratio_to_torch"]
+        if ratio:
+            worst.append(ratio["median"])
+        lines.append(f"| {DESCRIBE[case]} | {cell(mine)} | {cell(theirs)} | "
+                     f"{'-' if not ratio else format(ratio['median'], '.2f')} | <= {TARGET} |")
+    diffs = [max(r["max_rel_diff_vs_torch"].values()) for r in timed
+             if r["impl"] == "tinynet" and r["max_rel_diff_vs_torch"]]
+    if diffs:
+        lines += ["", f"Largest relative difference from PyTorch over the first step's loss and "
+                      f"gradients: {max(diffs):.1e} (float32)."]
+    if worst:
+        lines += [f"Target (tinynet/PyTorch <= {TARGET}): "
+                  f"{'met' if max(worst) <= TARGET else 'NOT met'} (worst {max(worst):.2f})."]
+    for reason in sorted({r["skipped"] for r in records if "skipped" in r}):
+        lines += ["", f"PyTorch column skipped: {reason}"]
+    return "\n".join(lines)
+
+
+def profile(case: str) -> None:
+    import cProfile  # noqa: PLC0415
+    import pstats  # noqa: PLC0415
+
+    mine, _ = _make(case, None)
+    for _ in range(3):
+        mine["step"]()
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(10):
+        mine["step"]()
+    prof.disable()
+    pstats.Stats(prof).sort_stats("tottime").print_stats(20)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="few repeats (seconds)")
+    parser.add_argument("--threads", type=int, default=1, help="BLAS/torch threads (default 1)")
+    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated subset of: "
+                        + ", ".join(CASES))
+    parser.add_argument("--json", help="where to write the JSON records (default: "
+                                       "runs/benchmarks/rnn_speed-<cpu>.json)")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc's allocator thresholds alone (see _timing.py)")
+    parser.add_argument("--profile", metavar="CASE", help="cProfile tinynet's step and exit")
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: measure here, write JSON
+    args = parser.parse_args(argv)
+    names = args.cases.split(",")
+    unknown = set(names) - set(CASES)
+    if unknown:
+        parser.error(f"unknown case(s): {', '.join(sorted(unknown))}")
+    if args.profile:
+        profile(args.profile)
+        return
+    if args.child:
+        run_child(names, args.quick, args.threads, args.child)
+        return
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if load > 0.5:
+        print(f"warning: load average {load:.2f} on {os.cpu_count()} CPUs; other processes will "
+              "inflate and scatter these timings (the ratios are measured side by side)",
+              file=sys.stderr)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "rnn_speed.json")
+        cmd = [sys.executable, os.path.abspath(__file__), "--child", out, "--cases", args.cases,
+               "--threads", str(args.threads)] + (["--quick"] if args.quick else [])
+        subprocess.run(cmd, env=_timing.child_env(args.threads, not args.default_malloc),
+                       check=True)
+        with open(out) as f:
+            records = json.load(f)
+    print(report(records))
+    path = args.json or _timing.default_results_path("rnn_speed")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:  # one record per line: greppable, and diffs stay readable
+        f.write("[\n" + ",\n".join(json.dumps(r) for r in records) + "\n]\n")
+    print(f"\n{len(records)} records written to {os.path.relpath(path)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
