@@ -2,11 +2,12 @@
 parameter names and shapes, gate order and default initialisation.
 
 Each layer runs, per layer and direction, one matrix product for the input projection of every time
-step at once, then a Python loop over time steps (never over samples) applying one cell step built
-from tinynet ops. The step functions (:func:`rnn_tanh_cell`, :func:`rnn_relu_cell`,
-:func:`lstm_cell`, :func:`gru_cell`) are the functional form; the gate equations are in their
-docstrings. Gradients come from the ops' own backward formulas: there is no hand-written backward
-through time here.
+step at once, then a Python loop over time steps (never over samples) applying one cell step: one
+primitive op per step (``tinynet/ops/rnn.py``, where each step's forward and gate derivatives are
+written out). The step functions (:func:`rnn_tanh_cell`, :func:`rnn_relu_cell`,
+:func:`lstm_cell`, :func:`gru_cell`) are the functional form; the ``*_reference`` functions
+compose the same steps from smaller ops and are what the primitives are tested against.
+Backpropagation through time is the chain of the steps' own backwards: no code of its own.
 
 Read ``module.py`` first (Parameter registration, state dicts).
 """
@@ -19,6 +20,10 @@ import warnings
 from .. import backend
 from ..creation import zeros
 from ..ops import cat, matmul, relu, sigmoid, stack, tanh
+from ..ops.rnn import (  # noqa: F401 - the cell functions are public here too
+    GRUCellOp, LSTMCellOp, RNNReluCellOp, RNNTanhCellOp, gru_cell, lstm_cell_hc, rnn_relu_cell,
+    rnn_tanh_cell,
+)
 from ..tensor import Tensor
 from . import init
 from .arguments import integer, number
@@ -31,19 +36,10 @@ _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 # --- cell steps (the functional form) ---------------------------------------------------------
 # Each step takes the input part of the pre-activation, ``xw = x W_ih^T + b_ih`` (B, G), already
 # computed for all time steps at once by the layer, and the transposed hidden weight ``w_hh_t``
-# (H, G), so that the loop over time does one matrix product per step.
-
-def rnn_tanh_cell(xw: Tensor, h: Tensor, w_hh_t: Tensor, b_hh: Tensor | None = None) -> Tensor:
-    """One Elman step: ``h' = tanh(xw + h W_hh^T + b_hh)``; ``xw`` (B, H), ``h`` (B, H)."""
-    pre = xw + matmul(h, w_hh_t)  # (B, H)
-    return tanh(pre if b_hh is None else pre + b_hh)
-
-
-def rnn_relu_cell(xw: Tensor, h: Tensor, w_hh_t: Tensor, b_hh: Tensor | None = None) -> Tensor:
-    """One Elman step, ReLU: ``h' = relu(xw + h W_hh^T + b_hh)``; ``xw`` (B, H), ``h`` (B, H)."""
-    pre = xw + matmul(h, w_hh_t)  # (B, H)
-    return relu(pre if b_hh is None else pre + b_hh)
-
+# (H, G), so that the loop over time does one matrix product per step. Each is one primitive op
+# (``tinynet/ops/rnn.py``: forward and the gate derivatives written out); the ``*_reference``
+# versions below compose the same step from ~15 smaller ops and are what the primitives are
+# tested against (values, first and second derivatives).
 
 def lstm_cell(xw: Tensor, h: Tensor, c: Tensor, w_hh_t: Tensor,
               b_hh: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -53,8 +49,36 @@ def lstm_cell(xw: Tensor, h: Tensor, c: Tensor, w_hh_t: Tensor,
         c' = sigmoid(f) * c + sigmoid(i) * tanh(g)
         h' = sigmoid(o) * tanh(c')
 
-    Returns ``(h', c')``, each (B, H).
+    Returns ``(h', c')``, each (B, H). The primitive (:func:`tinynet.ops.rnn.lstm_cell_hc`)
+    carries the state packed as ``[h | c]``; the layers use it directly, this function packs and
+    unpacks around it.
     """
+    H = h.shape[-1]
+    hc = lstm_cell_hc(xw, cat([h, c], axis=-1), w_hh_t, b_hh)
+    return hc[:, :H], hc[:, H:]
+
+
+# --- the composed references ----------------------------------------------------------------------
+
+def rnn_tanh_cell_reference(xw: Tensor, h: Tensor, w_hh_t: Tensor,
+                            b_hh: Tensor | None = None) -> Tensor:
+    """:func:`rnn_tanh_cell` composed of matmul, add and tanh (the reference it is tested
+    against)."""
+    pre = xw + matmul(h, w_hh_t)  # (B, H)
+    return tanh(pre if b_hh is None else pre + b_hh)
+
+
+def rnn_relu_cell_reference(xw: Tensor, h: Tensor, w_hh_t: Tensor,
+                            b_hh: Tensor | None = None) -> Tensor:
+    """:func:`rnn_relu_cell` composed of matmul, add and relu."""
+    pre = xw + matmul(h, w_hh_t)  # (B, H)
+    return relu(pre if b_hh is None else pre + b_hh)
+
+
+def lstm_cell_reference(xw: Tensor, h: Tensor, c: Tensor, w_hh_t: Tensor,
+                        b_hh: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """:func:`lstm_cell` composed of matmul, sigmoid, tanh, slices and products; returns
+    ``(h', c')``."""
     H = h.shape[-1]
     gates = xw + matmul(h, w_hh_t)  # (B, 4H)
     if b_hh is not None:
@@ -67,8 +91,9 @@ def lstm_cell(xw: Tensor, h: Tensor, c: Tensor, w_hh_t: Tensor,
     return o * tanh(c), c
 
 
-def gru_cell(xw: Tensor, h: Tensor, w_hh_t: Tensor, b_hh: Tensor | None = None) -> Tensor:
-    """One GRU step, PyTorch's gate order r, z, n along the 3H axis of ``xw`` (B, 3H)::
+def gru_cell_reference(xw: Tensor, h: Tensor, w_hh_t: Tensor,
+                       b_hh: Tensor | None = None) -> Tensor:
+    """:func:`gru_cell` composed of smaller ops, PyTorch's gate order r, z, n::
 
         hw = h W_hh^T + b_hh
         r = sigmoid(xw_r + hw_r),  z = sigmoid(xw_z + hw_z)
@@ -107,17 +132,20 @@ def _run_direction(mode: str, x: Tensor, h: Tensor, c: Tensor | None, weights: l
     w_hh_t = w_hh.T  # (H, G), transposed once per layer rather than once per step
     steps = _unbind_time(xw)  # L tensors (B, G)
     outputs = [None] * L
+    H = h.shape[-1]
+    if mode == "LSTM":  # the state travels packed, [h | c]: one op per step, no split
+        h = cat([h, c], axis=-1)
+    cell = _CELLS[mode]
+    args = (w_hh_t,) if b_hh is None else (w_hh_t, b_hh)
     for t in (range(L - 1, -1, -1) if reverse else range(L)):
-        if mode == "LSTM":
-            h, c = lstm_cell(steps[t], h, c, w_hh_t, b_hh)
-        elif mode == "GRU":
-            h = gru_cell(steps[t], h, w_hh_t, b_hh)
-        elif mode == "RNN_TANH":
-            h = rnn_tanh_cell(steps[t], h, w_hh_t, b_hh)
-        else:
-            h = rnn_relu_cell(steps[t], h, w_hh_t, b_hh)
-        outputs[t] = h
+        h = outputs[t] = cell.apply(steps[t], h, *args)
+    if mode == "LSTM":  # h of every step sliced out once; the last c
+        return stack(outputs)[..., :H], h[:, :H], h[:, H:]
     return stack(outputs), h, c
+
+
+_CELLS = {"RNN_TANH": RNNTanhCellOp, "RNN_RELU": RNNReluCellOp, "LSTM": LSTMCellOp,
+          "GRU": GRUCellOp}  # applied directly: the layer's shapes are right by construction
 
 
 def _unbind_time(x: Tensor) -> list:

@@ -1,0 +1,286 @@
+"""One time step of each recurrent cell as a primitive: Elman (tanh, ReLU), LSTM and GRU, with
+PyTorch's equations and gate order.
+
+Every step takes the input half of the pre-activation, ``xw = x_t W_ih^T + b_ih`` (B, G),
+which the layer computes for all time steps in one product, the previous state, the transposed
+hidden weight ``w_hh_t`` (H, G) and, optionally, the hidden bias ``b_hh`` (G,), with
+``G = gates * H``. The step does one ``(B, H) @ (H, G)`` product and its gate arithmetic fused,
+and its backward writes out the gate derivatives (in each class's docstring, and in
+``docs/ops.md``), so a time step is one node of the graph instead of ~15.
+
+Notation in the docstrings: ``g`` is the gradient arriving at the step's output, ``dpre`` the
+gradient of the pre-activation ``pre = xw + h @ w_hh_t + b_hh``; then every step ends the same
+way: ``grad_xw = dpre``, ``grad_h = dpre @ w_hh_t^T`` (+ a direct term for GRU and the cell state
+for LSTM), ``grad_w_hh_t = h^T @ dpre``, ``grad_b_hh = sum(dpre, axis=0)``.
+
+The LSTM step has two results, ``h'`` and ``c'``; the engine's nodes have one output, so the
+step carries the two states packed side by side, ``hc = [h | c]`` (B, 2H), from one step to the
+next: input ``hc``, output ``hc'``. A layer then never splits the state between steps; it slices
+``h`` out of all steps' outputs once (``tinynet/nn/rnn.py``).
+
+First-order backward reads the activations forward saved (constants); under ``create_graph`` it
+recomputes them from the saved inputs with ``ctx.xp`` (recorded ops), so the same gradient
+formula is differentiable again. The composed steps these are tested against are in
+``tinynet/nn/rnn.py`` (``*_cell_reference``). Read ``linalg.py`` first.
+"""
+
+from __future__ import annotations
+
+from ..autograd import Op
+from ..tensor import Tensor
+from .operands import unary_operand
+
+__all__: list = []  # building blocks of tn.nn.RNN/LSTM/GRU, not tn.<name> functions
+
+_CONSTANTS: dict = {}  # (device, dtype, H) -> the LSTM's per-gate scale and offset rows
+
+
+def _check(fn: str, gates: int, xw, h, w_hh_t, b_hh, state: str = "h", state_width: int = 1):
+    """Coerce and check one step's arguments; the tensors to apply the op to."""
+    xw, h, w_hh_t = unary_operand(xw), unary_operand(h), unary_operand(w_hh_t)
+    tensors = [xw, h, w_hh_t] + ([] if b_hh is None else [unary_operand(b_hh)])
+    shapes = ", ".join(f"{n} {tuple(t.shape)}" for n, t in zip(("xw", state, "w_hh_t", "b_hh"),
+                                                                tensors))
+    if h.ndim != 2 or h.shape[1] % state_width:
+        raise ValueError(f"{fn}: {state} must be 2-D (B, {'2H' if state_width == 2 else 'H'}), "
+                         f"got {shapes}")
+    B, H = h.shape[0], h.shape[1] // state_width
+    G = gates * H
+    expected = [(B, G), (B, H * state_width), (H, G), (G,)]
+    if any(tuple(t.shape) != e for t, e in zip(tensors, expected)):
+        names = ("xw", state, "w_hh_t", "b_hh")
+        want = ", ".join(f"{n} {e}" for n, e, _ in zip(names, expected, tensors))
+        raise ValueError(f"{fn}: expected {want} (B={B}, H={H}, {gates} gate(s)), got {shapes}")
+    dtypes = {t.dtype for t in tensors}
+    if len(dtypes) > 1 or tensors[0].dtype.kind != "f":
+        raise TypeError(f"{fn}: all tensors must share one floating dtype, got "
+                        f"{', '.join(str(t.dtype) for t in tensors)}")
+    return tensors
+
+
+# --- Elman: tanh and ReLU ------------------------------------------------------------------------
+
+class RNNTanhCellOp(Op):
+    """h' = tanh(xw + h @ w_hh_t + b_hh)  ->  dpre = g * (1 - h'^2),  grad_xw = dpre,
+    grad_h = dpre @ w_hh_t^T,  grad_w_hh_t = h^T @ dpre,  grad_b_hh = sum(dpre, axis=0)"""
+
+    @staticmethod
+    def forward(ctx, xw, h, w_hh_t, b_hh=None):
+        ctx.save_inputs(1, 2)
+        ctx.save_output()
+        pre = ctx.xp.matmul(h, w_hh_t)
+        pre += xw  # pre is fresh: add in place
+        if b_hh is not None:
+            pre += b_hh
+        return ctx.xp.tanh(pre, out=pre)
+
+    @staticmethod
+    def backward(ctx, g):
+        out = ctx.saved_output
+        return _elman_grads(ctx, g * (1 - out * out))
+
+
+def rnn_tanh_cell(xw, h, w_hh_t, b_hh=None) -> Tensor:
+    """One Elman step, ``h' = tanh(xw + h @ w_hh_t + b_hh)``: ``xw`` (B, H) the input half of the
+    pre-activation, ``h`` (B, H), ``w_hh_t`` (H, H) = ``W_hh^T``, ``b_hh`` (H,) or None."""
+    return RNNTanhCellOp.apply(*_check("rnn_tanh_cell", 1, xw, h, w_hh_t, b_hh))
+
+
+class RNNReluCellOp(Op):
+    """h' = relu(xw + h @ w_hh_t + b_hh)  ->  dpre = g * [h' > 0],  grad_xw = dpre,
+    grad_h = dpre @ w_hh_t^T,  grad_w_hh_t = h^T @ dpre,  grad_b_hh = sum(dpre, axis=0)"""
+
+    @staticmethod
+    def forward(ctx, xw, h, w_hh_t, b_hh=None):
+        ctx.save_inputs(1, 2)
+        ctx.save_output()
+        pre = ctx.xp.matmul(h, w_hh_t)
+        pre += xw
+        if b_hh is not None:
+            pre += b_hh
+        return ctx.xp.maximum(pre, 0, out=pre)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _elman_grads(ctx, g * (ctx.saved_output > 0))
+
+
+def rnn_relu_cell(xw, h, w_hh_t, b_hh=None) -> Tensor:
+    """One Elman step with ReLU, ``h' = relu(xw + h @ w_hh_t + b_hh)`` (shapes as
+    :func:`rnn_tanh_cell`)."""
+    return RNNReluCellOp.apply(*_check("rnn_relu_cell", 1, xw, h, w_hh_t, b_hh))
+
+
+def _elman_grads(ctx, dpre) -> tuple:
+    """The gradients of an Elman step (also the tail of every step) from ``dpre``."""
+    xp = ctx.xp
+    h, w = ctx.saved_inputs
+    needs = ctx.needs_input_grad
+    grad_h = xp.matmul(dpre, xp.swapaxes(w, 0, 1)) if needs[1] else None
+    grad_w = xp.matmul(xp.swapaxes(h, 0, 1), dpre) if needs[2] else None
+    grads = (dpre if needs[0] else None, grad_h, grad_w)
+    if len(needs) == 4:
+        grads += (dpre.sum(axis=0) if needs[3] else None,)
+    return grads
+
+
+# --- LSTM -----------------------------------------------------------------------------------------
+
+class LSTMCellOp(Op):
+    """hc' = [h' | c'],  c' = f * c + i * n,  h' = o * tanh(c'),  with [i, f, n, o] =
+    [sigmoid, sigmoid, tanh, sigmoid](xw + h @ w_hh_t + b_hh) and hc = [h | c]  ->
+    with [gh | gc] = g:  dc = gc + gh * o * (1 - tanh(c')^2),  dpre_i = dc * n * i * (1 - i),
+    dpre_f = dc * c * f * (1 - f),  dpre_n = dc * i * (1 - n^2),  dpre_o = gh * tanh(c') * o *
+    (1 - o),  grad_xw = dpre = [dpre_i, dpre_f, dpre_n, dpre_o],  grad_hc = [dpre @ w_hh_t^T |
+    dc * f],  grad_w_hh_t = h^T @ dpre,  grad_b_hh = sum(dpre, axis=0)
+
+    One step of PyTorch's LSTM (gate order i, f, g, o; the cell gate is called ``n`` here so that
+    ``g`` stays the upstream gradient). ``xw`` (B, 4H), ``hc`` (B, 2H), ``w_hh_t`` (H, 4H),
+    ``b_hh`` (4H,) or absent. The state travels packed, ``hc = [h | c]``, because a node has one
+    output: see the module docstring.
+
+    All four activations come from one ``tanh``: ``sigmoid(x) = (1 + tanh(x / 2)) / 2``, so with
+    ``s = [1/2, 1/2, 1, 1/2]`` per gate block, ``t = tanh(pre * s)`` and the activations are
+    ``t * s + (1 - s)`` (the cell gate's block is ``tanh(pre)`` itself); their derivatives are
+    ``s^2 * (1 - t^2)``, which is what backward uses.
+    """
+
+    @staticmethod
+    def forward(ctx, xw, hc, w_hh_t, b_hh=None):
+        xp = ctx.xp
+        H = w_hh_t.shape[0]
+        t, act, c_new, tc = _lstm_gates(xp, ctx.device, xw, hc, w_hh_t, b_hh)
+        out = xp.empty(hc.shape, dtype=hc.dtype)
+        xp.multiply(act[:, 3 * H:], tc, out=out[:, :H])
+        out[:, H:] = c_new
+        if any(ctx.needs_input_grad):
+            ctx.save_inputs(*range(3 if b_hh is None else 4))
+            ctx.save_constant(t, act, tc)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        xp = ctx.xp
+        xw, hc, w, *b = ctx.saved_inputs
+        H = w.shape[0]
+        if ctx.create_graph:  # recompute the activations as recorded ops (second order)
+            t, act, _, tc = _lstm_gates(xp, ctx.device, xw, hc, w, b[0] if b else None)
+        else:
+            t, act, tc = ctx.saved_constants
+        h, c = hc[:, :H], hc[:, H:]
+        i, f, n, o = act[:, :H], act[:, H:2 * H], act[:, 2 * H:3 * H], act[:, 3 * H:]
+        gh, gc = g[:, :H], g[:, H:]
+        dc = gc + gh * o * (1 - tc * tc)
+        # upstream of each activation, then times each activation's derivative s^2 (1 - t^2)
+        u = xp.concatenate([dc * n, dc * c, dc * i, gh * tc], axis=1)
+        _, _, s2 = _lstm_constants(ctx.device, t.dtype, H)
+        dpre = u * (1 - t * t) * s2
+        needs = ctx.needs_input_grad
+        grad_hc = None
+        if needs[1]:
+            grad_hc = xp.concatenate([xp.matmul(dpre, xp.swapaxes(w, 0, 1)), dc * f], axis=1)
+        grad_w = xp.matmul(xp.swapaxes(h, 0, 1), dpre) if needs[2] else None
+        grads = (dpre if needs[0] else None, grad_hc, grad_w)
+        if len(needs) == 4:
+            grads += (dpre.sum(axis=0) if needs[3] else None,)
+        return grads
+
+
+def lstm_cell_hc(xw, hc, w_hh_t, b_hh=None) -> Tensor:
+    """One LSTM step on the packed state ``hc = [h | c]`` (B, 2H): returns ``[h' | c']`` (B, 2H).
+
+    ``xw`` (B, 4H) is ``x_t W_ih^T + b_ih`` (gate order i, f, g, o), ``w_hh_t`` (H, 4H) is
+    ``W_hh^T``, ``b_hh`` (4H,) or None. ``tinynet.nn.rnn.lstm_cell`` takes and returns ``h`` and
+    ``c`` separately.
+    """
+    return LSTMCellOp.apply(*_check("lstm_cell_hc", 4, xw, hc, w_hh_t, b_hh, "hc", 2))
+
+
+def _lstm_constants(device, dtype, H: int) -> tuple:
+    """Rows (4H,) per gate block i, f, n, o: the scale ``s`` = [1/2, 1/2, 1, 1/2], the offset
+    ``1 - s`` and ``s^2`` (made once per device, dtype and H; raw arrays: constants)."""
+    key = (device, dtype, H)
+    rows = _CONSTANTS.get(key)
+    if rows is None:
+        xp = device.xp
+        s = xp.full((4 * H,), 0.5, dtype=dtype)
+        s[2 * H:3 * H] = 1.0
+        rows = _CONSTANTS[key] = (s, 1 - s, s * s)
+    return rows
+
+
+def _lstm_gates(xp, device, xw, hc, w, b) -> tuple:
+    """``(t, act, c', tanh(c'))`` of one LSTM step (on arrays, or on Tensors under
+    create_graph): ``t = tanh(pre * s)``, ``act = [i, f, n, o] = t * s + (1 - s)``."""
+    H = w.shape[0]
+    s, offset, _ = _lstm_constants(device, hc.dtype, H)
+    pre = xp.matmul(hc[:, :H], w) + xw
+    if b is not None:
+        pre = pre + b
+    t = xp.tanh(pre * s)
+    act = t * s + offset
+    c_new = act[:, H:2 * H] * hc[:, H:] + act[:, :H] * act[:, 2 * H:3 * H]
+    return t, act, c_new, xp.tanh(c_new)
+
+
+# --- GRU ------------------------------------------------------------------------------------------
+
+class GRUCellOp(Op):
+    """h' = n + z * (h - n),  n = tanh(xw_n + r * hw_n),  [r, z] = sigmoid(xw_rz + hw_rz),
+    hw = h @ w_hh_t + b_hh  ->  dn = g * (1 - z),  dpre_n = dn * (1 - n^2),  dpre_r = dpre_n *
+    hw_n * r * (1 - r),  dpre_z = g * (h - n) * z * (1 - z),  grad_xw = [dpre_r, dpre_z,
+    dpre_n],  dhw = [dpre_r, dpre_z, dpre_n * r],  grad_h = dhw @ w_hh_t^T + g * z,
+    grad_w_hh_t = h^T @ dhw,  grad_b_hh = sum(dhw, axis=0)
+
+    One step of PyTorch's GRU (gate order r, z, n; the hidden bias of ``n`` inside the product
+    with ``r``, so ``b_hh`` is not folded into ``xw``). ``xw`` (B, 3H), ``h`` (B, H), ``w_hh_t``
+    (H, 3H), ``b_hh`` (3H,) or absent.
+    """
+
+    @staticmethod
+    def forward(ctx, xw, h, w_hh_t, b_hh=None):
+        hw, rz, n, out = _gru_gates(ctx.xp, xw, h, w_hh_t, b_hh)
+        if any(ctx.needs_input_grad):
+            ctx.save_inputs(*range(3 if b_hh is None else 4))
+            ctx.save_constant(hw, rz, n)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        xp = ctx.xp
+        xw, h, w, *b = ctx.saved_inputs
+        H = h.shape[1]
+        if ctx.create_graph:  # recompute the activations as recorded ops (second order)
+            hw, rz, n, _ = _gru_gates(xp, xw, h, w, b[0] if b else None)
+        else:
+            hw, rz, n = ctx.saved_constants
+        r, z = rz[:, :H], rz[:, H:]
+        dpre_n = (g - g * z) * (1 - n * n)
+        drz = xp.concatenate([dpre_n * hw[:, 2 * H:], g * (h - n)], axis=1) * (rz - rz * rz)
+        dhw = xp.concatenate([drz, dpre_n * r], axis=1)
+        needs = ctx.needs_input_grad
+        grad_xw = xp.concatenate([drz, dpre_n], axis=1) if needs[0] else None
+        grad_h = xp.matmul(dhw, xp.swapaxes(w, 0, 1)) + g * z if needs[1] else None
+        grad_w = xp.matmul(xp.swapaxes(h, 0, 1), dhw) if needs[2] else None
+        grads = (grad_xw, grad_h, grad_w)
+        if len(needs) == 4:
+            grads += (dhw.sum(axis=0) if needs[3] else None,)
+        return grads
+
+
+def gru_cell(xw, h, w_hh_t, b_hh=None) -> Tensor:
+    """One GRU step: ``xw`` (B, 3H) is ``x_t W_ih^T + b_ih`` (gate order r, z, n), ``h`` (B, H),
+    ``w_hh_t`` (H, 3H) is ``W_hh^T``, ``b_hh`` (3H,) or None. Returns ``h'`` (B, H)."""
+    return GRUCellOp.apply(*_check("gru_cell", 3, xw, h, w_hh_t, b_hh))
+
+
+def _gru_gates(xp, xw, h, w, b) -> tuple:
+    """``(hw, [r, z], n, h')`` of one GRU step, on arrays or (create_graph) on Tensors; the
+    sigmoid as ``(1 + tanh(x / 2)) / 2``, one tanh without overflow."""
+    H = h.shape[1]
+    hw = xp.matmul(h, w)
+    if b is not None:
+        hw = hw + b
+    rz = xp.tanh((xw[:, :2 * H] + hw[:, :2 * H]) * 0.5) * 0.5 + 0.5
+    n = xp.tanh(xw[:, 2 * H:] + rz[:, :H] * hw[:, 2 * H:])
+    return hw, rz, n, n + rz[:, H:] * (h - n)
