@@ -19,7 +19,7 @@ import warnings
 
 from .. import backend
 from ..creation import zeros
-from ..ops import cat, matmul, relu, sigmoid, stack, tanh
+from ..ops import cat, linear, matmul, relu, sigmoid, stack, tanh
 from ..ops.rnn import (  # noqa: F401 - the cell functions are public here too
     GRUCellOp, LSTMCellOp, RNNReluCellOp, RNNTanhCellOp, gru_cell, lstm_cell_hc, rnn_relu_cell,
     rnn_tanh_cell,
@@ -121,14 +121,12 @@ def _run_direction(mode: str, x: Tensor, h: Tensor, c: Tensor | None, weights: l
     w_ih, w_hh = weights[0], weights[1]
     b_ih, b_hh = (weights[2], weights[3]) if len(weights) == 4 else (None, None)
     L, B, H_in = x.shape
-    # The input projection of all time steps in one product: (L*B, H_in) @ (H_in, G).
-    xw = matmul(x.reshape(L * B, H_in), w_ih.T)
-    if b_ih is not None:
-        xw = xw + b_ih
-        if mode != "GRU":  # b_hh adds to the same pre-activation; GRU keeps b_hn inside r * (.)
-            xw = xw + b_hh
-            b_hh = None
-    xw = xw.reshape(L, B, w_ih.shape[0])  # (L, B, G)
+    # The input projection of all time steps in one product: (L*B, H_in) @ (H_in, G), with the
+    # biases added in the same op.
+    bias = b_ih
+    if b_ih is not None and mode != "GRU":  # b_hh adds to the same pre-activation; GRU keeps
+        bias, b_hh = b_ih + b_hh, None      # b_hn inside r * (.), so it stays in the step
+    xw = linear(x.reshape(L * B, H_in), w_ih, bias).reshape(L, B, w_ih.shape[0])  # (L, B, G)
     w_hh_t = w_hh.T  # (H, G), transposed once per layer rather than once per step
     steps = _unbind_time(xw)  # L tensors (B, G)
     outputs = [None] * L
