@@ -68,7 +68,7 @@ class RNNTanhCellOp(Op):
     def forward(ctx, xw, h, w_hh_t, b_hh=None):
         ctx.save_inputs(1, 2)
         ctx.save_output()
-        pre = ctx.xp.matmul(h, w_hh_t)
+        pre = _hidden_product(ctx.xp, h, w_hh_t)
         pre += xw  # pre is fresh: add in place
         if b_hh is not None:
             pre += b_hh
@@ -94,7 +94,7 @@ class RNNReluCellOp(Op):
     def forward(ctx, xw, h, w_hh_t, b_hh=None):
         ctx.save_inputs(1, 2)
         ctx.save_output()
-        pre = ctx.xp.matmul(h, w_hh_t)
+        pre = _hidden_product(ctx.xp, h, w_hh_t)
         pre += xw
         if b_hh is not None:
             pre += b_hh
@@ -149,7 +149,8 @@ class LSTMCellOp(Op):
     def forward(ctx, xw, hc, w_hh_t, b_hh=None):
         xp = ctx.xp
         H = w_hh_t.shape[0]
-        t, act, c_new, tc = _lstm_gates(xp, ctx.device, xw, hc, w_hh_t, b_hh)
+        hw = _hidden_product(xp, hc[:, :H], w_hh_t)
+        t, act, c_new, tc = _lstm_gates(xp, ctx.device, xw, hc, hw, b_hh)
         out = xp.empty(hc.shape, dtype=hc.dtype)
         xp.multiply(act[:, 3 * H:], tc, out=out[:, :H])
         out[:, H:] = c_new
@@ -164,7 +165,8 @@ class LSTMCellOp(Op):
         xw, hc, w, *b = ctx.saved_inputs
         H = w.shape[0]
         if ctx.create_graph:  # recompute the activations as recorded ops (second order)
-            t, act, _, tc = _lstm_gates(xp, ctx.device, xw, hc, w, b[0] if b else None)
+            hw = xp.matmul(hc[:, :H], w)
+            t, act, _, tc = _lstm_gates(xp, ctx.device, xw, hc, hw, b[0] if b else None)
         else:
             t, act, tc = ctx.saved_constants
         h, c = hc[:, :H], hc[:, H:]
@@ -209,18 +211,29 @@ def _lstm_constants(device, dtype, H: int) -> tuple:
     return rows
 
 
-def _lstm_gates(xp, device, xw, hc, w, b) -> tuple:
-    """``(t, act, c', tanh(c'))`` of one LSTM step (on arrays, or on Tensors under
-    create_graph): ``t = tanh(pre * s)``, ``act = [i, f, n, o] = t * s + (1 - s)``."""
-    H = w.shape[0]
+def _lstm_gates(xp, device, xw, hc, hw, b) -> tuple:
+    """``(t, act, c', tanh(c'))`` of one LSTM step from ``hw = h @ w_hh_t`` (on arrays, or on
+    Tensors under create_graph): ``t = tanh(pre * s)``, ``act = [i, f, n, o] = t * s + (1 - s)``."""
+    H = hw.shape[1] // 4
     s, offset, _ = _lstm_constants(device, hc.dtype, H)
-    pre = xp.matmul(hc[:, :H], w) + xw
+    pre = hw + xw
     if b is not None:
         pre = pre + b
     t = xp.tanh(pre * s)
     act = t * s + offset
     c_new = act[:, H:2 * H] * hc[:, H:] + act[:, :H] * act[:, 2 * H:3 * H]
     return t, act, c_new, xp.tanh(c_new)
+
+
+def _hidden_product(xp, h, w):
+    """``h @ w`` on raw arrays. The layers pass ``w_hh_t`` as the transposed view ``w_hh.T``
+    (so that backward's ``g @ w_hh_t^T`` reads ``w_hh`` in its own layout); forward then computes
+    ``(w_hh @ h^T)^T``, the same product with both operands in the layout BLAS reads fastest
+    (about 1.5x faster at LSTM sizes than a product with a transposed right operand)."""
+    flags = getattr(w, "flags", None)
+    if flags is not None and flags.f_contiguous and not flags.c_contiguous:
+        return xp.swapaxes(xp.matmul(xp.swapaxes(w, 0, 1), xp.swapaxes(h, 0, 1)), 0, 1)
+    return xp.matmul(h, w)
 
 
 # --- GRU ------------------------------------------------------------------------------------------
@@ -239,7 +252,7 @@ class GRUCellOp(Op):
 
     @staticmethod
     def forward(ctx, xw, h, w_hh_t, b_hh=None):
-        hw, rz, n, out = _gru_gates(ctx.xp, xw, h, w_hh_t, b_hh)
+        hw, rz, n, out = _gru_gates(ctx.xp, xw, h, _hidden_product(ctx.xp, h, w_hh_t), b_hh)
         if any(ctx.needs_input_grad):
             ctx.save_inputs(*range(3 if b_hh is None else 4))
             ctx.save_constant(hw, rz, n)
@@ -251,7 +264,7 @@ class GRUCellOp(Op):
         xw, h, w, *b = ctx.saved_inputs
         H = h.shape[1]
         if ctx.create_graph:  # recompute the activations as recorded ops (second order)
-            hw, rz, n, _ = _gru_gates(xp, xw, h, w, b[0] if b else None)
+            hw, rz, n, _ = _gru_gates(xp, xw, h, xp.matmul(h, w), b[0] if b else None)
         else:
             hw, rz, n = ctx.saved_constants
         r, z = rz[:, :H], rz[:, H:]
@@ -274,11 +287,11 @@ def gru_cell(xw, h, w_hh_t, b_hh=None) -> Tensor:
     return GRUCellOp.apply(*_check("gru_cell", 3, xw, h, w_hh_t, b_hh))
 
 
-def _gru_gates(xp, xw, h, w, b) -> tuple:
-    """``(hw, [r, z], n, h')`` of one GRU step, on arrays or (create_graph) on Tensors; the
-    sigmoid as ``(1 + tanh(x / 2)) / 2``, one tanh without overflow."""
+def _gru_gates(xp, xw, h, hw, b) -> tuple:
+    """``(hw + b, [r, z], n, h')`` of one GRU step from ``hw = h @ w_hh_t``, on arrays or
+    (create_graph) on Tensors; the sigmoid as ``(1 + tanh(x / 2)) / 2``, one tanh without
+    overflow."""
     H = h.shape[1]
-    hw = xp.matmul(h, w)
     if b is not None:
         hw = hw + b
     rz = xp.tanh((xw[:, :2 * H] + hw[:, :2 * H]) * 0.5) * 0.5 + 0.5
