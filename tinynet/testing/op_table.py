@@ -878,6 +878,73 @@ OP_TABLE = OP_TABLE + (
 )
 # --- end of gather, scatter, sort --------------------------------------------------------------
 
+# --- recurrent cell steps (tinynet/ops/rnn.py) --------------------------------------------------
+# One time step each of the Elman (tanh, ReLU), LSTM and GRU cells, with and without the hidden
+# bias. The references follow PyTorch's documented equations (gate orders i, f, g, o and r, z, n),
+# written here in NumPy; the composed tinynet steps (tinynet/nn/rnn.py, *_cell_reference) are
+# compared with the primitives in tests/test_rnn.py.
+
+
+def _np_sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def _elman_ref(xw, h, w, b=0.0, relu=False):
+    pre = xw + h @ w + b
+    return np.maximum(pre, 0.0) if relu else np.tanh(pre)
+
+
+def _lstm_ref(xw, hc, w, b=0.0):
+    H = w.shape[0]
+    h, c = hc[:, :H], hc[:, H:]
+    i, f, g, o = np.split(xw + h @ w + b, 4, axis=1)
+    c = _np_sigmoid(f) * c + _np_sigmoid(i) * np.tanh(g)
+    return np.concatenate([_np_sigmoid(o) * np.tanh(c), c], axis=1)
+
+
+def _gru_ref(xw, h, w, b=0.0):
+    x_r, x_z, x_n = np.split(xw, 3, axis=1)
+    h_r, h_z, h_n = np.split(h @ w + b, 3, axis=1)
+    r, z = _np_sigmoid(x_r + h_r), _np_sigmoid(x_z + h_z)
+    n = np.tanh(x_n + r * h_n)
+    return (1 - z) * n + z * h
+
+
+def cell_shapes(gates: int, bias: bool, state_width: int = 1) -> ShapeStrategy:
+    """xw (B, gates*H), the state (B, state_width*H), w_hh_t (H, gates*H) and b_hh (gates*H,)."""
+    def make(max_side):
+        def build(d):
+            B, H = d
+            G = gates * H
+            return ((B, G), (B, state_width * H), (H, G)) + (((G,),) if bias else ())
+        return st.tuples(st.integers(1, max_side), st.integers(1, max_side)).map(build)
+    return make
+
+
+# relu's kink is at pre = xw + h @ w_hh_t + b_hh = 0: |xw| >= 0.5 while |h @ w_hh_t + b_hh| <=
+# 3 * 0.25^2 + 0.1 < 0.3 (H <= 3) keeps |pre| >= 0.2, far from the kink for central differences.
+RELU_CELL = (REAL.replace(avoid=(0.0,), margin=0.5), Domain(-0.25, 0.25), Domain(-0.25, 0.25),
+             Domain(-0.1, 0.1))
+RELU_CELL_WHY = ("relu's kink at pre-activation 0: |xw| >= 0.5 and small h, w_hh_t, b_hh keep "
+                 "|pre| >= 0.2")
+
+OP_TABLE = OP_TABLE + (
+    *(OpCase(f"rnn_tanh_cell{suffix}", tn.ops.rnn_tanh_cell, _elman_ref, (REAL,) * n,
+             cell_shapes(1, n == 4), "rnn_tanh_cell")
+      for suffix, n in (("", 4), ("_no_bias", 3))),
+    *(OpCase(f"rnn_relu_cell{suffix}", tn.ops.rnn_relu_cell,
+             lambda *a: _elman_ref(*a, relu=True), RELU_CELL[:n], cell_shapes(1, n == 4),
+             "rnn_relu_cell", RELU_CELL_WHY)
+      for suffix, n in (("", 4), ("_no_bias", 3))),
+    *(OpCase(f"lstm_cell_hc{suffix}", tn.ops.lstm_cell_hc, _lstm_ref, (REAL,) * n,
+             cell_shapes(4, n == 4, 2), "lstm_cell_hc")
+      for suffix, n in (("", 4), ("_no_bias", 3))),
+    *(OpCase(f"gru_cell{suffix}", tn.ops.gru_cell, _gru_ref, (REAL,) * n,
+             cell_shapes(3, n == 4), "gru_cell")
+      for suffix, n in (("", 4), ("_no_bias", 3))),
+)
+# --- end of recurrent cell steps --------------------------------------------------------------
+
 _ids = [case.id for case in OP_TABLE]
 if len(set(_ids)) != len(_ids):
     raise RuntimeError(f"op table: duplicate ids {sorted({i for i in _ids if _ids.count(i) > 1})}")
