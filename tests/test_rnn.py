@@ -6,7 +6,10 @@
   keys must be PyTorch's, in PyTorch's order), outputs, final states and all gradients compared;
 * float64 gradcheck with respect to the input, the initial states and every parameter;
 * inter-layer dropout (placement, scaling, seeding, train vs eval), initialisation, state dicts,
-  the errors for wrong shapes, and the snippets of docs/nn.md's "Recurrent layers" section.
+  the errors for wrong shapes, and the snippets of docs/nn.md's "Recurrent layers" section;
+* each cell step's primitive (``tinynet/ops/rnn.py``) against the step composed of smaller ops
+  (``*_cell_reference``): same values, same first and second derivatives, float64, on drawn
+  shapes; one graph node per time step.
 """
 
 import math
@@ -20,8 +23,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tinynet as tn
+from tinynet.nn import rnn as rnn_module
 from tinynet.nn.rnn import _unbind_time
 from tinynet.testing import check_gradients
+from tinynet.testing.op_table import recorded_ops
 
 try:
     import torch
@@ -191,6 +196,110 @@ def test_unbind_time_gives_every_step_and_its_gradient(device, L, seed):
         np.testing.assert_array_equal(host(s), a[t])
     sum(((s * tn.tensor(w[t], device=device)).sum() for t, s in enumerate(steps))).backward()
     np.testing.assert_allclose(host(x.grad), w, rtol=1e-12)
+
+
+# --- the step primitives against the composed steps ------------------------------------------
+
+CELLS = {  # mode -> (primitive step, composed reference, gates); LSTM's take and return (h, c)
+    "RNN_TANH": (rnn_module.rnn_tanh_cell, rnn_module.rnn_tanh_cell_reference, 1),
+    "RNN_RELU": (rnn_module.rnn_relu_cell, rnn_module.rnn_relu_cell_reference, 1),
+    "LSTM": (rnn_module.lstm_cell, rnn_module.lstm_cell_reference, 4),
+    "GRU": (rnn_module.gru_cell, rnn_module.gru_cell_reference, 3),
+}
+
+
+def draw_cell_inputs(data, device, mode):
+    """Float64 leaves (xw, h, [c,] w_hh, [b_hh]) of one step, and a function of them calling a
+    step with ``w_hh_t`` given as ``w_hh.T`` (the layers' layout) or as a contiguous copy."""
+    B, H = data.draw(st.integers(1, 4), label="B"), data.draw(st.integers(1, 4), label="H")
+    G = CELLS[mode][2] * H
+    bias = data.draw(st.booleans(), label="bias")
+    transposed = data.draw(st.booleans(), label="w_hh_t as w_hh.T")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16), label="seed"))
+    shapes = [(B, G), (B, H)] + ([(B, H)] if mode == "LSTM" else []) + [(G, H)] + \
+        ([(G,)] if bias else [])
+    # continuous values from a seeded generator: the ReLU step is never exactly at its kink
+    leaves = [tn.tensor(rng.standard_normal(s), device=device, requires_grad=True)
+              for s in shapes]
+    n_state = 2 if mode == "LSTM" else 1
+
+    def call(step):
+        def fn(*args):
+            xw, state, (w_hh, *b) = args[0], args[1:1 + n_state], args[1 + n_state:]
+            w_hh_t = w_hh.T if transposed else tn.clone(w_hh.T)
+            out = step(xw, *state, w_hh_t, *b)
+            return tuple(out) if isinstance(out, tuple) else (out,)
+        return fn
+
+    return leaves, call, rng
+
+
+@pytest.mark.parametrize("mode", MODES)
+@FEWER
+@given(data=st.data())
+def test_step_primitive_matches_composed_step_values_and_derivatives(device, mode, data):
+    primitive, reference, _ = CELLS[mode]
+    leaves, call, rng = draw_cell_inputs(data, device, mode)
+    ours, theirs = call(primitive), call(reference)
+    outs, refs = ours(*leaves), theirs(*leaves)
+    for a, b in zip(outs, refs):
+        np.testing.assert_allclose(host(a), host(b), rtol=1e-12, atol=1e-12)
+    # first derivatives with a drawn upstream gradient, kept differentiable ...
+    ups = [tn.tensor(rng.standard_normal(o.shape), device=device) for o in outs]
+    g_ours = tn.grad(outs, leaves, ups, create_graph=True)
+    g_refs = tn.grad(refs, leaves, ups, create_graph=True)
+    for a, b in zip(g_ours, g_refs):
+        np.testing.assert_allclose(host(a), host(b), rtol=1e-10, atol=1e-12)
+    # ... and second derivatives: the gradient of <first derivatives, v> with respect to all
+    vs = [tn.tensor(rng.standard_normal(g.shape), device=device) for g in g_ours]
+    gg_ours = tn.grad(sum((g * v).sum() for g, v in zip(g_ours, vs)), leaves, allow_unused=True)
+    gg_refs = tn.grad(sum((g * v).sum() for g, v in zip(g_refs, vs)), leaves, allow_unused=True)
+    for a, b in zip(gg_ours, gg_refs):
+        assert (a is None) == (b is None) or mode == "RNN_RELU"
+        a = 0.0 if a is None else host(a)
+        b = 0.0 if b is None else host(b)
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@FEWER
+@given(data=st.data())
+def test_step_primitive_gradcheck_and_gradgradcheck(device, mode, data):
+    leaves, call, _ = draw_cell_inputs(data, device, mode)
+    check_gradients(call(CELLS[mode][0]), *leaves, second_order=True)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_one_graph_node_per_time_step(mode):
+    L = 2
+    model = make(mode, 3, 4)
+    x = tn.randn(L, 5, 3)
+    out, *_ = call(model, mode, x, None, None)
+    ops = recorded_ops([out])
+    cell = rnn_module._CELLS[mode]
+    assert cell in ops
+    # none of the composed step's ops: the step is one node
+    assert not ops & {tn.ops.activation.SigmoidOp, tn.ops.elementwise.TanhOp,
+                      tn.ops.activation.ReluOp, tn.ops.linalg.MatMulOp}, ops
+    nodes, stack = [], [out.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is not None and all(node is not n for n in nodes):
+            nodes.append(node)
+            stack.extend(p for p in node.parents if isinstance(p, tn.autograd.Node))
+    assert sum(n.fn is cell for n in nodes) == L
+
+
+@pytest.mark.parametrize("fn, args, match", [
+    (rnn_module.lstm_cell, ((2, 8), (2, 2), (2, 2), (2, 6)), r"lstm_cell_hc: expected xw "
+     r"\(2, 8\), hc \(2, 4\), w_hh_t \(2, 8\) \(B=2, H=2, 4 gate\(s\)\), got .*w_hh_t \(2, 6\)"),
+    (rnn_module.gru_cell, ((2, 6), (2, 2), (2, 5)), r"gru_cell: expected xw \(2, 6\), h \(2, 2\), "
+     r"w_hh_t \(2, 6\) \(B=2, H=2, 3 gate\(s\)\), got xw \(2, 6\), h \(2, 2\), w_hh_t \(2, 5\)"),
+    (rnn_module.rnn_tanh_cell, ((2, 3), (3,), (3, 3)), r"rnn_tanh_cell: h must be 2-D"),
+])
+def test_step_errors_name_the_function_and_the_shapes(fn, args, match):
+    with pytest.raises(ValueError, match=match):
+        fn(*[tn.zeros(*s) for s in args])
 
 
 # --- against PyTorch ---------------------------------------------------------------------------
