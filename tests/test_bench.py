@@ -505,3 +505,40 @@ def test_fixed_cost_rows_show_a_range_only_for_several_repeats():
     table = report.fixed_cost_table({"fixed_step_us": rows})
     assert "| tinynet | cpu | 1 | 100 | 120 | 1 x 50 |" in table
     assert "| numpy | cpu | 1 | 100 (90-110) | 120 | 3 x 50 |" in table
+
+
+# --- the recurrent workloads (gru, lstm) ------------------------------------------------------
+
+def test_recurrent_rows_train_the_same_network_as_pytorch():
+    doc = run.run_bench(["gru", "lstm"], ["cpu"], [16], epochs=1, quick=True,
+                        say=lambda *a: None, fixed=False)
+    recs = {(r["model"], r["impl"]): r for r in doc["records"]}
+    assert {model for model, _ in recs} == {"gru", "lstm"}
+    assert ("gru", "numpy") not in recs  # the hand-written NumPy reference is an MLP
+    for model in ("gru", "lstm"):
+        mine = recs[(model, "tinynet")]
+        assert mine["iterations"] == 256 // 16
+        assert mine["matmul_gflop_per_epoch"] == pytest.approx(
+            workloads.recurrent_flops(model, 16) * mine["iterations"] / 1e9)
+        theirs = recs.get((model, "torch"))
+        if theirs is not None:  # same weights, data and batch order: the same losses
+            assert theirs["loss_first"] == pytest.approx(mine["loss_first"], rel=1e-4)
+            assert theirs["loss_last"] == pytest.approx(mine["loss_last"], rel=1e-3)
+
+
+def test_recurrent_workloads_are_the_models_and_shapes_they_name():
+    gru = bench.build_tinynet("gru")
+    assert type(gru) is type(tn.models.mnist1d_gru())
+    assert list(gru.state_dict()) == list(tn.models.mnist1d_gru().state_dict())
+    x, y = bench.synthetic_data("gru", 5)
+    assert x.shape == (5, 40) and gru(tn.tensor(x)).shape == (5, 10) and y.shape == (5,)
+    lstm = bench.build_tinynet("lstm")
+    x, _ = bench.synthetic_data("lstm", 3)
+    assert x.shape == (3, 50, 64) and lstm(tn.tensor(x)).shape == (3, 10)
+    assert lstm.lstm.weight_hh_l0.shape == (512, 128)
+    # per direction: projection (no input gradient) + 3 products per step; plus the head
+    B = 4
+    assert bench.step_flops("lstm", B) == (2 * 2 * B * 50 * 64 * 512 + 3 * 2 * B * 50 * 128 * 512
+                                           + 3 * 2 * B * 128 * 10)
+    assert bench.step_flops("gru", B) == 2 * (2 * 2 * B * 40 * 1 * 18 + 3 * 2 * B * 40 * 6 * 18) \
+        + 3 * 2 * B * 480 * 10

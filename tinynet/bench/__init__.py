@@ -1,8 +1,9 @@
 """``tinynet bench``: epoch benchmarks of tinynet against a hand-written NumPy MLP and PyTorch,
 on the CPU and a GPU (the command-line tool; ``benchmarks/`` holds the other benchmark scripts).
 
-It trains the MLP 784-256-128-10 and a small CNN on MNIST-shaped synthetic data with SGD momentum
-and cross entropy, and times whole epochs: a warm-up epoch excluded, the median of the measured
+It trains the MLP 784-256-128-10 and a small CNN on MNIST-shaped synthetic data (and, with
+``--model gru,lstm``, MNIST-1D's bidirectional GRU and an LSTM 64 -> 128 on sequences) with SGD
+momentum and cross entropy, and times whole epochs: a warm-up epoch excluded, the median of the measured
 epochs reported with its spread, each phase of a step timed (data, forward with the loss read,
 backward, optimizer) with the device synchronised before every clock read. Matrix-product FLOPs
 per epoch give GFLOP/s against a float32 matmul peak measured in the same run. Also: an MLP

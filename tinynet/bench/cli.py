@@ -21,7 +21,7 @@ from .run import SWEEP_SAMPLES, merge_thread_runs, run_bench
 from .threads import DEFAULT_CHILD_COMMAND, pin_threads, run_thread_children
 
 DEVICES = ("cpu", "cuda", "standin")
-MODELS = ("mlp", "cnn")
+MODELS = ("mlp", "cnn", "gru", "lstm")
 
 
 def _csv(kind, minimum: int | None = None):
@@ -57,14 +57,17 @@ def add_parser(commands) -> None:
     """Add the ``bench`` subcommand to the ``tinynet`` subparsers ``commands``."""
     bench = commands.add_parser(
         "bench", help="time training epochs: tinynet vs NumPy and PyTorch, CPU vs GPU",
-        description="Time MLP and CNN training epochs (median of measured epochs after a warm-up) "
+        description="Time MLP and CNN (or GRU, LSTM) training epochs (median of measured epochs "
+                    "after a warm-up) "
                     "for tinynet, a hand-written NumPy MLP and PyTorch, on the CPU and a GPU; "
                     "optionally an MLP width sweep; the fixed cost of one training step.")
     add = bench.add_argument
     add("--device", type=_csv(str), default=None,
         help="comma-separated: cpu, cuda, standin (default: cpu, and cuda when CuPy sees a GPU; "
              "naming cuda without one is an error)")
-    add("--model", type=_csv(str), default=["mlp", "cnn"], help="mlp, cnn (default: both)")
+    add("--model", type=_csv(str), default=["mlp", "cnn"],
+        help="mlp, cnn, gru (MNIST-1D's bidirectional GRU), lstm (LSTM 64->128 over 50 steps) "
+             "(default: mlp,cnn)")
     add("--batch-sizes", type=_csv(int, 1), default=[32, 128, 512], help="default: 32,128,512")
     add("--epochs", type=int, default=None, help="measured epochs (default 3; 1 with --quick)")
     add("--quick", action="store_true", help="a few hundred samples: a smoke test in seconds")

@@ -20,6 +20,10 @@ _PEAK_NOTE = ("Rows marked *: faster than the float32 matmul peak measured in th
               "({peaks}), so that measurement came out low (a busy machine): % of peak and "
               "other us/step are not derived for them.")
 
+MODEL_NAMES = {"mlp": "MLP 784-256-128-10", "cnn": "CNN",
+               "gru": "GRU: MNIST-1D's bidirectional GRU, hidden 6, 40 steps",
+               "lstm": "LSTM 64-128, 50 steps"}
+
 
 def threads_label(rec: dict) -> str:
     """The ``threads`` cell: what was asked (a count, ``auto: <chosen>``, ``default``), and in
@@ -84,8 +88,8 @@ def markdown_table(doc: dict) -> str:
     width = [r for r in doc["records"] if r["series"] == "width"]
     parts = []
     if batch:
-        models = ", ".join(sorted({"MLP 784-256-128-10" if r["model"] == "mlp" else "CNN"
-                                   for r in batch}, reverse=True))
+        models = ", ".join(sorted({MODEL_NAMES.get(r["model"], r["model"]) for r in batch},
+                                  reverse=True))
         parts += [f"Epoch time by batch size ({models}):", "",
                   *_table(batch, "model | batch", lambda r: [r["model"], r["batch_size"]],
                           epochs)]
