@@ -137,9 +137,11 @@ def _run_direction(mode: str, x: Tensor, h: Tensor, c: Tensor | None, weights: l
     args = (w_hh_t,) if b_hh is None else (w_hh_t, b_hh)
     for t in (range(L - 1, -1, -1) if reverse else range(L)):
         h = outputs[t] = cell.apply(steps[t], h, *args)
+    # stack(outputs) as one cat and a reshape (stack would add an unsqueeze node per step)
+    out = cat(outputs, axis=0).reshape(L, B, outputs[0].shape[1])  # (L, B, H) or (L, B, 2H)
     if mode == "LSTM":  # h of every step sliced out once; the last c
-        return stack(outputs)[..., :H], h[:, :H], h[:, H:]
-    return stack(outputs), h, c
+        return out[..., :H], h[:, :H], h[:, H:]
+    return out, h, c
 
 
 _CELLS = {"RNN_TANH": RNNTanhCellOp, "RNN_RELU": RNNReluCellOp, "LSTM": LSTMCellOp,

@@ -117,7 +117,7 @@ def _elman_grads(ctx, dpre) -> tuple:
     h, w = ctx.saved_inputs
     needs = ctx.needs_input_grad
     grad_h = xp.matmul(dpre, xp.swapaxes(w, 0, 1)) if needs[1] else None
-    grad_w = xp.matmul(xp.swapaxes(h, 0, 1), dpre) if needs[2] else None
+    grad_w = _weight_grad(xp, h, dpre) if needs[2] else None
     grads = (dpre if needs[0] else None, grad_h, grad_w)
     if len(needs) == 4:
         grads += (dpre.sum(axis=0) if needs[3] else None,)
@@ -181,7 +181,7 @@ class LSTMCellOp(Op):
         grad_hc = None
         if needs[1]:
             grad_hc = xp.concatenate([xp.matmul(dpre, xp.swapaxes(w, 0, 1)), dc * f], axis=1)
-        grad_w = xp.matmul(xp.swapaxes(h, 0, 1), dpre) if needs[2] else None
+        grad_w = _weight_grad(xp, h, dpre) if needs[2] else None
         grads = (dpre if needs[0] else None, grad_hc, grad_w)
         if len(needs) == 4:
             grads += (dpre.sum(axis=0) if needs[3] else None,)
@@ -236,6 +236,13 @@ def _hidden_product(xp, h, w):
     return xp.matmul(h, w)
 
 
+def _weight_grad(xp, h, dpre):
+    """``h^T @ dpre`` (H, G), computed as ``(dpre^T @ h)^T``: the same numbers, a little faster
+    with BLAS, and already in ``w_hh``'s (G, H) layout once the layer's transpose hands it
+    back."""
+    return xp.swapaxes(xp.matmul(xp.swapaxes(dpre, 0, 1), h), 0, 1)
+
+
 # --- GRU ------------------------------------------------------------------------------------------
 
 class GRUCellOp(Op):
@@ -274,7 +281,7 @@ class GRUCellOp(Op):
         needs = ctx.needs_input_grad
         grad_xw = xp.concatenate([drz, dpre_n], axis=1) if needs[0] else None
         grad_h = xp.matmul(dhw, xp.swapaxes(w, 0, 1)) + g * z if needs[1] else None
-        grad_w = xp.matmul(xp.swapaxes(h, 0, 1), dhw) if needs[2] else None
+        grad_w = _weight_grad(xp, h, dhw) if needs[2] else None
         grads = (grad_xw, grad_h, grad_w)
         if len(needs) == 4:
             grads += (dhw.sum(axis=0) if needs[3] else None,)
