@@ -19,7 +19,11 @@ loss and every gradient is recorded). Timing follows ``conv.py``: a child proces
 BLAS/OpenMP threads (and glibc's allocator, see ``_timing.py``) before NumPy and torch load;
 warm-up steps, then each repeat times one tinynet step and one PyTorch step back to back; the
 ratio tinynet/PyTorch is the median over repeats of the ratio of those two times, so load from
-other processes hits both alike. Targets: ratio <= 1.0 for both. No asserts: this script
+other processes hits both alike; each step's CPU time (``time.thread_time``) is recorded too, and
+its paired ratio, which load from other processes does not inflate. PyTorch's CPU LSTM is one
+fused oneDNN layer (``MkldnnRnnLayer``: forward and backward of all steps in C++); a third column
+runs PyTorch with oneDNN off (``torch.backends.mkldnn.flags(enabled=False)``), its per-step path,
+the one its GRU takes anyway. Targets: ratio <= 1.0 for both. No asserts: this script
 measures. Markdown to stdout, one JSON record per measurement to
 ``runs/benchmarks/rnn_speed-<cpu>.json`` (or ``--json``; the published records are in
 ``benchmarks/results/``); method and latest results in benchmarks/README.md.
@@ -88,7 +92,11 @@ def _make(case: str, torch):
         ropt.step()
         return loss
 
-    return mine, {"step": torch_step, "net": ref}
+    def torch_step_no_onednn():
+        with torch.backends.mkldnn.flags(enabled=False):
+            return torch_step()
+
+    return mine, {"step": torch_step, "net": ref, "no_onednn": torch_step_no_onednn}
 
 
 def _differences(mine: dict, theirs: dict) -> dict:
@@ -113,27 +121,39 @@ def run_cases(names: list, quick: bool, torch, reason) -> list:
     for case in names:
         mine, theirs = _make(case, torch)
         diffs = _differences(mine, theirs) if theirs else None
-        fns = {"tinynet": mine["step"]} | ({"torch": theirs["step"]} if theirs else {})
+        fns = {"tinynet": mine["step"]}
+        if theirs:
+            fns |= {"torch": theirs["step"], "torch_no_onednn": theirs["no_onednn"]}
         for _ in range(cfg["warmup"]):
             for fn in fns.values():
                 fn()
         gc.collect()
         samples = {k: [] for k in fns}
-        clock = time.perf_counter
+        cpu = {k: [] for k in fns}  # this thread's CPU time: what load from others does not add
+        clock, cpu_clock = time.perf_counter, time.thread_time
         for _ in range(cfg["repeats"]):
             for key, fn in fns.items():
-                start = clock()
+                start, cpu_start = clock(), cpu_clock()
                 fn()
                 samples[key].append(clock() - start)
-        paired = None
+                cpu[key].append(cpu_clock() - cpu_start)
+        paired = plain = None
         if theirs:
             paired = _timing.summarize([t / q for t, q in zip(samples["tinynet"],
                                                                samples["torch"])])
+            plain = _timing.summarize([t / q for t, q in zip(samples["tinynet"],
+                                                              samples["torch_no_onednn"])])
         for impl, times in samples.items():
             records.append({"case": case, "impl": impl, "unit": "ms",
                             "stats": _timing.summarize(times, 1e3),
+                            "cpu_stats": _timing.summarize(cpu[impl], 1e3),
                             "max_rel_diff_vs_torch": diffs if impl == "tinynet" else None,
-                            "paired_ratio_to_torch": paired if impl == "tinynet" else None})
+                            "paired_ratio_to_torch": paired if impl == "tinynet" else None,
+                            "paired_ratio_to_torch_no_onednn":
+                                plain if impl == "tinynet" else None,
+                            "paired_cpu_ratio_to_torch": _timing.summarize(
+                                [t / q for t, q in zip(cpu["tinynet"], cpu["torch"])])
+                                if impl == "tinynet" and theirs else None})
         if torch is None:
             records.append({"case": case, "impl": "torch", "skipped": reason})
     return records
@@ -161,9 +181,14 @@ def report(records: list) -> str:
              f"{env.get('torch', 'absent')}; tinynet {revision}; {env['date']}; threads: "
              f"{env['threads']}; load average at the end: "
              f"{', '.join(f'{v:.2f}' for v in env['load_average'] or [])}", "",
-             "Training step (forward, loss, backward, Adam), float32, milliseconds: median [IQR]",
-             "", "| case | tinynet | PyTorch | tinynet/PyTorch | target |",
-             "|---|---:|---:|---:|---:|"]
+             "Training step (forward, loss, backward, Adam), float32, milliseconds: median [IQR]. "
+             "PyTorch runs its LSTM as one fused oneDNN layer on the CPU (its GRU as per-step "
+             "ops); the last columns run it with oneDNN off, its per-step path. Ratios: median "
+             "over repeats of back-to-back wall times (CPU times: this thread's, which load "
+             "from other processes does not inflate).",
+             "", "| case | tinynet | PyTorch | tinynet/PyTorch | (CPU time) | target | "
+             "PyTorch, oneDNN off | tinynet/that |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     index = {(r["case"], r["impl"]): r for r in timed}
     worst = []
     for case in CASES:
@@ -181,8 +206,14 @@ def report(records: list) -> str:
         ratio = mine["paired_ratio_to_torch"]
         if ratio:
             worst.append(ratio["median"])
-        lines.append(f"| {DESCRIBE[case]} | {cell(mine)} | {cell(theirs)} | "
-                     f"{'-' if not ratio else format(ratio['median'], '.2f')} | <= {TARGET} |")
+
+        def med(r):
+            return "-" if not r else format(r["median"], ".2f")
+
+        lines.append(f"| {DESCRIBE[case]} | {cell(mine)} | {cell(theirs)} | {med(ratio)} | "
+                     f"{med(mine.get('paired_cpu_ratio_to_torch'))} | <= {TARGET} | "
+                     f"{cell(index.get((case, 'torch_no_onednn')))} | "
+                     f"{med(mine.get('paired_ratio_to_torch_no_onednn'))} |")
     diffs = [max(r["max_rel_diff_vs_torch"].values()) for r in timed
              if r["impl"] == "tinynet" and r["max_rel_diff_vs_torch"]]
     if diffs:
