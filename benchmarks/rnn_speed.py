@@ -160,6 +160,10 @@ def run_cases(names: list, quick: bool, torch, reason) -> list:
 
 
 def run_child(names: list, quick: bool, threads: int, out_path: str) -> None:
+    import warnings  # noqa: PLC0415
+
+    # torch says so each time oneDNN is switched off and on again: nothing to act on here
+    warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
     torch, reason = _timing.import_torch(threads)
     records = run_cases(names, quick, torch, reason)
     _timing.write_records(out_path, records, "rnn_speed", torch, threads, quick)
@@ -177,17 +181,17 @@ def report(records: list) -> str:
     git = env.get("git") or {}
     revision = git.get("commit", "unknown")[:10] + (" + local changes"
                                                     if git.get("tinynet_modified") else "")
-    lines = [f"{env['cpu']} ({env['logical_cpus']} logical CPUs), NumPy {env['numpy']}, torch "
-             f"{env.get('torch', 'absent')}; tinynet {revision}; {env['date']}; threads: "
-             f"{env['threads']}; load average at the end: "
-             f"{', '.join(f'{v:.2f}' for v in env['load_average'] or [])}", "",
-             "Training step (forward, loss, backward, Adam), float32, milliseconds: median [IQR]. "
-             "PyTorch runs its LSTM as one fused oneDNN layer on the CPU (its GRU as per-step "
-             "ops); the last columns run it with oneDNN off, its per-step path. Ratios: median "
-             "over repeats of back-to-back wall times (CPU times: this thread's, which load "
-             "from other processes does not inflate).",
-             "", "| case | tinynet | PyTorch | tinynet/PyTorch | (CPU time) | target | "
-             "PyTorch, oneDNN off | tinynet/that |",
+    load = ", ".join(f"{v:.2f}" for v in env["load_average"] or [])
+    lines = [(f"{env['cpu']} ({env['logical_cpus']} logical CPUs), NumPy {env['numpy']}, torch "
+              f"{env.get('torch', 'absent')}; tinynet {revision}; {env['date']}; threads: "
+              f"{env['threads']}; load average at the end: {load}"), "",
+             ("Training step (forward, loss, backward, Adam), float32, milliseconds: median "
+              "[IQR]. PyTorch runs its LSTM as one fused oneDNN layer on the CPU (its GRU as "
+              "per-step ops); the last columns run it with oneDNN off, its per-step path. "
+              "Ratios: median over repeats of back-to-back wall times (CPU times: this thread's, "
+              "which load from other processes does not inflate)."),
+             "", ("| case | tinynet | PyTorch | tinynet/PyTorch | (CPU time) | target | "
+                  "PyTorch, oneDNN off | tinynet/that |"),
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     index = {(r["case"], r["impl"]): r for r in timed}
     worst = []
@@ -217,11 +221,11 @@ def report(records: list) -> str:
     diffs = [max(r["max_rel_diff_vs_torch"].values()) for r in timed
              if r["impl"] == "tinynet" and r["max_rel_diff_vs_torch"]]
     if diffs:
-        lines += ["", f"Largest relative difference from PyTorch over the first step's loss and "
-                      f"gradients: {max(diffs):.1e} (float32)."]
+        lines += ["", (f"Largest relative difference from PyTorch over the first step's loss "
+                       f"and gradients: {max(diffs):.1e} (float32).")]
     if worst:
-        lines += [f"Target (tinynet/PyTorch <= {TARGET}): "
-                  f"{'met' if max(worst) <= TARGET else 'NOT met'} (worst {max(worst):.2f})."]
+        verdict = "met" if max(worst) <= TARGET else "NOT met"
+        lines += [f"Target (tinynet/PyTorch <= {TARGET}): {verdict} (worst {max(worst):.2f})."]
     for reason in sorted({r["skipped"] for r in records if "skipped" in r}):
         lines += ["", f"PyTorch column skipped: {reason}"]
     return "\n".join(lines)

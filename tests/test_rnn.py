@@ -291,10 +291,12 @@ def test_one_graph_node_per_time_step(mode):
 
 
 @pytest.mark.parametrize("fn, args, match", [
-    (rnn_module.lstm_cell, ((2, 8), (2, 2), (2, 2), (2, 6)), r"lstm_cell_hc: expected xw "
-     r"\(2, 8\), hc \(2, 4\), w_hh_t \(2, 8\) \(B=2, H=2, 4 gate\(s\)\), got .*w_hh_t \(2, 6\)"),
-    (rnn_module.gru_cell, ((2, 6), (2, 2), (2, 5)), r"gru_cell: expected xw \(2, 6\), h \(2, 2\), "
-     r"w_hh_t \(2, 6\) \(B=2, H=2, 3 gate\(s\)\), got xw \(2, 6\), h \(2, 2\), w_hh_t \(2, 5\)"),
+    (rnn_module.lstm_cell, ((2, 8), (2, 2), (2, 2), (2, 6)),
+     (r"lstm_cell_hc: expected xw \(2, 8\), hc \(2, 4\), w_hh_t \(2, 8\) \(B=2, H=2, "
+      r"4 gate\(s\)\), got .*w_hh_t \(2, 6\)")),
+    (rnn_module.gru_cell, ((2, 6), (2, 2), (2, 5)),
+     (r"gru_cell: expected xw \(2, 6\), h \(2, 2\), w_hh_t \(2, 6\) \(B=2, H=2, 3 "
+      r"gate\(s\)\), got xw \(2, 6\), h \(2, 2\), w_hh_t \(2, 5\)")),
     (rnn_module.rnn_tanh_cell, ((2, 3), (3,), (3, 3)), r"rnn_tanh_cell: h must be 2-D"),
 ])
 def test_step_errors_name_the_function_and_the_shapes(fn, args, match):
