@@ -577,6 +577,10 @@ def test_module_conversions_and_repr(device):
     (lambda m: m(tn.zeros(5, 2, 3, dtype=tn.int64)), TypeError, r"LSTM.*floating"),
     (lambda m: m(tn.zeros(0, 2, 3)), ValueError, r"LSTM.*sequence is empty.*\(0, 2, 3\)"),
     (lambda m: m(tn.randn(5, 2, 3, device="standin")), RuntimeError, r"LSTM.*standin.*cpu"),
+    (lambda m: m(tn.randn(5, 2, 3, dtype=tn.float64)), ValueError,
+     r"LSTM\(3, 6, num_layers=2\): input must have the parameters' dtype float32, got float64"),
+    (lambda m: m(tn.randn(5, 2, 3), (tn.zeros(2, 2, 6), tn.zeros(2, 2, 6, dtype=tn.float64))),
+     ValueError, r"LSTM.*c_0 must have the parameters' dtype float32, got float64"),
 ])
 def test_errors_name_the_layer_and_the_shapes(call_with, error, match):
     model = tn.nn.LSTM(3, 6, num_layers=2)

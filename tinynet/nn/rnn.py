@@ -311,6 +311,10 @@ class RNNBase(Module):
         if input.device is not weight.device:
             raise RuntimeError(f"{self._describe()}: input on {input.device}, parameters on "
                                f"{weight.device}; move one of them with .to()")
+        if input.dtype != weight.dtype:  # PyTorch refuses too; each step is one op of one dtype
+            raise ValueError(f"{self._describe()}: input must have the parameters' dtype "
+                             f"{weight.dtype}, got {input.dtype}; convert one of them (x.to("
+                             f"{weight.dtype}) or model.to(dtype={input.dtype}))")
         return input, input.ndim == 3
 
     def _initial_states(self, hx, x: Tensor, batched: bool) -> tuple:
@@ -340,6 +344,9 @@ class RNNBase(Module):
             raise ValueError(f"{self._describe()}: expected {name} of shape {expected} "
                              f"(num_layers * num_directions, {'batch, ' if batched else ''}"
                              f"hidden_size), got {tuple(state.shape)}")
+        if state.dtype != self.weight_ih_l0.dtype:
+            raise ValueError(f"{self._describe()}: {name} must have the parameters' dtype "
+                             f"{self.weight_ih_l0.dtype}, got {state.dtype}")
         return state if batched else state.unsqueeze(1)
 
 
