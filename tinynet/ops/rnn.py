@@ -259,10 +259,11 @@ class GRUCellOp(Op):
 
     @staticmethod
     def forward(ctx, xw, h, w_hh_t, b_hh=None):
-        hw, rz, n, out = _gru_gates(ctx.xp, xw, h, _hidden_product(ctx.xp, h, w_hh_t), b_hh)
+        hw, rz, n, h_n, out = _gru_gates(ctx.xp, xw, h, _hidden_product(ctx.xp, h, w_hh_t),
+                                         b_hh)
         if any(ctx.needs_input_grad):
             ctx.save_inputs(*range(3 if b_hh is None else 4))
-            ctx.save_constant(hw, rz, n)
+            ctx.save_constant(hw, rz, n, h_n)
         return out
 
     @staticmethod
@@ -271,16 +272,17 @@ class GRUCellOp(Op):
         xw, h, w, *b = ctx.saved_inputs
         H = h.shape[1]
         if ctx.create_graph:  # recompute the activations as recorded ops (second order)
-            hw, rz, n, _ = _gru_gates(xp, xw, h, xp.matmul(h, w), b[0] if b else None)
+            hw, rz, n, h_n, _ = _gru_gates(xp, xw, h, xp.matmul(h, w), b[0] if b else None)
         else:
-            hw, rz, n = ctx.saved_constants
+            hw, rz, n, h_n = ctx.saved_constants
         r, z = rz[:, :H], rz[:, H:]
-        dpre_n = (g - g * z) * (1 - n * n)
-        drz = xp.concatenate([dpre_n * hw[:, 2 * H:], g * (h - n)], axis=1) * (rz - rz * rz)
+        gz = g * z
+        dpre_n = (g - gz) * (1 - n * n)
+        drz = xp.concatenate([dpre_n * hw[:, 2 * H:], g * h_n], axis=1) * (rz - rz * rz)
         dhw = xp.concatenate([drz, dpre_n * r], axis=1)
         needs = ctx.needs_input_grad
         grad_xw = xp.concatenate([drz, dpre_n], axis=1) if needs[0] else None
-        grad_h = xp.matmul(dhw, xp.swapaxes(w, 0, 1)) + g * z if needs[1] else None
+        grad_h = xp.matmul(dhw, xp.swapaxes(w, 0, 1)) + gz if needs[1] else None
         grad_w = _weight_grad(xp, h, dhw) if needs[2] else None
         grads = (grad_xw, grad_h, grad_w)
         if len(needs) == 4:
@@ -295,7 +297,7 @@ def gru_cell(xw, h, w_hh_t, b_hh=None) -> Tensor:
 
 
 def _gru_gates(xp, xw, h, hw, b) -> tuple:
-    """``(hw + b, [r, z], n, h')`` of one GRU step from ``hw = h @ w_hh_t``, on arrays or
+    """``(hw + b, [r, z], n, h - n, h')`` of one GRU step from ``hw = h @ w_hh_t``, on arrays or
     (create_graph) on Tensors; the sigmoid as ``(1 + tanh(x / 2)) / 2``, one tanh without
     overflow."""
     H = h.shape[1]
@@ -303,4 +305,5 @@ def _gru_gates(xp, xw, h, hw, b) -> tuple:
         hw = hw + b
     rz = xp.tanh((xw[:, :2 * H] + hw[:, :2 * H]) * 0.5) * 0.5 + 0.5
     n = xp.tanh(xw[:, 2 * H:] + rz[:, :H] * hw[:, 2 * H:])
-    return hw, rz, n, n + rz[:, H:] * (h - n)
+    h_n = h - n
+    return hw, rz, n, h_n, n + rz[:, H:] * h_n
