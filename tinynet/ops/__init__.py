@@ -8,8 +8,8 @@ topk), ``stable.py`` (logsumexp, softmax, log_softmax, softmax_cross_entropy), `
 (reshape/view, permute/transpose, broadcast, cat, pad), ``indexing.py`` (getitem and its
 adjoint), ``gather_scatter.py`` (gather, scatter, index_select, masked_fill ...), ``linalg.py``
 (matmul, linear), ``conv.py`` (convolution and its two gradients, max pooling; the im2col layout
-in ``im2col.py``), ``convert.py`` (cast, device moves, clone). ``inplace.py`` holds the in-place
-methods (``add_``, ``copy_``, ``masked_fill_`` ...) and ``aliases.py`` PyTorch's other spellings
+in ``im2col.py``), ``normalization.py`` (layer_norm, batch_norm in training and in eval),
+``convert.py`` (cast, device moves, clone). ``inplace.py`` holds the in-place methods (``add_``, ``copy_``, ``masked_fill_`` ...) and ``aliases.py`` PyTorch's other spellings
 (``t``, ``chunk``, ``x.where``, ``new_zeros`` ...). Each class's docstring opens with
 ``forward  ->  gradient``; ``OPS`` below lists them all (``docs/ops.md`` is generated from it, with
 the file and line of every backward).
@@ -25,7 +25,7 @@ Each op module's ``__all__`` lists the functions that are also ``tn.<name>``; th
 from ..autograd import Op
 from . import (
     activation, aliases, conv, convert, elementwise, gather_scatter, indexing, inplace, linalg,
-    reduce, select, shape, sorting, stable,
+    normalization, reduce, select, shape, sorting, stable,
 )
 from .activation import *  # noqa: F403
 from .aliases import *  # noqa: F403
@@ -38,6 +38,7 @@ from .indexing import *  # noqa: F403
 from .indexing import getitem, setitem
 from .linalg import *  # noqa: F403
 from .linalg import linear
+from .normalization import batch_norm_eval, batch_norm_train, layer_norm
 from .reduce import *  # noqa: F403
 from .reduce import ValuesIndices
 from .select import *  # noqa: F403
@@ -48,7 +49,7 @@ from .stable import *  # noqa: F403
 from .stable import binary_cross_entropy, softmax_cross_entropy
 
 _MODULES = (elementwise, activation, select, reduce, sorting, stable, shape, indexing,
-            gather_scatter, linalg, conv, convert, aliases)
+            gather_scatter, linalg, conv, normalization, convert, aliases)
 
 __all__ = [name for module in _MODULES for name in module.__all__]
 """The functions that are also ``tn.<name>`` (``tinynet/__init__.py`` star-imports this list)."""
