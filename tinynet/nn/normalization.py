@@ -58,17 +58,25 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
 
 
 def _update_running_stats(running_mean, running_var, mean, var, count, momentum) -> None:
-    """Exponential moving averages, in place, outside the graph (the buffers are not trained).
-    ``mean`` and ``var`` (biased) are the batch's ``(C,)`` statistics."""
+    """Exponential moving averages, in place, outside the graph (the buffers are not trained):
+    ``running = (1 - momentum) * running + momentum * batch``, with the batch's ``(C,)`` mean and
+    its biased variance ``var`` turned into PyTorch's unbiased estimate, ``count / (count - 1) *
+    var`` (``count``: values per channel, a number or a device array). Two array calls each."""
     with no_grad():
         if running_mean is not None:
-            batch_mean = mean.detach().reshape(-1).data.astype(running_mean.dtype)
-            running_mean.data[...] = (1 - momentum) * running_mean.data + momentum * batch_mean
+            batch_mean = _raw(mean, running_mean.dtype)
+            running_mean.data *= 1 - momentum
+            running_mean.data += batch_mean * momentum
         if running_var is not None:
-            # PyTorch stores the unbiased estimate n / (n - 1) * biased variance.
-            batch_var = var.detach().reshape(-1).data.astype(running_var.dtype)
-            unbiased = batch_var * (count / (count - 1))
-            running_var.data[...] = (1 - momentum) * running_var.data + momentum * unbiased
+            batch_var = _raw(var, running_var.dtype)
+            running_var.data *= 1 - momentum
+            running_var.data += batch_var * (momentum * count / (count - 1))
+
+
+def _raw(t, dtype):
+    """The ``(C,)`` array behind ``t``, in ``dtype`` (copied only when the dtype differs)."""
+    data = t.detach().reshape(-1).data
+    return data if data.dtype == dtype else data.astype(dtype)
 
 
 class _BatchNorm(Module):

@@ -9,8 +9,9 @@ topk), ``stable.py`` (logsumexp, softmax, log_softmax, softmax_cross_entropy), `
 adjoint), ``gather_scatter.py`` (gather, scatter, index_select, masked_fill ...), ``linalg.py``
 (matmul, linear), ``conv.py`` (convolution and its two gradients, max pooling; the im2col layout
 in ``im2col.py``), ``normalization.py`` (layer_norm, batch_norm in training and in eval),
-``convert.py`` (cast, device moves, clone). ``inplace.py`` holds the in-place methods (``add_``, ``copy_``, ``masked_fill_`` ...) and ``aliases.py`` PyTorch's other spellings
-(``t``, ``chunk``, ``x.where``, ``new_zeros`` ...). Each class's docstring opens with
+``convert.py`` (cast, device moves, clone). ``inplace.py`` holds the in-place methods (``add_``,
+``copy_``, ``masked_fill_`` ...) and ``aliases.py`` PyTorch's other spellings (``t``, ``chunk``,
+``x.where``, ``new_zeros`` ...). Each class's docstring opens with
 ``forward  ->  gradient``; ``OPS`` below lists them all (``docs/ops.md`` is generated from it, with
 the file and line of every backward).
 

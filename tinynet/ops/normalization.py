@@ -224,10 +224,10 @@ def batch_norm_train(input: Tensor, weight: Tensor | None = None, bias: Tensor |
 
 
 class BatchNormEvalOp(Op):
-    """y = (x - m) r w + b per channel (dim 1) with given statistics m, v (eval mode's running
-    ones), r = 1 / sqrt(v + eps)  ->  grad_x = g w r, grad_m = -sum(g w r),
-    grad_v = -sum(g w (x - m)) r^3 / 2, grad_w = sum(g (x - m) r), grad_b = sum(g), sums per
-    channel over every dim but 1"""
+    """y = xh w + b, xh = (x - m) r per channel (dim 1) with given statistics m, v (eval mode's
+    running ones), r = 1 / sqrt(v + eps)  ->  grad_x = g w r, grad_m = -w r sum(g),
+    grad_v = -w r^2 sum(g xh) / 2, grad_w = sum(g xh), grad_b = sum(g), sums per channel over
+    every dim but 1"""
 
     result_dtype = "float"
 
@@ -235,14 +235,18 @@ class BatchNormEvalOp(Op):
     def forward(ctx, x, mean, var, *affine, eps=1e-5, has_weight=False, has_bias=False):
         ctx.eps, ctx.has_weight, ctx.has_bias = eps, has_weight, has_bias
         shape = _channel_shape(x)
-        scale = (var + eps) ** -0.5  # (C,) r
-        if has_weight:
-            scale = scale * affine[0]  # w r
-        shift = -mean * scale  # y = x * (w r) + (b - m w r): one pass over x
-        if has_bias:
-            shift = shift + affine[-1]
-        ctx.save_inputs(*range(3 + has_weight))  # x, m, v (and w): each gradient reads some
-        return x * scale.reshape(shape) + shift.reshape(shape)
+        r = (var + eps) ** -0.5  # (C,)
+        if not any(ctx.needs_input_grad):  # inference: y = x (w r) + (b - m w r), two passes
+            scale = r * affine[0] if has_weight else r
+            shift = mean * -scale
+            if has_bias:
+                shift = shift + affine[-1]
+            return x * scale.reshape(shape) + shift.reshape(shape)
+        xh = (x - mean.reshape(shape)) * r.reshape(shape)
+        ctx.save_inputs(*range(3 + has_weight))  # x, m, v (and w)
+        ctx.save_constant(xh, r)  # first order only: recomputed from x, m, v under create_graph
+        y = xh * affine[0].reshape(shape) if has_weight else xh
+        return y + affine[-1].reshape(shape) if has_bias else y
 
     @staticmethod
     def backward(ctx, g):
@@ -251,21 +255,20 @@ class BatchNormEvalOp(Op):
         needs = ctx.needs_input_grad
         shape = _channel_shape(x)
         axes = (0,) + tuple(range(2, x.ndim))
-        r = (var + ctx.eps) ** -0.5  # (C,): small, recomputed (and so differentiable)
-        wr = r * saved[3] if ctx.has_weight else r
+        if ctx.create_graph:
+            r = (var + ctx.eps) ** -0.5
+            xh = (x - mean.reshape(shape)) * r.reshape(shape)
+        else:
+            xh, r = ctx.saved_constants
+        has_w, has_b = ctx.has_weight, ctx.has_bias
+        wr = r * saved[3] if has_w else r  # (C,)
         grad_x = g * wr.reshape(shape) if needs[0] else None
-        grad_m = grad_v = grad_w = None
-        if needs[1]:
-            grad_m = -(g.sum(axis=axes) * wr)
-        if needs[2] or (ctx.has_weight and needs[3]):
-            sum_gc = (g * (x - mean.reshape(shape))).sum(axis=axes)  # (C,) sum(g (x - m))
-            if needs[2]:
-                grad_v = sum_gc * wr * (r * r) * -0.5
-            if ctx.has_weight and needs[3]:
-                grad_w = sum_gc * r
-        grad_b = g.sum(axis=axes) if ctx.has_bias and needs[-1] else None
-        return (grad_x, grad_m, grad_v,
-                *_affine(needs[3:], ctx.has_weight, ctx.has_bias, grad_w, grad_b))
+        sum_g = g.sum(axis=axes) if needs[1] or (has_b and needs[-1]) else None  # (C,): grad_b
+        sum_gxh = (g * xh).sum(axis=axes) \
+            if needs[2] or (has_w and needs[3]) else None  # (C,): grad_w
+        grad_m = -(sum_g * wr) if needs[1] else None
+        grad_v = sum_gxh * (wr * r * -0.5) if needs[2] else None
+        return (grad_x, grad_m, grad_v, *_affine(needs[3:], has_w, has_b, sum_gxh, sum_g))
 
 
 def batch_norm_eval(input: Tensor, mean: Tensor, var: Tensor, weight: Tensor | None = None,
