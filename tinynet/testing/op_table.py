@@ -702,6 +702,83 @@ OP_TABLE = OP_TABLE + (
 )
 # --- end of convolution and pooling -------------------------------------------------------------
 
+# --- normalisation (tinynet/ops/normalization.py) ---------------------------------------------
+# References standardise with NumPy's own mean and var (ddof=0), per sample (layer norm) or per
+# channel (batch norm); weight and bias are optional inputs, so each form has an entry.
+
+NORM_DISTINCT = ("normalising divides by the group's standard deviation: pairwise distinct values "
+                 "keep it away from 0 (where 1/sqrt(var + eps) and its derivatives blow up)")
+NORM_EPS = 1e-5
+NORM_VALUES = Domain(-2.0, 2.0, grid=1 / 64, unique=True)  # distinct, enough for 81 elements
+
+
+def _norm_shapes(kind: str, affine: int, normalized_ndim: int = 1) -> ShapeStrategy:
+    """x's shape and ``affine`` (0, 1 or 2) parameter shapes. ``"layer"``: x with at least
+    ``normalized_ndim`` dims, the last one >= 2, parameters of the trailing dims. ``"batch"``:
+    (N, C, *) with N >= 2, parameters (C,). ``"batch_stats"``: as batch, plus the given mean and
+    var (C,) before the parameters."""
+    def make(max_side):
+        if kind == "layer":
+            x = shapes(normalized_ndim, normalized_ndim + 2, max_side=max_side).map(
+                lambda s: s[:-1] + (max(s[-1], 2),))
+            return x.map(lambda s: (s,) + (s[len(s) - normalized_ndim:],) * affine)
+        x = shapes(2, 4, max_side=max_side).map(lambda s: (max(s[0], 2),) + s[1:])
+        stats = 2 if kind == "batch_stats" else 0
+        return x.map(lambda s: (s,) + ((s[1],),) * (stats + affine))
+    return make
+
+
+def _layer_norm_ref(a, *affine, normalized_ndim=1, weight=True, eps=NORM_EPS):
+    axes = tuple(range(a.ndim - normalized_ndim, a.ndim))
+    y = (a - a.mean(axes, keepdims=True)) / np.sqrt(a.var(axes, keepdims=True) + eps)
+    if affine and weight:
+        y = y * affine[0]
+    return y + affine[-1] if len(affine) == 2 or (affine and not weight) else y
+
+
+def _layer_norm(x, *affine, normalized_ndim=1, weight=True, eps=NORM_EPS):
+    w, b = (affine + (None, None))[:2] if weight else (None, *affine[:1])
+    return tn.nn.functional.layer_norm(x, x.shape[x.ndim - normalized_ndim:], w, b, eps)
+
+
+def _channels(v, ndim):
+    return v.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def _batch_norm_ref(a, *affine, eps=NORM_EPS):
+    axes = (0,) + tuple(range(2, a.ndim))
+    y = (a - a.mean(axes, keepdims=True)) / np.sqrt(a.var(axes, keepdims=True) + eps)
+    return y * _channels(affine[0], a.ndim) + _channels(affine[1], a.ndim) if affine else y
+
+
+def _batch_norm_eval_ref(a, m, v, *affine, eps=NORM_EPS):
+    y = (a - _channels(m, a.ndim)) / np.sqrt(_channels(v, a.ndim) + eps)
+    return y * _channels(affine[0], a.ndim) + _channels(affine[1], a.ndim) if affine else y
+
+
+OP_TABLE = OP_TABLE + (
+    OpCase("layer_norm", _layer_norm, _layer_norm_ref, (NORM_VALUES, REAL, REAL),
+           _norm_shapes("layer", 2), "layer_norm", NORM_DISTINCT),
+    OpCase("layer_norm_weight_only", _layer_norm, _layer_norm_ref, (NORM_VALUES, REAL),
+           _norm_shapes("layer", 1), "layer_norm", NORM_DISTINCT),
+    OpCase("layer_norm_bias_only", _layer_norm, _layer_norm_ref, (NORM_VALUES, REAL),
+           _norm_shapes("layer", 1), "layer_norm", NORM_DISTINCT, params={"weight": False}),
+    OpCase("layer_norm_two_dims", _layer_norm, _layer_norm_ref, (NORM_VALUES,),
+           _norm_shapes("layer", 0, 2), "layer_norm", NORM_DISTINCT,
+           params={"normalized_ndim": 2, "eps": 0.1}),
+    OpCase("batch_norm_train", tn.ops.batch_norm_train, _batch_norm_ref, (NORM_VALUES, REAL, REAL),
+           _norm_shapes("batch", 2), "batch_norm_train", NORM_DISTINCT),
+    OpCase("batch_norm_train_no_affine", tn.ops.batch_norm_train, _batch_norm_ref, (NORM_VALUES,),
+           _norm_shapes("batch", 0), "batch_norm_train", NORM_DISTINCT, params={"eps": 0.1}),
+    OpCase("batch_norm_eval", tn.ops.batch_norm_eval, _batch_norm_eval_ref,
+           (REAL, REAL, POSITIVE, REAL, REAL), _norm_shapes("batch_stats", 2), "batch_norm_eval",
+           "the variance is a variance: positive (1/sqrt(var + eps) has a pole at -eps)"),
+    OpCase("batch_norm_eval_no_affine", tn.ops.batch_norm_eval, _batch_norm_eval_ref,
+           (REAL, REAL, POSITIVE), _norm_shapes("batch_stats", 0), "batch_norm_eval",
+           "the variance is a variance: positive (1/sqrt(var + eps) has a pole at -eps)"),
+)
+# --- end of normalisation ---------------------------------------------------------------------
+
 # --- gather, scatter, sort (tinynet/ops/gather_scatter.py, sorting.py) ------------------------
 # Index tensors are fixed patterns computed from the drawn shapes (repeats included where the op
 # allows them: their gradients must accumulate); the references use NumPy's take_along_axis,
