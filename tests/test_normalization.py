@@ -551,3 +551,28 @@ def test_functional_layer_norm_matches_pytorch_to_second_order(device, normalize
     np.testing.assert_allclose(host(oy), ty.detach().numpy(), rtol=1e-10, atol=1e-12)
     for ours, theirs in zip(ofirst + osecond, tfirst + tsecond):
         np.testing.assert_allclose(host(ours), theirs.detach().numpy(), rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["batch_train", "batch_eval", "layer"])
+def test_mixed_dtypes_promote_as_the_composition_did(device, kind):
+    """float32 input through a float64 layer: a float64 result, and each gradient in its own
+    input's dtype (the primitive sees one dtype: the function casts, a recorded op)."""
+    rng = np.random.default_rng(2)
+    x = tn.tensor(rng.standard_normal((4, 3)).astype(np.float32), device=device,
+                  requires_grad=True)
+    w, b = t64(rng.uniform(0.5, 2, 3), device), t64(rng.standard_normal(3), device)
+    m, v = t64(rng.standard_normal(3), device, False), t64(rng.uniform(0.5, 2, 3), device, False)
+    calls = {"batch_train": (lambda f: f(x, None, None, w, b, True), F.batch_norm,
+                             composed_batch_norm),
+             "batch_eval": (lambda f: f(x, m, v, w, b, False), F.batch_norm, composed_batch_norm),
+             "layer": (lambda f: f(x, 3, w, b), F.layer_norm, composed_layer_norm)}
+    call, primitive, composed = calls[kind]
+    results = []
+    for fn in (primitive, composed):
+        y = call(fn)
+        grads = tn.grad(y, (x, w, b), tn.ones_like(y))
+        results.append((y, *grads))
+    for got, expected in zip(*results):  # the composition standardised in float32: its rounding
+        assert got.dtype == expected.dtype
+        np.testing.assert_allclose(host(got), host(expected), rtol=1e-5, atol=1e-6)
+    assert results[0][0].dtype == tn.float64 and results[0][1].dtype == tn.float32

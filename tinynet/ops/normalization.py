@@ -34,8 +34,12 @@ from __future__ import annotations
 
 import math
 
+import functools
+
 from ..autograd import Op
 from ..tensor import Tensor
+from .convert import cast
+from .operands import result_dtype
 
 __all__: list = []  # nothing on tn itself: the norms are reached through tn.nn.functional
 
@@ -51,6 +55,17 @@ def _standardize(xp, x, axes, eps):
     var = (centered * centered).sum(axis=axes, keepdims=True) * scale
     r = (var + eps) ** -0.5
     return centered * r, r, mean, var
+
+
+def _common_dtype(*tensors) -> list:
+    """The tensors (None kept) in their promoted dtype when they differ (float32 input with a
+    float64 layer gives float64, as the compositions did), each cast a recorded op: gradients
+    return in every input's own dtype. The primitives then see one dtype."""
+    dtypes = {t.dtype for t in tensors if t is not None}
+    if len(dtypes) < 2:
+        return list(tensors)
+    dtype = functools.reduce(result_dtype, dtypes)
+    return [None if t is None else cast(t, dtype) for t in tensors]
 
 
 def _affine_args(weight, bias) -> list:
@@ -134,6 +149,7 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
         if t is not None and tuple(t.shape) != shape:
             raise ValueError(f"layer_norm: {name} has shape {tuple(t.shape)}, expected "
                              f"normalized_shape {shape}")
+    input, weight, bias = _common_dtype(input, weight, bias)
     return LayerNormOp.apply(input, *_affine_args(weight, bias), normalized_ndim=k, eps=eps,
                              has_weight=weight is not None, has_bias=bias is not None)
 
@@ -216,6 +232,7 @@ def batch_norm_train(input: Tensor, weight: Tensor | None = None, bias: Tensor |
         raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
                          f"got input of shape {tuple(input.shape)}")
     stats = [] if return_stats else None
+    input, weight, bias = _common_dtype(input, weight, bias)
     y = BatchNormOp.apply(input, *_affine_args(weight, bias), eps=eps,
                           has_weight=weight is not None, has_bias=bias is not None, _stats=stats)
     if not return_stats:
@@ -282,5 +299,6 @@ def batch_norm_eval(input: Tensor, mean: Tensor, var: Tensor, weight: Tensor | N
     """
     _check_channels("batch_norm", input, running_mean=mean, running_var=var, weight=weight,
                     bias=bias)
+    input, mean, var, weight, bias = _common_dtype(input, mean, var, weight, bias)
     return BatchNormEvalOp.apply(input, mean, var, *_affine_args(weight, bias), eps=eps,
                                  has_weight=weight is not None, has_bias=bias is not None)
