@@ -24,15 +24,15 @@ import os
 for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")  # before NumPy loads
 
-import argparse  # noqa: E402
-import statistics  # noqa: E402
+import argparse
+import statistics
 
-import numpy as np  # noqa: E402
+import _timing
+import numpy as np
 
-import _timing  # noqa: E402
-import tinynet as tn  # noqa: E402
-import tinynet.nn.functional as F  # noqa: E402
-from tinynet.testing.norm_reference import composed_batch_norm, composed_layer_norm  # noqa: E402
+import tinynet as tn
+import tinynet.nn.functional as F
+from tinynet.testing.norm_reference import composed_batch_norm, composed_layer_norm
 
 CASES = (  # name, input shape, layer kind, training
     ("BatchNorm2d train", (32, 16, 8, 8), "bn", True),

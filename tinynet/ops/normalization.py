@@ -32,9 +32,8 @@ of smaller primitives these replace are kept as the reference they are tested ag
 
 from __future__ import annotations
 
-import math
-
 import functools
+import math
 
 from ..autograd import Op
 from ..tensor import Tensor
@@ -123,7 +122,7 @@ class LayerNormOp(Op):
 
 
 def _as_shape(normalized_shape, owner: str) -> tuple[int, ...]:
-    from ..nn.arguments import integer  # noqa: PLC0415 - nn imports ops, not the reverse at load
+    from ..nn.arguments import integer  # here: importing tinynet.nn at load would be circular
 
     sizes = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     return tuple(integer(owner, "normalized_shape", s, minimum=1) for s in sizes)
