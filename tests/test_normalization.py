@@ -6,6 +6,11 @@ normalising, the unbiased one folded into ``running_var``; ``momentum=None`` as 
 average); eval mode against the same running statistics. Gradients by float64 central differences
 on hypothesis-chosen shapes (training mode, with respect to input, weight and bias). Then state
 dicts, errors, and agreement with PyTorch when it is installed.
+
+The layers run primitives with a written-out backward (``tinynet/ops/normalization.py``); the
+compositions they replaced (``tinynet/testing/norm_reference.py``) are the reference they must
+match: values, running statistics, gradients and second derivatives on hypothesis shapes, float64,
+every device; and PyTorch's ``F.batch_norm`` / ``F.layer_norm`` to second order.
 """
 
 import re
