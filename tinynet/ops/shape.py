@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 
 from ..autograd import Op, sum_to
 from ..tensor import Tensor, tensor_method
@@ -366,7 +367,7 @@ def split(x, split_size_or_sections, dim: int = 0, *, axis=None) -> tuple:
         sizes = [min(step, n - s) for s in range(0, n, step)] or [0]
     else:
         try:
-            sizes = [int(k) for k in split_size_or_sections]
+            sizes = [operator.index(k) for k in split_size_or_sections]
         except TypeError:
             raise TypeError(f"split: split_size_or_sections must be an int or a sequence of "
                             f"ints, got {split_size_or_sections!r}") from None
