@@ -352,7 +352,10 @@ class Function:
     """Base class of every op: a static ``forward`` and ``backward`` side by side.
 
     ``forward(ctx, *inputs, **params)`` receives raw backend arrays (NumPy or CuPy) for Tensor
-    inputs and returns one array. ``backward(ctx, grad_out)`` returns one gradient per positional
+    inputs and returns one array, or a tuple of arrays: then ``apply`` records one node and
+    returns a tuple of Tensors, and ``backward(ctx, *grads)`` receives one gradient per output
+    (``None`` for an output that got no gradient), once all have arrived (docs/autograd.md,
+    section 17). ``backward(ctx, grad_out)`` returns one gradient per positional
     input (``None`` for an input without one; extra trailing ``None``\\ s are accepted, so one
     backward serves ``apply(x, 2.0)`` and ``apply(x, scale=2.0)``). Write array math through
     ``ctx.xp`` and the same ``backward`` works on the GPU and under ``create_graph=True``.
