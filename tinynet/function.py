@@ -442,15 +442,11 @@ class Function:
                 if a._requires_grad:
                     record = True
                     needs.append(True)
-                    node = a.grad_fn
-                    if node is None:
-                        parents.append(a)
-                    else:
-                        if node.n_outputs is not None:  # one output of a multi-output node
-                            if slots is None:
-                                slots = {}
-                            slots[len(parents)] = a._output_nr
-                        parents.append(node)
+                    if a._output_nr is not None:  # one output of a multi-output node
+                        if slots is None:
+                            slots = {}
+                        slots[len(parents)] = a._output_nr
+                    parents.append(a.grad_fn or a)
                 else:
                     needs.append(False)
                     parents.append(None)
