@@ -331,8 +331,9 @@ def test_bytes_written_are_the_memory_each_array_call_writes(n, m):
         c = a.reshape(m, n)[0]        # a view: nothing
         d = b.sum(axis=1)             # n*8
         b += 1                        # n*m*8 (in place)
+        tn.Device("standin").xp.multiply(a, 2, out=a)  # n*m*8 (into out)
     assert c.shape == (n,) and d.shape == (n,)
-    assert counts.bytes_written == 8 * (2 * n * m + m + n)
+    assert counts.bytes_written == 8 * (3 * n * m + m + n)
 
 
 def test_a_training_step_on_the_cpu_counts_nothing():

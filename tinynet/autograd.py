@@ -260,17 +260,19 @@ def _observe_outputs_grads(v: Node, grads: list, create_graph: bool, capture) ->
 def _call_backward(v: Node, g, tensor_xp):
     """Run ``v``'s backward (on Tensors, with the tensor namespace, under create_graph); check it
     returned one gradient per positional input."""
-    grads = (g,) if v.n_outputs is None else g  # a multi-output node: one per output, or None
     if tensor_xp is not None:
         v.create_graph = True
         v.xp = tensor_xp.on(v.device)  # creation functions need the device
         try:
-            out = v.fn.backward(v, *grads)
+            # a multi-output node's gradients are a list: one per output, or None
+            out = v.fn.backward(v, *g) if type(g) is list else v.fn.backward(v, g)
         finally:
             v.create_graph = False
             v.xp = v.device.xp
+    elif type(g) is list:
+        out = v.fn.backward(v, *g)
     else:
-        out = v.fn.backward(v, *grads)
+        out = v.fn.backward(v, g)
     if type(out) is not tuple:
         out = (out,)
     if len(out) != len(v.parents) and (len(out) < len(v.parents)
@@ -280,7 +282,7 @@ def _call_backward(v: Node, g, tensor_xp):
                            "for an input that gets no gradient)")
     if _observers is not None:
         for observe in _observers:
-            observe(v, g if v.n_outputs is None else tuple(g), out)
+            observe(v, tuple(g) if type(g) is list else g, out)
     return out
 
 

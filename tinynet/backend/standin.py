@@ -262,8 +262,8 @@ def _count(name: str, result, source, args: tuple, kwargs: dict) -> None:
     results = result if isinstance(result, (tuple, list)) else (result,)
     out = kwargs.get("out")
     if out is not None:
-        counting.array_call(name, _nbytes(_unwrap(out, name) if not isinstance(out, tuple)
-                                          else out[0]))
+        counting.array_call(name, sum(_nbytes(o) for o in out) if isinstance(out, tuple)
+                            else _nbytes(out))
     elif any(_new_buffer(r, source) for r in results):
         counting.array_call(name, sum(_nbytes(r) for r in results if _new_buffer(r, source)))
 
