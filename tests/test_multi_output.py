@@ -287,3 +287,27 @@ def test_unbind_backward_writes_bytes_linear_in_the_number_of_pieces():
     # what unbind replaces: L slices x[t], each sending a full-size gradient
     sliced = [_backward_bytes(L, lambda x: [x[t] for t in range(x.shape[0])]) for L in (16, 32)]
     assert sliced[1] / sliced[0] > 1.8
+
+
+def test_trace_table_prints_each_output_of_a_multi_output_op():
+    x = tn.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    with tn.trace(values=True) as tr:
+        a, b = (x * 1).unbind(0)
+        (a * b).sum().backward()
+    table = tr.table(values=True)
+    assert "output = [0] [1., 2.]" in table and "[1] [3., 4.]" in table
+
+
+def test_stack_and_cat_backward_send_views_of_the_gradient():
+    """Single output, several inputs: each input's gradient is a slice of the output's, so
+    backward writes bytes linear in the number of pieces."""
+    def written(L, join):
+        pieces = [tn.randn(4, 8, device="standin", requires_grad=True) for _ in range(L)]
+        loss = (join(pieces) * 2.0).sum()
+        with tn.backend.count_calls() as counts:
+            loss.backward()
+        for p in pieces:
+            assert p.grad.tolist() == tn.full((4, 8), 2.0).tolist()
+        return counts.bytes_written
+    for join in (tn.stack, tn.cat):
+        assert written(32, join) / written(16, join) < 2.1

@@ -10,6 +10,10 @@ How it fits together:
   topological order with an explicit work list (no recursion: a 100,000-op chain is fine), calls
   each op's ``backward``, undoes broadcasting once (:func:`sum_to`), checks every gradient's shape
   and dtype against its input, and accumulates into leaves.
+* A node with several outputs (``unbind``, ``split``: forward returned a tuple) collects one
+  gradient per output (a list, None where none came) and runs its backward once, after all have
+  arrived; a consumer's ``_slots`` says which output each of its inputs is (docs/autograd.md,
+  section 17).
 * Higher order: every ``backward`` is written once against ``ctx.xp``. In a first-order backward,
   ``ctx.xp`` is the device's array namespace and saved values are raw arrays, so training pays
   nothing for higher-order support. Under ``create_graph=True`` (``ctx.create_graph``) the same
