@@ -267,6 +267,12 @@ def test_graph_view_shows_one_node_with_several_outputs():
     assert text.count("Unbind") >= 1
     assert "3 outputs" in text
     assert "Unbind#2[0]" in text and "Unbind#2[2]" in text
+    with tn.trace(values=True) as tr:
+        a, b = (tn.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True) * 1).unbind(0)
+        loss = (a * b).sum()
+        loss.backward(retain_graph=True)
+    text = tn.viz.graph(loss, trace=tr, values=True).text()
+    assert "out: 2 outputs (2,) float32, (2,) float32  value = ([1., 2.], [3., 4.])" in text
 
 
 # --- backward work linear in the number of pieces ---------------------------------------------

@@ -356,11 +356,16 @@ class _Drawing:
         return f"{path} ({self.module_types[path]})" if path in self.module_types else path
 
     def output_value(self, node: Node, record) -> str:
+        out = None
         if record is not None and record.out is not None:
-            return short(record.out, node.device)
-        if not node._freed and node._keep_output and node._output is not None:
-            return short(node._output, node.device)
-        return "?"
+            out = record.out
+        elif not node._freed and node._keep_output and node._output is not None:
+            out = node._output
+        if out is None:
+            return "?"
+        if type(out) is tuple:  # a multi-output op
+            return "(" + ", ".join(short(o, node.device) for o in out) + ")"
+        return short(out, node.device)
 
     def gradient_lines(self, node: Node) -> list[str]:
         go = self.grad_outs.get(node)
