@@ -10,6 +10,8 @@ through ``unbind`` writes a number of bytes linear in the number of pieces (the 
 counts them), where slicing ``x[t]`` piece by piece is quadratic.
 """
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -96,7 +98,7 @@ def test_errors_name_the_function_and_the_values(call, message):
 class Spy(tn.Function):
     """Two outputs (2x, 3x); records the gradients its backward receives."""
 
-    received = []
+    received: ClassVar[list] = []
 
     @staticmethod
     def forward(ctx, x):
@@ -195,7 +197,7 @@ def test_write_to_a_piece_after_the_input_was_saved_raises_in_backward():
 def test_write_to_the_input_after_a_piece_was_saved_raises_in_backward():
     x = tn.randn(3, 2, requires_grad=True)
     y = x * 1
-    a, b = y.chunk(2, 1)
+    a, _ = y.chunk(2, 1)
     z = (a * a).sum()  # saves the piece a
     with tn.no_grad():
         y[0, 0] = 5.0  # writes the piece's memory through the input
