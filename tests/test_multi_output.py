@@ -319,3 +319,55 @@ def test_stack_and_cat_backward_send_views_of_the_gradient():
         return counts.bytes_written
     for join in (tn.stack, tn.cat):
         assert written(32, join) / written(16, join) < 2.1
+
+
+class WrongSecondOutput(tn.Function):
+    """(2x, 3x), with the second output's derivative written wrong (2 instead of 3)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2, x * 3
+
+    @staticmethod
+    def backward(ctx, g2, g3):
+        return 2 * g2 + 2 * g3
+
+
+def test_trace_finite_differences_check_a_multi_output_node():
+    x = tn.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], dtype=tn.float64, requires_grad=True)
+    with tn.trace(finite_differences=True) as tr:
+        a, _, c = (x * 1).unbind(0)
+        (a * c).sum().backward()
+    (unbind,) = [e for e in tr.to_dict() if e["op"] == "Unbind"]
+    assert unbind["inputs"][0]["numeric"]["ok"]
+    with tn.trace(finite_differences=True) as tr:
+        p, q = WrongSecondOutput.apply(x)
+        (p.sum() + (q * q).sum()).backward()
+    (wrong,) = [e for e in tr.to_dict() if e["op"] == "WrongSecondOutput"]
+    assert wrong["inputs"][0]["numeric"]["ok"] is False
+
+
+@pytest.mark.parametrize("pieces_of", [lambda x: x.unbind(1), lambda x: x.split([1, 3, 2], 1),
+                                       lambda x: x.chunk(4, 1)])
+@pytest.mark.parametrize("used", ["all", "some"])
+def test_backward_of_the_pieces_writes_one_input_sized_array(pieces_of, used):
+    x = tn.randn(3, 6, 5, device="standin", requires_grad=True)
+    pieces = pieces_of(x)
+    if used == "some":
+        pieces = pieces[::2]
+    seeds = [tn.ones(p.shape, device="standin") for p in pieces]
+    with tn.backend.count_calls() as counts:
+        (gx,) = tn.grad(list(pieces), [x], seeds)
+    assert counts.bytes_written <= x.data.nbytes + x.data.itemsize  # (+ one 0-d zero)
+    expected = np.zeros(x.shape, dtype=np.float32)
+    for p in pieces:
+        expected[:, _where(p)] = 1.0
+    np.testing.assert_array_equal(host(gx), expected)
+
+
+def _where(piece):
+    """The columns along dim 1 that ``piece`` (of a (3, 6, 5) tensor) came from."""
+    node, k = piece.grad_fn, piece._output_nr
+    widths = [1 if len(shape) == 2 else shape[1] for shape, _ in node.out_metas]
+    start = sum(widths[:k])
+    return start if len(piece.shape) == 2 else slice(start, start + widths[k])

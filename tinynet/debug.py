@@ -302,10 +302,10 @@ class trace:
                     self._parts.setdefault(parent, []).append((entry, len(inputs)))
                     running = self._sums.get(parent)
                     self._sums[parent] = gi.copy() if running is None else running + gi
-                if self.finite_differences and g is None:
-                    item["numeric"] = {"mode": "n/a", "reason": "an op with several outputs"}
-                elif self.finite_differences:
-                    item["numeric"] = numeric_check(node, record, i, g, gi, self.eps,
+                if self.finite_differences:
+                    upstream = g if g is not None else tuple(
+                        None if x is None else _raw(x) for x in grad_out)
+                    item["numeric"] = numeric_check(node, record, i, upstream, gi, self.eps,
                                                     self.max_fd_elements, self.values)
             inputs.append(item)
         entry["inputs"] = inputs
