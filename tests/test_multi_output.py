@@ -371,3 +371,16 @@ def _where(piece):
     widths = [1 if len(shape) == 2 else shape[1] for shape, _ in node.out_metas]
     start = sum(widths[:k])
     return start if len(piece.shape) == 2 else slice(start, start + widths[k])
+
+
+def test_every_device_runs_the_same_multi_output_code(device):
+    """cpu, the stand-in (CuPy's rules) and cuda: values, gradients, second derivatives."""
+    data = np.random.default_rng(1).standard_normal((3, 4))
+    x = tn.tensor(data, dtype=tn.float64, device=device, requires_grad=True)
+    a, b, c, d = x.unbind(1)
+    assert a.device == x.device and b._version == x._version
+    (a * d + c).sum().backward()
+    expected = np.stack([data[:, 3], np.zeros(3), np.ones(3), data[:, 0]], axis=1)
+    np.testing.assert_allclose(host(x.grad), expected)
+    assert tn.gradgradcheck(lambda t: tuple(p * p for p in t.unbind(1)[::2]), (x,))
+    assert tn.gradgradcheck(lambda t: tuple(p.sin() for p in t.split([1, 2], 0)[1:]), (x,))
