@@ -324,6 +324,12 @@ def _split_points(n: int, step: int) -> list[int]:
     return list(range(step, n, step))
 
 
+def _chunks_ref(a):
+    """torch.chunk(a, 2, -1): pieces of ceil(n / 2) along the last dim."""
+    step = -(-a.shape[-1] // 2)
+    return tuple(a[..., i:i + step] for i in range(0, a.shape[-1], step))
+
+
 # --- the table ----------------------------------------------------------------------------------
 
 
@@ -509,6 +515,15 @@ OP_TABLE: tuple[OpCase, ...] = (
     _unary("split_sections", lambda x: x.split(_sections(x.shape[0])),
            lambda a: tuple(np.split(a, [1], axis=0)), shape=same(min_dims=1, sizes={0: 2}),
            api="split"),
+    _unary("split_skip_pieces", lambda x: tn.split(x, 1, 0)[1::2],
+           lambda a: tuple(np.split(a, a.shape[0], axis=0))[1::2],
+           shape=same(min_dims=1, sizes={0: 2}), api="split"),
+    _unary("chunk", lambda x: x.chunk(2, dim=-1), _chunks_ref, shape=same(min_dims=1)),
+    _unary("unbind", lambda x: tn.unbind(x), lambda a: tuple(a), shape=same(min_dims=1)),
+    _unary("unbind_last_dim", lambda x: x.unbind(-1), lambda a: tuple(np.moveaxis(a, -1, 0)),
+           shape=same(min_dims=2), api="unbind"),
+    _unary("unbind_some_pieces_used", lambda x: (x.unbind(0)[-1] * 2.0,),
+           lambda a: (a[-1] * 2.0,), shape=same(min_dims=1, sizes={0: 2}), api="unbind"),
     _unary("pad", lambda x: tn.pad(x, (1, 2)),
            lambda a: np.pad(a, [(0, 0)] * (a.ndim - 1) + [(1, 2)]), shape=same(min_dims=1)),
     _unary("pad_two_axes_value", lambda x: tn.pad(x, (0, 1, 2, 0), value=0.5),
@@ -884,12 +899,6 @@ def _with_scalar(max_side):
     return shapes(1, 3, max_side=max_side).map(lambda s: (s, ()))
 
 
-def _chunks_ref(a):
-    """torch.chunk(a, 2, -1): pieces of ceil(n / 2) along the last dim."""
-    step = -(-a.shape[-1] // 2)
-    return tuple(a[..., i:i + step] for i in range(0, a.shape[-1], step))
-
-
 def _matrix_pair(batch: int) -> ShapeStrategy:
     """``(B, n, m)`` and ``(B, m, p)`` shapes with ``batch`` leading dims (0: two matrices)."""
     def make(max_side):
@@ -939,7 +948,6 @@ OP_TABLE = OP_TABLE + (
            lambda a: np.sort(a, 0)[:1], DISTINCT, ORDER_TIES, "topk", same(min_dims=1)),
     # PyTorch's other spellings (tinynet/ops/aliases.py)
     _unary("t", tn.t, lambda a: a.T, shape=same(max_dims=2)),
-    _unary("chunk", lambda x: x.chunk(2, dim=-1), _chunks_ref, shape=same(min_dims=1)),
     OpCase("mm", tn.mm, np.matmul, (REAL, REAL), _matrix_pair(0), "mm"),
     OpCase("bmm", lambda a, b: a.bmm(b), np.matmul, (REAL, REAL), _matrix_pair(1), "bmm"),
     # The orders themselves: no gradient; a coarse grid makes ties common (stability).
