@@ -159,8 +159,8 @@ def report(records: list) -> str:
     if not timed:
         return "no measurements"
     env = timed[0]["env"]
-    lines = [f"{env['cpu']} ({env['logical_cpus']} logical CPUs), NumPy {env['numpy']}, torch "
-             f"{env.get('torch', 'absent')}, threads {env['threads']}, {env['date']}", "",
+    lines = [(f"{env['cpu']} ({env['logical_cpus']} logical CPUs), NumPy {env['numpy']}, torch "
+              f"{env.get('torch', 'absent')}, threads {env['threads']}, {env['date']}"), "",
              "MNIST-1D training step (batch 100, Adam), milliseconds: median [IQR]", "",
              "| model | tinynet | PyTorch | tinynet/PyTorch (paired) | target | met |",
              "|---|---:|---:|---:|---:|---|"]

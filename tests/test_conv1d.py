@@ -228,10 +228,10 @@ def test_pools_gradcheck_and_gradgradcheck():
 
 @pytest.mark.parametrize("call, error, message", [
     (lambda: tn.nn.Conv1d(3, 4, 0), ValueError, "Conv1d: kernel_size must be an int"),
-    (lambda: tn.nn.Conv1d(3, 4, (3, 3)), TypeError, "Conv1d: kernel_size must be an int or a "
-                                                    "1-tuple"),
-    (lambda: tn.nn.Conv1d(3, 4, 3, groups=2), ValueError, "Conv1d: in_channels (3) and "
-                                                          "out_channels (4) must be divisible"),
+    (lambda: tn.nn.Conv1d(3, 4, (3, 3)), TypeError,
+     "Conv1d: kernel_size must be an int or a 1-tuple"),
+    (lambda: tn.nn.Conv1d(3, 4, 3, groups=2), ValueError,
+     "Conv1d: in_channels (3) and out_channels (4) must be divisible"),
     (lambda: tn.nn.Conv1d(2, 4, 3, padding_mode="edge"), ValueError, "Conv1d: padding_mode"),
     (lambda: tn.nn.Conv1d(2, 4, 3, stride=2, padding="same"), ValueError,
      "Conv1d: padding='same' is not supported for strided"),
@@ -253,8 +253,8 @@ def test_pools_gradcheck_and_gradgradcheck():
     (lambda: F.adaptive_max_pool2d(tn.randn(1, 2, 4, 4), 2, return_indices=True),
      NotImplementedError, "adaptive_max_pool2d: return_indices=True is not supported"),
     (lambda: tn.nn.AdaptiveMaxPool1d(0), ValueError, "AdaptiveMaxPool1d: output_size must be"),
-    (lambda: tn.nn.AdaptiveAvgPool1d((2, 2)), TypeError, "AdaptiveAvgPool1d: output_size must "
-                                                         "be an int or a tuple of 1"),
+    (lambda: tn.nn.AdaptiveAvgPool1d((2, 2)), TypeError,
+     "AdaptiveAvgPool1d: output_size must be an int or a tuple of 1"),
     (lambda: tn.nn.AvgPool1d(0), ValueError, "AvgPool1d: kernel_size must be an int"),
     (lambda: F.avg_pool1d(tn.randn(2, 8, 3, 3), 2), ValueError,
      "avg_pool1d: expected a 2-D (C, L) or 3-D (N, C, L) input"),
