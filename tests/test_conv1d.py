@@ -95,7 +95,7 @@ def test_conv1d_layer_matches_torch_in_every_padding_mode(case, mode):
 @settings(max_examples=12, deadline=None)
 @given(conv1d_cases())
 def test_conv1d_gradcheck_and_gradgradcheck(case):
-    case = {**case, "n": min(case["n"], 2), "length": min(case["length"], case["length"])}
+    case = {**case, "n": min(case["n"], 2)}  # full Jacobians: keep the batch small
     rng = np.random.default_rng(case["seed"])
     x = tn.tensor(rng.normal(size=(case["n"], case["c_in"], case["length"])), requires_grad=True)
     w = tn.tensor(rng.normal(size=(case["c_out"], case["c_in"] // case["groups"],
