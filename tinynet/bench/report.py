@@ -84,8 +84,8 @@ def markdown_table(doc: dict) -> str:
     width = [r for r in doc["records"] if r["series"] == "width"]
     parts = []
     if batch:
-        models = ", ".join(sorted({"MLP 784-256-128-10" if r["model"] == "mlp" else "CNN"
-                                   for r in batch}, reverse=True))
+        labels = {"mlp": "MLP 784-256-128-10", "cnn": "CNN", "mnist1d-cnn": "MNIST-1D CNN"}
+        models = ", ".join(sorted({labels[r["model"]] for r in batch}, reverse=True))
         parts += [f"Epoch time by batch size ({models}):", "",
                   *_table(batch, "model | batch", lambda r: [r["model"], r["batch_size"]],
                           epochs)]

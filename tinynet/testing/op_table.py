@@ -715,6 +715,131 @@ OP_TABLE = OP_TABLE + (
       for p in ({"kernel_size": 2, "stride": 1, "padding": 1, "dilation": 1},
                 {"kernel_size": 2, "stride": 2, "padding": 0, "dilation": 2})),
 )
+# 1-D: (N, C, L) inputs, the same sizes as above along L.
+
+
+def _conv1d_shapes(kernel, stride, padding, dilation, groups, bias=True,
+                   role="conv") -> ShapeStrategy:
+    """conv1d operand shapes: ``(x, w[, b])``, ``(grad_out, w)`` or ``(x, grad_out)`` by role."""
+    def build(d):
+        n, cg, og, length = d
+        x, wt = (n, cg * groups, length), (og * groups, cg, kernel)
+        g = (n, og * groups, _out(length, kernel, stride, padding, dilation))
+        return {"conv": (x, wt, (og * groups,)) if bias else (x, wt),
+                "input_grad": (g, wt), "weight_grad": (x, g)}[role]
+    low = max(1, dilation * (kernel - 1) + 1 - 2 * padding)
+    return lambda max_side: st.tuples(
+        st.integers(1, 2), st.integers(1, 2), st.integers(1, 2),
+        st.integers(low, low + min(max_side, 3) + 1)).map(build)
+
+
+def _conv1d_ref(a, wt, b=None, stride=1, padding=0, dilation=1, groups=1):
+    """conv1d in NumPy, one kernel offset at a time, group by group."""
+    n, _, length = a.shape
+    o, cg, k = wt.shape
+    ap = np.pad(a, [(0, 0), (0, 0), (padding, padding)])
+    ol = _out(length, k, stride, padding, dilation)
+    out = np.zeros((n, o, ol))
+    og = o // groups
+    for i in range(k):
+        patch = ap[:, :, i * dilation:i * dilation + stride * (ol - 1) + 1:stride]
+        for gi in range(groups):
+            out[:, gi * og:(gi + 1) * og] += np.einsum(
+                "ncl,oc->nol", patch[:, gi * cg:(gi + 1) * cg], wt[gi * og:(gi + 1) * og, :, i])
+    return out if b is None else out + b.reshape(1, o, 1)
+
+
+def _conv1d_input_grad_ref(g, wt, stride=1, padding=0, dilation=1, groups=1):
+    """The adjoint of _conv1d_ref in its input (for the shortest input giving g's length)."""
+    n, o, ol = g.shape
+    _, cg, k = wt.shape
+    length = (ol - 1) * stride + dilation * (k - 1) + 1 - 2 * padding
+    out = np.zeros((n, cg * groups, length + 2 * padding))
+    og = o // groups
+    for i in range(k):
+        r = i * dilation
+        for gi in range(groups):
+            out[:, gi * cg:(gi + 1) * cg, r:r + stride * (ol - 1) + 1:stride] += np.einsum(
+                "nol,oc->ncl", g[:, gi * og:(gi + 1) * og], wt[gi * og:(gi + 1) * og, :, i])
+    return out[:, :, padding:padding + length]
+
+
+def _conv1d_weight_grad_ref(a, g, kernel=2, stride=1, padding=0, dilation=1, groups=1):
+    """The adjoint of _conv1d_ref in its weight."""
+    c, (o, ol) = a.shape[1], g.shape[1:]
+    cg, og = c // groups, o // groups
+    ap = np.pad(a, [(0, 0), (0, 0), (padding, padding)])
+    out = np.zeros((o, cg, kernel))
+    for i in range(kernel):
+        patch = ap[:, :, i * dilation:i * dilation + stride * (ol - 1) + 1:stride]
+        for gi in range(groups):
+            out[gi * og:(gi + 1) * og, :, i] = np.einsum(
+                "nol,ncl->oc", g[:, gi * og:(gi + 1) * og], patch[:, gi * cg:(gi + 1) * cg])
+    return out
+
+
+def _conv1d_input_grad(g, wt, **p):
+    """conv1d's input gradient built under create_graph (a Conv1dInputGrad node)."""
+    n, _, ol = g.shape
+    _, cg, k = wt.shape
+    s, pad, d, groups = p["stride"], p["padding"], p["dilation"], p["groups"]
+    length = (ol - 1) * s + d * (k - 1) + 1 - 2 * pad
+    x = tn.zeros(n, cg * groups, length, dtype=g.dtype, device=g.device, requires_grad=True)
+    with tn.enable_grad():
+        y = tn.nn.functional.conv1d(x, wt, None, s, pad, d, groups)
+        return tn.grad(y, x, g, create_graph=True)[0]
+
+
+def _conv1d_weight_grad(x, g, kernel, **p):
+    """conv1d's weight gradient built under create_graph (a Conv1dWeightGrad node)."""
+    groups = p["groups"]
+    wt = tn.zeros(g.shape[1], x.shape[1] // groups, kernel, dtype=x.dtype, device=x.device,
+                  requires_grad=True)
+    with tn.enable_grad():
+        y = tn.nn.functional.conv1d(x, wt, None, p["stride"], p["padding"], p["dilation"], groups)
+        return tn.grad(y, wt, g, create_graph=True)[0]
+
+
+def _max_pool1d_ref(a, kernel_size, stride, padding=0, dilation=1):
+    """max_pool1d in NumPy: -inf padding, the max over each offset's strided slice."""
+    k, s, p, d = kernel_size, stride, padding, dilation
+    ap = np.pad(a, [(0, 0), (0, 0), (p, p)], constant_values=-np.inf)
+    ol = _out(a.shape[2], k, s, p, d)
+    return np.max([ap[:, :, i * d:i * d + s * (ol - 1) + 1:s] for i in range(k)], axis=0)
+
+
+def _pool1d_shapes(k, s, p, d) -> ShapeStrategy:
+    low = max(1, d * (k - 1) + 1 - 2 * p)
+    return lambda max_side: st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(
+        low, low + min(max_side, 3) + 1)).map(lambda t: (t,))
+
+
+_CONV1D_PARAMS = (
+    ({"stride": 2, "padding": 1, "dilation": 1, "groups": 1}, 3, True),
+    ({"stride": 1, "padding": 2, "dilation": 2, "groups": 2}, 2, False),
+)
+
+OP_TABLE = OP_TABLE + (
+    *(OpCase("conv1d", lambda x, w, b=None, **p: tn.nn.functional.conv1d(x, w, b, **p),
+             _conv1d_ref, (REAL,) * (2 + bias),
+             _conv1d_shapes(kernel, p["stride"], p["padding"], p["dilation"], p["groups"], bias),
+             "convolution", params=p, f32_tol=_CONV_F32)
+      for p, kernel, bias in _CONV1D_PARAMS),
+    *(OpCase("conv1d_input_grad", _conv1d_input_grad, _conv1d_input_grad_ref, (REAL, REAL),
+             _conv1d_shapes(kernel, p["stride"], p["padding"], p["dilation"], p["groups"],
+                            role="input_grad"), "convolution", params=p, f32_tol=_CONV_F32)
+      for p, kernel, _ in _CONV1D_PARAMS),
+    *(OpCase("conv1d_weight_grad", _conv1d_weight_grad, _conv1d_weight_grad_ref, (REAL, REAL),
+             _conv1d_shapes(kernel, p["stride"], p["padding"], p["dilation"], p["groups"],
+                            role="weight_grad"), "convolution", params={"kernel": kernel, **p},
+             f32_tol=_CONV_F32)
+      for p, kernel, _ in _CONV1D_PARAMS),
+    *(OpCase("max_pool1d", lambda x, **p: tn.nn.functional.max_pool1d(x, **p), _max_pool1d_ref,
+             (POOL_DISTINCT,), _pool1d_shapes(p["kernel_size"], p["stride"], p["padding"],
+                                         p["dilation"]), "max_pool", POOL_TIES, params=p)
+      for p in ({"kernel_size": 3, "stride": 2, "padding": 1, "dilation": 1},
+                {"kernel_size": 2, "stride": 1, "padding": 0, "dilation": 2})),
+)
 # --- end of convolution and pooling -------------------------------------------------------------
 
 # --- normalisation (tinynet/ops/normalization.py) ---------------------------------------------
