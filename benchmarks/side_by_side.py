@@ -22,7 +22,9 @@ Measured:
   backward, step), and one ``tn.train.fit`` epoch of 10 such batches (loader, callbacks,
   metrics);
 * one training epoch of a 784-256-128-10 ReLU MLP, batch 32, cross entropy, Adam (2,048 random
-  samples: 64 steps of zero_grad, forward, loss, backward, step).
+  samples: 64 steps of zero_grad, forward, loss, backward, step);
+* with ``--only rnn`` (and only then): forward + backward of an LSTM (64 -> 128, batch 32) over
+  50 and 400 steps and of the MNIST-1D GRU's shape (40 -> 6, batch 100, 40 steps), per call.
 
 Without a thread variable set, the script starts itself again with one BLAS thread (the count
 only holds if set before NumPy loads).
@@ -144,6 +146,28 @@ STEPS = [("20 x tn.tensor(list)", lambda lib: creation_fn(lib, False)),
          ("fit epoch: MLP, SGD momentum, 10 batches of 32", fit_fn)]
 
 
+def rnn_fn(lib, mode: str, seq: int, batch: int = 32, inputs: int = 64, hidden: int = 128):
+    """Forward and backward of a one-layer ``mode`` (LSTM, GRU) over ``seq`` steps (gradients
+    zeroed each call): where the per-step slicing of the input shows in backward."""
+    lib.manual_seed(0)
+    layer = getattr(lib.nn, mode)(inputs, hidden)
+    x = lib.randn(seq, batch, inputs)
+
+    def run():
+        layer.zero_grad()
+        out, _ = layer(x)
+        out.sum().backward()
+    return run
+
+
+RNN_STEPS = [("LSTM 64->128, seq 50, batch 32: forward + backward",
+              lambda lib: rnn_fn(lib, "LSTM", 50)),
+             ("LSTM 64->128, seq 400, batch 32: forward + backward",
+              lambda lib: rnn_fn(lib, "LSTM", 400)),
+             ("GRU 40->6, seq 40, batch 100: forward + backward",
+              lambda lib: rnn_fn(lib, "GRU", 40, batch=100, inputs=40, hidden=6))]
+
+
 def _median(samples):
     return float(np.median(samples))
 
@@ -180,6 +204,8 @@ def measure(libs: dict, rounds: int, quick: bool, clock=time.process_time, only=
     if only in (None, "epoch"):
         n = samples_per_epoch or (512 if quick else 2048)
         records.append(_epochs(libs, epoch_rounds or rounds, clock, rng, n))
+    if only == "rnn":  # on request only: the long sequence takes a while
+        records += _steps(libs, rounds, 3 if quick else 10, clock, RNN_STEPS)
     return records
 
 
@@ -201,7 +227,7 @@ def _per_op(libs, rounds, quick, clock, rng) -> list[dict]:
     return records
 
 
-def _steps(libs, rounds, calls, clock) -> list[dict]:
+def _steps(libs, rounds, calls, clock, steps=None) -> list[dict]:
     """Per workload: each revision's median us per call in every round, and the median of the
     per-round new/base ratios."""
     def median_us(fn):
@@ -213,7 +239,7 @@ def _steps(libs, rounds, calls, clock) -> list[dict]:
         return 1e6 * _median(times)
 
     records = []
-    for name, make in STEPS:
+    for name, make in steps or STEPS:
         fns = {k: make(lib) for k, lib in libs.items()}
         for fn in fns.values():  # warm-up: caches, optimizer state, allocator
             for _ in range(max(3, calls // 5)):
@@ -249,8 +275,9 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
-    parser.add_argument("--only", choices=("ops", "steps", "epoch"),
-                        help="one of the three measurements")
+    parser.add_argument("--only", choices=("ops", "steps", "epoch", "rnn"),
+                        help="one of the three measurements, or the recurrent layers' forward "
+                             "and backward (rnn: only when asked)")
     parser.add_argument("--epoch-rounds", type=int, help="rounds of the epoch (default --rounds)")
     parser.add_argument("--samples", type=int, help="samples per epoch (default 2048)")
     parser.add_argument("--json", help="write the records here")

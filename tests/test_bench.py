@@ -436,6 +436,30 @@ def test_step_flops_match_the_networks_shapes():
     assert bench.step_flops("cnn", batch) == want
 
 
+def test_mnist1d_cnn_workload_is_the_papers_cnn_in_both_libraries():
+    batch = 3
+    tn.manual_seed(0)  # the weights build_torch copies
+    net = bench.build_tinynet("mnist1d-cnn")
+    x_np, y = bench.synthetic_data("mnist1d-cnn", batch)
+    assert x_np.shape == (batch, 1, 40) and y.shape == (batch,)
+    assert sum(p.numel() for p in net.parameters()) == 5_210
+    x, want = tn.tensor(x_np), 0
+    for k, layer in enumerate(net):  # each output element is a dot of C_in * k terms
+        out = layer(x)
+        if isinstance(layer, (tn.nn.Conv1d, tn.nn.Linear)):
+            per_out = x.numel() // batch if isinstance(layer, tn.nn.Linear) else \
+                layer.weight.shape[1] * layer.weight.shape[2]
+            want += 2 * out.numel() * per_out * (2 if k == 0 else 3)
+        x = out
+    assert bench.step_flops("mnist1d-cnn", batch) == want
+    torch = pytest.importorskip("torch")
+    from tinynet.bench.references import build_torch
+
+    with torch.no_grad():
+        theirs = build_torch("mnist1d-cnn")(torch.from_numpy(x_np)).numpy()
+    np.testing.assert_allclose(x.numpy(), theirs, rtol=1e-5, atol=1e-6)  # same seed, weights
+
+
 # --- derived figures and their formatting (no timing: made-up records) ---------------------------
 
 @given(flops=st.floats(1e6, 1e12), seconds=st.floats(1e-4, 1e2), iterations=st.integers(1, 2000),

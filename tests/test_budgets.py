@@ -162,3 +162,40 @@ def test_large_initialisation_is_drawn_on_the_device():
     tn.manual_seed(3)
     np.testing.assert_array_equal(on_device, tn.nn.Linear(1024, 512).weight.numpy())
     assert np.abs(on_device).max() <= 1 / 32 and layer.weight.shape == (512, 1024)
+
+
+def _norm_counts(fn, shape, channels):
+    """The stand-in's counts for one forward + backward of ``fn(x, w, b)`` (the second of two
+    runs, each starting with no .grad, so nothing accumulates)."""
+    x = tn.randn(*shape, device="standin", requires_grad=True)
+    w = tn.ones(channels, device="standin", requires_grad=True)
+    b = tn.zeros(channels, device="standin", requires_grad=True)
+    g = tn.randn(*shape, device="standin")
+    for _ in range(2):
+        x.grad = w.grad = b.grad = None
+        with tn.backend.count_calls() as counts:
+            fn(x, w, b).backward(g)
+    return counts
+
+
+@pytest.mark.parametrize("layer, budget", [("batch_norm_train", 26), ("batch_norm_eval", 11),
+                                           ("layer_norm", 24)])
+def test_norm_forward_backward_launch_budget(layer, budget):
+    """BatchNorm2d on (32, 16, 8, 8) (training: running statistics updated too) and LayerNorm on
+    (32, 128): the primitives with a written-out backward make fewer array calls than the
+    compositions they replaced (benchmarks/norm.py: 43, 14 and 32), and no host sync."""
+    from tinynet.testing.norm_reference import composed_batch_norm, composed_layer_norm
+
+    F = tn.nn.functional
+    rm, rv = tn.zeros(16, device="standin"), tn.ones(16, device="standin")
+    if layer == "layer_norm":
+        calls = [_norm_counts(lambda x, w, b, f=f: f(x, 128, w, b), (32, 128), 128)
+                 for f in (F.layer_norm, composed_layer_norm)]
+    else:
+        training = layer == "batch_norm_train"
+        calls = [_norm_counts(lambda x, w, b, f=f: f(x, rm, rv, w, b, training), (32, 16, 8, 8),
+                              16) for f in (F.batch_norm, composed_batch_norm)]
+    primitive, composed = calls
+    assert primitive.syncs == composed.syncs == 0
+    assert primitive.array_calls <= budget, dict(primitive.calls)
+    assert primitive.array_calls < composed.array_calls

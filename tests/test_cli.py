@@ -468,3 +468,63 @@ def test_models_learn_digits_in_a_few_epochs():
         loss.backward()
         opt.step()
     assert loss.item() < 0.5 * math.log(10)
+
+
+# --------------------------------------------------------------------------------------------
+# MNIST-1D: the paper's four models, its recipe as the dataset's defaults
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model, parameters", [("linear", 410), ("mlp", 78_858), ("cnn", 5_210),
+                                               ("gru", 5_134)])
+def test_mnist1d_trains_the_papers_models_with_its_recipe(tmp_path, model, parameters, capsys):
+    out = train(tmp_path, "--dataset", "mnist1d", "--model", model, "--epochs", "1", "--quiet")
+    config = json.loads((out / "config.json").read_text())
+    args = config["args"]
+    assert (args["optimizer"], args["lr"], args["batch_size"], args["schedule"],
+            args["augment"]) == ("adam", 0.01, 100, "none", "none")
+    assert config["parameters"] == parameters
+    samples = config["samples"]
+    assert samples["train"] + samples["val"] == 4000 and samples["test"] == 1000
+    assert abs(samples["val"] - 400) <= 5  # a stratified tenth of the training signals
+    assert config["normalise"] == {"mean": [0.0], "std": [1.0]}  # fed as the recipe feeds it
+    assert 0.1 < config["result"]["test_accuracy"] <= 1.0  # above chance after one epoch
+
+
+def test_mnist1d_default_epochs_are_the_recipes_6000_steps():
+    args = cli.parse_train_args(["train", "--dataset", "mnist1d"])
+    cli._fill_defaults(args)
+    steps = args.epochs * math.ceil(4000 * (1 - cli.MNIST1D_VAL) / args.batch_size)
+    assert abs(steps - 6000) <= 36  # within one epoch of the recipe
+    ours = cli.parse_train_args(["train", "--dataset", "mnist1d", "--lr", "0.001", "--batch-size",
+                                 "50", "--schedule", "cosine", "--epochs", "3"])
+    cli._fill_defaults(ours)  # options given still win over the recipe
+    assert (ours.lr, ours.batch_size, ours.schedule, ours.epochs) == (0.001, 50, "cosine", 3)
+    other = cli.parse_train_args(["train"])
+    cli._fill_defaults(other)  # the other datasets keep their defaults
+    assert (other.lr, other.batch_size, other.schedule, other.epochs) == (2e-3, 32, "cosine", 30)
+
+
+def test_mnist1d_learning_curves_show_the_mlps_overfitting_gap(tmp_path, capsys):
+    """Ten epochs: the MLP's training accuracy runs away from its validation accuracy, the CNN's
+    stays close and ends higher on the validation set (its inductive bias)."""
+    mlp = read_history(train(tmp_path, "--dataset", "mnist1d", "--model", "mlp", "--epochs",
+                             "10", "--quiet", name="mlp"))
+    cnn = read_history(train(tmp_path, "--dataset", "mnist1d", "--model", "cnn", "--epochs",
+                             "10", "--quiet", name="cnn"))
+
+    def gap(rows):
+        return float(rows[-1]["accuracy"]) - float(rows[-1]["val_accuracy"])
+    assert gap(mlp) > 0.15
+    assert gap(mlp) > gap(cnn) + 0.1
+    assert float(cnn[-1]["val_accuracy"]) > float(mlp[-1]["val_accuracy"]) + 0.1
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--model", "gru"], "--model gru reads a signal as a sequence: use --dataset mnist1d"),
+    (["--dataset", "mnist1d", "--augment", "shift"], "--augment shift needs images"),
+])
+def test_mnist1d_bad_combinations_get_one_line(tmp_path, capsys, options, message):
+    status = cli.main(["train", "--out", str(tmp_path / "run"), *options])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "run").exists()

@@ -250,6 +250,7 @@ MODELS = {  # builder, parameter count from the architecture
     "linear": (tn.models.mnist1d_linear, 40 * 10 + 10),
     "mlp": (tn.models.mnist1d_mlp, (40 * 256 + 256) + (256 * 256 + 256) + (256 * 10 + 10)),
     "gru": (tn.models.mnist1d_gru, 2 * (3 * 6 * 1 + 3 * 6 * 6 + 2 * 3 * 6) + 40 * 12 * 10 + 10),
+    "cnn": (tn.models.mnist1d_cnn, (25 * 5 + 25) + 2 * (25 * 25 * 3 + 25) + 125 * 10 + 10),
 }
 
 
@@ -300,6 +301,19 @@ def torch_reference(name):
             h = h + self.linear2(h).relu()
             return self.linear3(h)
 
+    class ConvBase(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv1d(1, 25, 5, stride=2, padding=1)
+            self.conv2 = nn.Conv1d(25, 25, 3, stride=2, padding=1)
+            self.conv3 = nn.Conv1d(25, 25, 3, stride=2, padding=1)
+            self.linear = nn.Linear(125, 10)
+
+        def forward(self, x):
+            x = x.view(-1, 1, x.shape[-1])
+            h = self.conv3(self.conv2(self.conv1(x).relu()).relu()).relu()
+            return self.linear(h.view(h.shape[0], -1))
+
     class GRUBase(nn.Module):
         def __init__(self):
             super().__init__()
@@ -311,7 +325,8 @@ def torch_reference(name):
             output, _ = self.gru(x.view(*x.shape[:2], 1), h0)
             return self.linear(output.reshape(output.shape[0], -1))
 
-    return {"linear": LinearBase, "mlp": MLPBase, "gru": GRUBase}[name]().double()
+    return {"linear": LinearBase, "mlp": MLPBase, "cnn": ConvBase,
+            "gru": GRUBase}[name]().double()
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -332,7 +347,7 @@ def test_mnist1d_models_match_the_pytorch_reference(name):
 
 
 
-@pytest.mark.parametrize("name", ["mlp", "gru"])
+@pytest.mark.parametrize("name", ["mlp", "cnn", "gru"])
 def test_mnist1d_recipe_follows_pytorch_step_for_step_in_float64(name, embedded):
     """The paper's recipe (Adam, lr 1e-2, batches of 100 in order) from the same weights: in
     float64 tinynet's losses and weights stay with PyTorch's, so the float32 runs of the table
@@ -390,7 +405,7 @@ def test_mnist1d_mlp_overfits_a_small_training_set_measurably(embedded):
 def test_12_mnist1d_table_example_prints_the_table():
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "12_mnist1d_table.py"), "--models", "linear",
-         "mlp", "--seeds", "0", "1", "--steps", "300", "--no-torch"],
+         "mlp", "cnn", "--seeds", "0", "1", "--steps", "300", "--no-torch"],
         check=False, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     out = result.stdout
@@ -398,15 +413,18 @@ def test_12_mnist1d_table_example_prints_the_table():
     runs = re.findall(r"^(\w+)\s+seed (\d): tinynet test\s+(\S+)% \(best\s+(\S+)%\) train\s+(\S+)%",
                       out, re.MULTILINE)
     assert [(r[0], r[1]) for r in runs] == [("linear", "0"), ("linear", "1"), ("mlp", "0"),
-                                            ("mlp", "1")]
+                                            ("mlp", "1"), ("cnn", "0"), ("cnn", "1")]
     for name, _, test, best, train in runs:
         assert 15 < float(test) <= float(best) <= 100 and float(train) <= 100
     rows = {m.group(1): m for m in re.finditer(
-        r"^(linear|mlp)\s+(\d+)%\s+(\S+) ± (\S+) \((\S+)-(\S+)\)", out, re.MULTILINE)}
+        r"^(linear|mlp|cnn)\s+(\d+)%\s+(\S+) ± (\S+) \((\S+)-(\S+)\)", out, re.MULTILINE)}
     assert rows["linear"].group(2) == "32" and rows["mlp"].group(2) == "68"
+    assert rows["cnn"].group(2) == "94"
     mlp_tests = sorted(float(r[2]) for r in runs if r[0] == "mlp")
     assert float(rows["mlp"].group(3)) == pytest.approx(np.mean(mlp_tests), abs=0.051)
-    assert re.search(r"^cnn\s+94%\s+needs Conv1d", out, re.MULTILINE)
+    cnn_tests = sorted(float(r[2]) for r in runs if r[0] == "cnn")
+    assert float(rows["cnn"].group(3)) == pytest.approx(np.mean(cnn_tests), abs=0.051)
+    assert min(cnn_tests) > max(mlp_tests)  # the convolution's inductive bias, after 300 steps
     gap = float(re.search(r"MLP over-fitting gap \(train - test accuracy\): (\S+) points",
                           out).group(1))
     assert gap > 10

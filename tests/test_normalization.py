@@ -6,6 +6,11 @@ normalising, the unbiased one folded into ``running_var``; ``momentum=None`` as 
 average); eval mode against the same running statistics. Gradients by float64 central differences
 on hypothesis-chosen shapes (training mode, with respect to input, weight and bias). Then state
 dicts, errors, and agreement with PyTorch when it is installed.
+
+The layers run primitives with a written-out backward (``tinynet/ops/normalization.py``); the
+compositions they replaced (``tinynet/testing/norm_reference.py``) are the reference they must
+match: values, running statistics, gradients and second derivatives on hypothesis shapes, float64,
+every device; and PyTorch's ``F.batch_norm`` / ``F.layer_norm`` to second order.
 """
 
 import re
@@ -20,6 +25,8 @@ import tinynet as tn
 import tinynet.nn.functional as F
 from tinynet import nn
 from tinynet.testing import arrays, check_gradients
+from tinynet.testing.norm_reference import composed_batch_norm, composed_layer_norm
+from tinynet.testing.op_table import recorded_ops
 
 FEWER = settings(max_examples=max(5, settings().max_examples * 2 // 5))
 
@@ -320,3 +327,257 @@ def test_docs_normalization_snippets_run():
     assert blocks
     for block in blocks:
         exec(compile(block, "docs/nn.md (Normalization)", "exec"), {})
+
+
+# --- the primitives against the composed versions they replaced -------------------------------
+# tinynet/testing/norm_reference.py keeps the functions built from mean/sub/mul/pow: the
+# primitives (LayerNorm, BatchNorm, BatchNormEval, backward written by hand) must give the same
+# values, running statistics, gradients and second derivatives, on hypothesis shapes, float64.
+
+
+def _grads_two_orders(fn, inputs, g, u):
+    """y = fn(*inputs); first order: the vector-Jacobian product with g; second order: the
+    gradient of <first-order gradients, u> (a Hessian-vector product of <y, g>)."""
+    y = fn(*inputs)
+    first = tn.grad(y, inputs, g, create_graph=True)
+    total = sum((a * b).sum() for a, b in zip(first, u))
+    if not total.requires_grad:  # y linear in the inputs (eval mode, x alone): no second order
+        return y, first, [tn.zeros_like(t) for t in inputs]
+    second = tn.grad(total, inputs, allow_unused=True, materialize_grads=True)
+    return y, first, second
+
+
+def _assert_same(got, expected, what, rtol=1e-9, atol=1e-11):
+    for i, (a, b) in enumerate(zip(got, expected)):
+        np.testing.assert_allclose(host(a), host(b), rtol=rtol, atol=atol,
+                                   err_msg=f"{what}, input {i}")
+
+
+def _compare(device, primitive, composed, inputs, data, rtol=1e-9, atol=1e-11):
+    """Values, first- and second-order gradients of ``primitive`` equal ``composed``'s (each
+    called once: the output has the input's shape)."""
+    g = t64(data.draw(arrays(tuple(inputs[0].shape)), label="g"), device, requires_grad=False)
+    u = [t64(data.draw(arrays(tuple(t.shape)), label=f"u{i}"), device, requires_grad=False)
+         for i, t in enumerate(inputs)]
+    y_p, first_p, second_p = _grads_two_orders(primitive, inputs, g, u)
+    y_c, first_c, second_c = _grads_two_orders(composed, inputs, g, u)
+    np.testing.assert_allclose(host(y_p), host(y_c), rtol=rtol, atol=atol, err_msg="values")
+    _assert_same(first_p, first_c, "first-order gradient", rtol, atol)
+    _assert_same(second_p, second_c, "second-order gradient", rtol * 10, atol * 10)
+    return y_p
+
+
+def _recorded(y) -> set:
+    return {op.__name__ for op in recorded_ops([y])}
+
+
+@FEWER
+@given(data=st.data(), case=bn_cases(max_elements=30), affine=st.booleans(),
+       momentum=st.sampled_from([0.1, 0.5]), eps=st.sampled_from([1e-5, 1e-1]))
+def test_batch_norm_train_primitive_matches_composed(device, data, case, affine, momentum, eps):
+    _, shape = case
+    c = shape[1]
+    x = t64(data.draw(arrays(shape, domain="distinct"), label="x"), device)
+    params = [t64(data.draw(arrays((c,)), label=name), device) for name in ("w", "b")] \
+        if affine else []
+    stats = {impl: (t64(np.zeros(c), device, False), t64(np.ones(c), device, False))
+             for impl in ("primitive", "composed")}
+
+    def run(fn, impl):
+        def call(x, *wb):
+            return fn(x, *stats[impl], *(wb or (None, None)), training=True, momentum=momentum,
+                      eps=eps)
+        return call
+
+    y = _compare(device, run(F.batch_norm, "primitive"), run(composed_batch_norm, "composed"),
+                 [x, *params], data)
+    assert _recorded(y) == {"BatchNormOp"}  # one node: the derivative is written in one place
+    for got, expected in zip(stats["primitive"], stats["composed"]):  # running mean, var
+        np.testing.assert_allclose(host(got), host(expected), rtol=1e-12, atol=1e-14)
+
+
+@FEWER
+@given(data=st.data(), case=bn_cases(max_elements=30), affine=st.booleans(),
+       stats_need_grad=st.booleans())
+def test_batch_norm_eval_primitive_matches_composed(device, data, case, affine, stats_need_grad):
+    """Eval mode; with ``stats_need_grad`` the statistics are graph inputs, as SyncBatchNorm's
+    global batch statistics are: their gradients (and second derivatives) must match too."""
+    _, shape = case
+    c = shape[1]
+    x = t64(data.draw(arrays(shape), label="x"), device)
+    mean = t64(data.draw(arrays((c,)), label="mean"), device, stats_need_grad)
+    var = t64(data.draw(arrays((c,), domain="positive"), label="var"), device, stats_need_grad)
+    params = [t64(data.draw(arrays((c,)), label=name), device) for name in ("w", "b")] \
+        if affine else []
+    inputs = [x, mean, var, *params] if stats_need_grad else [x, *params]
+
+    def run(fn):
+        def call(*ts):
+            x, m, v, rest = (ts[0], ts[1], ts[2], ts[3:]) if stats_need_grad \
+                else (ts[0], mean, var, ts[1:])
+            return fn(x, m, v, *(rest or (None, None)), training=False, eps=1e-5)
+        return call
+
+    y = _compare(device, run(F.batch_norm), run(composed_batch_norm), inputs, data)
+    assert _recorded(y) == {"BatchNormEvalOp"}
+
+
+@FEWER
+@given(data=st.data(), shape=st.lists(st.integers(1, 3), min_size=1, max_size=3).map(tuple),
+       k=st.integers(1, 3), affine=st.sampled_from(["both", "weight", "bias", "none"]),
+       eps=st.sampled_from([1e-5, 1e-1]))
+def test_layer_norm_primitive_matches_composed(device, data, shape, k, affine, eps):
+    k = min(k, len(shape))
+    normalized = shape[len(shape) - k:]
+    x = t64(data.draw(arrays(shape, domain="distinct"), label="x"), device)
+    w = t64(data.draw(arrays(normalized), label="w"), device) if affine in ("both", "weight") \
+        else None
+    b = t64(data.draw(arrays(normalized), label="b"), device) if affine in ("both", "bias") \
+        else None
+    params = [t for t in (w, b) if t is not None]
+
+    def run(fn):
+        def call(x, *ps):
+            it = iter(ps)
+            return fn(x, normalized, next(it) if w is not None else None,
+                      next(it) if b is not None else None, eps)
+        return call
+
+    y = _compare(device, run(F.layer_norm), run(composed_layer_norm), [x, *params], data)
+    assert _recorded(y) == {"LayerNormOp"}
+
+
+@FEWER
+@given(data=st.data(), case=bn_cases(max_elements=18))
+def test_batchnorm_training_second_order_on_hypothesis_shapes(device, data, case):
+    _, shape = case
+    c = shape[1]
+    x = t64(data.draw(arrays(shape, domain="distinct"), label="x"), device)
+    w = t64(data.draw(arrays((c,)), label="weight"), device)
+    b = t64(data.draw(arrays((c,)), label="bias"), device)
+    check_gradients(lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), x, w, b,
+                    second_order=True)
+
+
+def test_layers_record_one_readable_node(device):
+    """A BatchNorm or LayerNorm layer is one node in a graph and a trace, named after it."""
+    x = tn.randn(4, 3, 2, device=device, requires_grad=True)
+    bn = nn.BatchNorm1d(3, device=device)
+    assert repr(bn(x).grad_fn) == "<BatchNormBackward>"
+    assert repr(bn.eval()(x).grad_fn) == "<BatchNormEvalBackward>"
+    ln = nn.LayerNorm(2, device=device)
+    with tn.trace() as t:
+        ln(x).sum().backward()
+    table = t.table()
+    assert "LayerNorm#1" in table and "grad_x = r (gh - mean(gh)" in table
+    assert "Mean" not in table and "Pow" not in table  # not the composition
+
+
+def test_saved_input_written_in_place_is_caught(device):
+    x = tn.randn(4, 3, device=device)
+    w = tn.ones(3, device=device, requires_grad=True)
+    y = F.batch_norm(x, None, None, w, training=True)
+    x += 1  # x was saved: the backward must not silently use the new values
+    with pytest.raises(RuntimeError, match=r"BatchNorm.backward: .*modified by an inplace"):
+        y.sum().backward()
+
+
+def test_norm_argument_errors_name_the_function():
+    with pytest.raises(ValueError, match=r"layer_norm: weight has shape \(3,\), expected "
+                                         r"normalized_shape \(4,\)"):
+        F.layer_norm(tn.zeros(2, 4), 4, tn.ones(3))
+    with pytest.raises(ValueError, match=r"batch_norm: bias has shape \(2,\), expected \(3,\)"):
+        F.batch_norm(tn.zeros(2, 3), None, None, tn.ones(3), tn.ones(2), training=True)
+    with pytest.raises(ValueError, match=r"batch_norm: running_var has shape \(4,\)"):
+        F.batch_norm(tn.zeros(2, 3), tn.zeros(3), tn.ones(4), training=False)
+    with pytest.raises(ValueError, match="needs a channel dimension"):
+        F.batch_norm(tn.zeros(3), None, None, training=True)
+    with pytest.raises(ValueError, match="running_mean and running_var are needed"):
+        F.batch_norm(tn.zeros(2, 3), None, None, training=False)
+
+
+def test_batch_norm_train_returns_the_batch_statistics(device):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 2, 3))
+    y, mean, var = tn.ops.batch_norm_train(t64(x, device), return_stats=True)
+    assert y.requires_grad and not mean.requires_grad and not var.requires_grad
+    np.testing.assert_allclose(host(mean), x.mean((0, 2)), rtol=1e-12)
+    np.testing.assert_allclose(host(var), x.var((0, 2)), rtol=1e-12)  # biased
+
+
+# --- PyTorch's functional forms, second order included -----------------------------------------
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shape", [(6, 3), (4, 3, 5), (3, 3, 2, 4)])
+def test_functional_batch_norm_matches_pytorch_to_second_order(device, shape, training):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    x, g, u = (rng.standard_normal(shape) * 2 + 0.5 for _ in range(3))
+    w, b = rng.uniform(0.5, 2, 3), rng.standard_normal(3)
+    rm, rv = rng.standard_normal(3), rng.uniform(0.5, 2, 3)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    trm, trv = torch.tensor(rm), torch.tensor(rv)
+    ty = torch.nn.functional.batch_norm(tx, trm, trv, tw, tb, training, 0.3, 1e-3)
+    tfirst = torch.autograd.grad(ty, (tx, tw, tb), torch.tensor(g), create_graph=True)
+    tsecond = torch.autograd.grad((tfirst[0] * torch.tensor(u)).sum(), (tx, tw),
+                                  allow_unused=True, materialize_grads=True)
+    ox, ow, ob = (t64(a, device) for a in (x, w, b))
+    orm, orv = t64(rm, device, False), t64(rv, device, False)
+    oy = F.batch_norm(ox, orm, orv, ow, ob, training, 0.3, 1e-3)
+    ofirst = tn.grad(oy, (ox, ow, ob), t64(g, device, False), create_graph=True)
+    osecond = tn.grad((ofirst[0] * t64(u, device, False)).sum(), (ox, ow), allow_unused=True,
+                      materialize_grads=True)
+    np.testing.assert_allclose(host(oy), ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+    for ours, theirs in zip(ofirst + osecond, tfirst + tsecond):
+        np.testing.assert_allclose(host(ours), theirs.detach().numpy(), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(host(orm), trm.numpy(), rtol=1e-12)  # running stats, updated
+    np.testing.assert_allclose(host(orv), trv.numpy(), rtol=1e-12)  # in training only
+
+
+@pytest.mark.parametrize("normalized, affine", [((4,), True), ((3, 4), True), ((4,), False)])
+def test_functional_layer_norm_matches_pytorch_to_second_order(device, normalized, affine):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    shape = (2, 3, 4)
+    x, g, u = (rng.standard_normal(shape) for _ in range(3))
+    w, b = rng.standard_normal(normalized), rng.standard_normal(normalized)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    targs = (tw, tb) if affine else (None, None)
+    ty = torch.nn.functional.layer_norm(tx, normalized, *targs, eps=1e-4)
+    tin = (tx, tw, tb) if affine else (tx,)
+    tfirst = torch.autograd.grad(ty, tin, torch.tensor(g), create_graph=True)
+    tsecond = torch.autograd.grad((tfirst[0] * torch.tensor(u)).sum(), tin, allow_unused=True,
+                                  materialize_grads=True)
+    ox, ow, ob = (t64(a, device) for a in (x, w, b))
+    oin = (ox, ow, ob) if affine else (ox,)
+    oy = F.layer_norm(ox, normalized, *((ow, ob) if affine else (None, None)), eps=1e-4)
+    ofirst = tn.grad(oy, oin, t64(g, device, False), create_graph=True)
+    osecond = tn.grad((ofirst[0] * t64(u, device, False)).sum(), oin, allow_unused=True,
+                      materialize_grads=True)
+    np.testing.assert_allclose(host(oy), ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+    for ours, theirs in zip(ofirst + osecond, tfirst + tsecond):
+        np.testing.assert_allclose(host(ours), theirs.detach().numpy(), rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["batch_train", "batch_eval", "layer"])
+def test_mixed_dtypes_promote_as_the_composition_did(device, kind):
+    """float32 input through a float64 layer: a float64 result, and each gradient in its own
+    input's dtype (the primitive sees one dtype: the function casts, a recorded op)."""
+    rng = np.random.default_rng(2)
+    x = tn.tensor(rng.standard_normal((4, 3)).astype(np.float32), device=device,
+                  requires_grad=True)
+    w, b = t64(rng.uniform(0.5, 2, 3), device), t64(rng.standard_normal(3), device)
+    m, v = t64(rng.standard_normal(3), device, False), t64(rng.uniform(0.5, 2, 3), device, False)
+    calls = {"batch_train": (lambda f: f(x, None, None, w, b, True), F.batch_norm,
+                             composed_batch_norm),
+             "batch_eval": (lambda f: f(x, m, v, w, b, False), F.batch_norm, composed_batch_norm),
+             "layer": (lambda f: f(x, 3, w, b), F.layer_norm, composed_layer_norm)}
+    call, primitive, composed = calls[kind]
+    results = []
+    for fn in (primitive, composed):
+        y = call(fn)
+        grads = tn.grad(y, (x, w, b), tn.ones_like(y))
+        results.append((y, *grads))
+    for got, expected in zip(*results):  # the composition standardised in float32: its rounding
+        assert got.dtype == expected.dtype
+        np.testing.assert_allclose(host(got), host(expected), rtol=1e-5, atol=1e-6)
+    assert results[0][0].dtype == tn.float64 and results[0][1].dtype == tn.float32

@@ -304,6 +304,26 @@ def test_step_errors_name_the_function_and_the_shapes(fn, args, match):
         fn(*[tn.zeros(*s) for s in args])
 
 
+def _layer_backward_bytes(mode: str, L: int) -> int:
+    tn.manual_seed(0)
+    layer = getattr(tn.nn, mode)(8, 8).to("standin")
+    out, _ = layer(tn.randn(L, 4, 8, device="standin"))
+    loss = out.sum()
+    with tn.backend.count_calls() as counts:
+        loss.backward()
+    return counts.bytes_written
+
+
+@pytest.mark.parametrize("mode", ["RNN", "GRU", "LSTM"])
+def test_layer_backward_work_is_linear_in_the_sequence_length(mode):
+    """Twice the steps, twice the bytes backward writes (the stand-in device counts them): the
+    steps are one ``unbind`` node, whose backward writes the input's gradient once. Slicing
+    ``x[t]`` step by step sent a full-size gradient per step (ratio ~4); slicing by halving, a
+    log factor (ratio ~2.2 from 32 to 64 steps)."""
+    ratio = _layer_backward_bytes(mode, 64) / _layer_backward_bytes(mode, 32)
+    assert 1.9 < ratio < 2.08, ratio
+
+
 # --- against PyTorch ---------------------------------------------------------------------------
 
 TORCH_CONFIGS = {

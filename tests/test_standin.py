@@ -321,6 +321,21 @@ def test_counts_nest_are_per_thread_and_stop_at_the_end_of_the_block():
     assert repr(outer) == "CallCounts(array_calls=2, syncs=0, uploads=0)"
 
 
+@pytest.mark.parametrize("n, m", [(1, 1), (3, 2), (7, 5), (50, 3)])
+def test_bytes_written_are_the_memory_each_array_call_writes(n, m):
+    """Results, in-place updates and ``a[i] = v`` count the bytes they write; views none."""
+    a = tn.ones(n, m, device="standin", dtype=tn.float64).data
+    with tn.backend.count_calls() as counts:
+        b = a * 2                     # n*m*8 bytes
+        a[0] = 3.0                    # one row: m*8
+        c = a.reshape(m, n)[0]        # a view: nothing
+        d = b.sum(axis=1)             # n*8
+        b += 1                        # n*m*8 (in place)
+        tn.Device("standin").xp.multiply(a, 2, out=a)  # n*m*8 (into out)
+    assert c.shape == (n,) and d.shape == (n,)
+    assert counts.bytes_written == 8 * (3 * n * m + m + n)
+
+
 def test_a_training_step_on_the_cpu_counts_nothing():
     model = tn.nn.Linear(3, 2)
     with tn.backend.count_calls() as counts:

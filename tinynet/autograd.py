@@ -10,6 +10,10 @@ How it fits together:
   topological order with an explicit work list (no recursion: a 100,000-op chain is fine), calls
   each op's ``backward``, undoes broadcasting once (:func:`sum_to`), checks every gradient's shape
   and dtype against its input, and accumulates into leaves.
+* A node with several outputs (``unbind``, ``split``: forward returned a tuple) collects one
+  gradient per output (a list, None where none came) and runs its backward once, after all have
+  arrived; a consumer's ``_slots`` says which output each of its inputs is (docs/autograd.md,
+  section 17).
 * Higher order: every ``backward`` is written once against ``ctx.xp``. In a first-order backward,
   ``ctx.xp`` is the device's array namespace and saved values are raw arrays, so training pays
   nothing for higher-order support. Under ``create_graph=True`` (``ctx.create_graph``) the same
@@ -125,6 +129,7 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, capt
                     g = _observe_node_grad(v, g, create_graph, capture)
                 if needed is None or needed[v]:
                     grads_in = _call_backward(v, g, tensor_xp)
+            slots = v._slots  # inputs that are outputs of multi-output nodes (usually None)
             for i, p in enumerate(v.parents):  # hand each input its gradient; wake the ready ones
                 if p is None:
                     continue
@@ -133,7 +138,9 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, capt
                     shape, dtype = v.metas[i]
                     if gi.shape != shape or gi.dtype != dtype or not shape:
                         gi = _fit_to_input(v, i, gi)
-                    if p in grads:
+                    if slots is not None and i in slots:
+                        _add_to_output(grads, p, slots[i], gi, shape, v.device)
+                    elif p in grads:
                         total = grads[p] + gi
                         grads[p] = total if shape else _as_array(total, v.device)
                         owned[p] = True  # a sum the engine just made
@@ -147,6 +154,20 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, capt
                     ready.append(p)
             if not retain_graph:
                 v.release()
+
+
+def _add_to_output(grads: dict, node: Node, k: int, gi, shape: tuple, device) -> None:
+    """Add ``gi`` to the gradient of output ``k`` of the multi-output ``node``: its entry in
+    ``grads`` is a list with one gradient per output (None until one arrives)."""
+    per_output = grads.get(node)
+    if per_output is None:
+        per_output = grads[node] = [None] * node.n_outputs
+    total = per_output[k]
+    if total is None:
+        per_output[k] = gi
+    else:
+        total = total + gi
+        per_output[k] = total if shape else _as_array(total, device)
 
 
 def _count_consumers(roots, check_freed: bool = True) -> dict:
@@ -179,7 +200,10 @@ def _seed(roots, root_grads) -> dict:
     grads: dict = {}
     for t, g in zip(roots, root_grads):
         v = t.grad_fn if t.grad_fn is not None else t
-        grads[v] = _as_array(grads[v] + g, t.device) if v in grads else g
+        if t._output_nr is not None and v is t.grad_fn:  # an output of a multi-output node
+            _add_to_output(grads, v, t._output_nr, g, t._data.shape, t.device)
+        else:
+            grads[v] = _as_array(grads[v] + g, t.device) if v in grads else g
     return grads
 
 
@@ -192,7 +216,11 @@ def _needed_for(capture: dict, pending: dict) -> dict:
             for p in v.parents:
                 if p is not None:
                     consumers.setdefault(p, []).append(v)
-    needed = {k: False for k in capture if k in pending}
+    needed = {}
+    for k in capture:  # a key is a vertex, or (node, output index) for an output of a node
+        v = k[0] if type(k) is tuple else k
+        if v in pending:
+            needed[v] = False
     stack = list(needed)
     while stack:
         for c in consumers.get(stack.pop(), ()):
@@ -205,14 +233,32 @@ def _needed_for(capture: dict, pending: dict) -> dict:
 def _observe_node_grad(v: Node, g, create_graph: bool, capture):
     """A non-leaf's total gradient: run its hooks, keep it for retain_grad(), capture it for
     tn.grad. Returns the gradient to propagate (a hook may replace it)."""
+    if v.n_outputs is not None:
+        return _observe_outputs_grads(v, g, create_graph, capture)
     if v._hooks:
         g = _call_hooks(v._hooks, g, create_graph, v.device)
     if capture is None:
         if v._retained is not None:
-            _retain(v, g, create_graph)
+            _retain(v._retained, g, create_graph, v.device)
     elif v in capture:
         capture[v] = g
     return g
+
+
+def _observe_outputs_grads(v: Node, grads: list, create_graph: bool, capture) -> list:
+    """:func:`_observe_node_grad` for a multi-output node: per output that got a gradient."""
+    hooks, retained = v._hooks or {}, v._retained or {}
+    for k, g in enumerate(grads):
+        if g is None:
+            continue
+        if hooks.get(k):
+            g = grads[k] = _call_hooks(hooks[k], g, create_graph, v.device)
+        if capture is None:
+            if k in retained:
+                _retain(retained[k], g, create_graph, v.device)
+        elif (v, k) in capture:
+            capture[(v, k)] = g
+    return grads
 
 
 def _call_backward(v: Node, g, tensor_xp):
@@ -222,10 +268,13 @@ def _call_backward(v: Node, g, tensor_xp):
         v.create_graph = True
         v.xp = tensor_xp.on(v.device)  # creation functions need the device
         try:
-            out = v.fn.backward(v, g)
+            # a multi-output node's gradients are a list: one per output, or None
+            out = v.fn.backward(v, *g) if type(g) is list else v.fn.backward(v, g)
         finally:
             v.create_graph = False
             v.xp = v.device.xp
+    elif type(g) is list:
+        out = v.fn.backward(v, *g)
     else:
         out = v.fn.backward(v, g)
     if type(out) is not tuple:
@@ -237,7 +286,7 @@ def _call_backward(v: Node, g, tensor_xp):
                            "for an input that gets no gradient)")
     if _observers is not None:
         for observe in _observers:
-            observe(v, g, out)
+            observe(v, tuple(g) if type(g) is list else g, out)
     return out
 
 
@@ -324,12 +373,12 @@ def _deliver_to_leaf(leaf: Tensor, g, create_graph: bool, capture, owned: bool =
         leaf.grad._data += g
 
 
-def _retain(v: Node, g, create_graph: bool):
-    t = v._retained()
+def _retain(ref, g, create_graph: bool, device):
+    t = ref()
     if t is None:
         return
     if not create_graph:
-        g = Tensor._make(g.copy(), v.device)
+        g = Tensor._make(g.copy(), device)
     t.grad = g if t.grad is None else t.grad + g
 
 
@@ -463,7 +512,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     for t in inputs:
         if not t.requires_grad:
             raise RuntimeError("tn.grad: one of the differentiated Tensors does not require grad")
-        keys.append(t.grad_fn if t.grad_fn is not None else t)
+        if t._output_nr is not None and t.grad_fn is not None:
+            keys.append((t.grad_fn, t._output_nr))  # one output of a multi-output node
+        else:
+            keys.append(t.grad_fn if t.grad_fn is not None else t)
     capture = {k: None for k in keys}
     retain_graph = create_graph if retain_graph is None else retain_graph
     roots = _root_grads(outputs, grad_outputs, create_graph)

@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -56,7 +57,10 @@ def _is_array(a) -> bool:
 
 
 def _copy(a):
-    """A copy of an array argument (numbers and other constants as they are)."""
+    """A copy of an array argument (numbers and other constants as they are; a tuple of
+    arrays, the outputs of a multi-output op, item by item)."""
+    if type(a) is tuple:
+        return tuple(_copy(x) for x in a)
     return a.copy() if _is_array(a) else a
 
 
@@ -263,14 +267,19 @@ class trace:
 
     def _observe(self, node: Node, grad_out, grads_in) -> None:
         xp = node.device.xp
-        g = _raw(grad_out)
         record = self.forward.get(node)
         if record is None:
             record = self.forward[node] = self._saved_forward(node)
-        entry = {"_node": node, "_record": record, "_index": len(self.entries),
-                 "grad_out": {"shape": tuple(g.shape), "norm": _norm(xp, g)}}
-        if self.values:
-            entry["grad_out"]["value"] = Tensor.wrap(g.copy(), node.device)
+        if node.n_outputs is not None:  # several outputs: grad_out is a tuple (None: no gradient)
+            g = None
+            entry = {"_node": node, "_record": record, "_index": len(self.entries),
+                     "grad_out": self._outputs_grads(node, grad_out)}
+        else:
+            g = _raw(grad_out)
+            entry = {"_node": node, "_record": record, "_index": len(self.entries),
+                     "grad_out": {"shape": tuple(g.shape), "norm": _norm(xp, g)}}
+            if self.values:
+                entry["grad_out"]["value"] = Tensor.wrap(g.copy(), node.device)
         inputs = []
         for i, parent in enumerate(node.parents):
             if parent is None:
@@ -279,23 +288,46 @@ class trace:
                 self._leaf_labels[parent] = self._leaf_name(parent)
             gi = _raw(grads_in[i]) if i < len(grads_in) else None
             shape = node.metas[i][0]
+            out_shape = entry["grad_out"]["shape"] if g is None else tuple(g.shape)
             item = {"input": i, "_target": parent, "shape": None, "norm": None,
-                    "jacobian_shape": (tuple(g.shape), tuple(shape))}
+                    "jacobian_shape": (out_shape, tuple(shape))}
             if gi is not None:
                 gi = sum_to(gi, shape, node.name)  # what the input really receives
                 item["shape"] = tuple(gi.shape)
                 item["norm"] = _norm(xp, gi)
                 if self.values:
                     item["value"] = Tensor.wrap(gi.copy(), node.device)
-                self._parts.setdefault(parent, []).append((entry, len(inputs)))
-                running = self._sums.get(parent)
-                self._sums[parent] = gi.copy() if running is None else running + gi
+                if node._slots is None or i not in node._slots:  # (an output of a multi-output
+                    # node sums per output: its entry's grad_out["outputs"] shows the totals)
+                    self._parts.setdefault(parent, []).append((entry, len(inputs)))
+                    running = self._sums.get(parent)
+                    self._sums[parent] = gi.copy() if running is None else running + gi
                 if self.finite_differences:
-                    item["numeric"] = numeric_check(node, record, i, g, gi, self.eps,
+                    upstream = g if g is not None else tuple(
+                        None if x is None else _raw(x) for x in grad_out)
+                    item["numeric"] = numeric_check(node, record, i, upstream, gi, self.eps,
                                                     self.max_fd_elements, self.values)
             inputs.append(item)
         entry["inputs"] = inputs
         self.entries.append(entry)
+
+    def _outputs_grads(self, node: Node, grad_out) -> dict:
+        """The ``grad_out`` of a multi-output node: its total ``shape`` (the sum of the outputs'
+        sizes, as one flat vector) and ``norm`` over the outputs that got a gradient, and
+        ``outputs``: per output, its ``shape`` and ``norm`` (None: no gradient reached it)."""
+        xp = node.device.xp
+        outputs, total = [], 0.0
+        for k, (gk, (shape, _)) in enumerate(zip(grad_out, node.out_metas)):
+            item = {"output": k, "shape": tuple(shape), "norm": None}
+            if gk is not None:
+                gk = _raw(gk)
+                item["norm"] = _norm(xp, gk)
+                total += item["norm"] ** 2
+                if self.values:
+                    item["value"] = Tensor.wrap(gk.copy(), node.device)
+            outputs.append(item)
+        size = sum(math.prod(shape) for shape, _ in node.out_metas)
+        return {"shape": (size,), "norm": math.sqrt(total), "outputs": outputs}
 
     def _leaf_name(self, leaf: Tensor) -> str:
         name = self._names.get(id(leaf)) or leaf.name
@@ -540,6 +572,14 @@ def _check_forward(cls, ctx, arrays, out, params) -> None:
     if not _anomaly_state.forward_checks:
         return
     xp = ctx.device.xp
+    if type(out) is tuple:  # several outputs: check each
+        for o in out:
+            _check_forward_output(cls, xp, arrays, o, where)
+        return
+    _check_forward_output(cls, xp, arrays, out, where)
+
+
+def _check_forward_output(cls, xp, arrays, out, where) -> None:
     nan, inf = _bad_counts(xp, out)
     if nan or inf:
         index = _first_bad(xp, out)
@@ -579,6 +619,8 @@ def _check_backward(node: Node, grad_out, grads_in) -> None:
         else:
             where, arrays = node._created
         g = _raw(grad_out)
+        if type(g) is tuple:  # a multi-output node: one upstream gradient per output
+            g = next((_raw(x) for x in g if x is not None), None)
         at_g = _value_at(xp, g, index)
         raise RuntimeError(
             f"detect_anomaly: {node.name}.backward returned {_what(nan, inf)} in the gradient for "

@@ -131,6 +131,12 @@ class Node:
 
     Each saved input and output is saved with its version (``Tensor._version``); the accessors
     above check that no in-place write reached it since, and raise PyTorch's error otherwise.
+
+    A multi-output node (forward returned a tuple of arrays: ``unbind``, ``split``) has
+    ``n_outputs`` and ``out_metas`` (each output's shape and dtype); its outputs are Tensors that
+    share it as ``grad_fn`` and tell which output they are by ``_output_nr``. A consumer of such
+    an output keeps ``_slots`` (input index -> output index) so that backward adds its gradient
+    to the right output; ``saved_output`` is then the tuple of outputs.
     """
 
     # Defaults live on the class, so recording an op sets only what differs (this is the hot path).
@@ -148,8 +154,11 @@ class Node:
     _for_backward_kinds = ()
     _versions = ()  # [(version counter, its value when saved, input index or -1: the output)]
     _freed = False
-    _hooks = None
-    _retained = None  # weakref to the output tensor after retain_grad()
+    _hooks = None  # hooks on the output (a multi-output node: {output index: [hooks]})
+    _retained = None  # weakref to the output after retain_grad() ({output index: weakref})
+    n_outputs = None  # None: one output; an int: forward returned a tuple of that many arrays
+    out_metas = ()  # a multi-output node: each output's (shape, dtype)
+    _slots = None  # {input index: output index} for inputs that are outputs of multi-output nodes
     _created = None  # under detect_anomaly: (user's "file:line", input arrays)
 
     def __init__(self, fn, device):
@@ -207,7 +216,18 @@ class Node:
                 self._modified(counter, version, which)
         if not self.create_graph:
             return self._output
+        if self.n_outputs is not None:
+            return self._output_tensors()
         return Tensor._make(self._output, self.device, True, self)
+
+    def _output_tensors(self) -> tuple:
+        """Under create_graph, a multi-output node's saved outputs as Tensors on this node."""
+        out = []
+        for k, array in enumerate(self._output):
+            t = Tensor._make(array, self.device, True, self)
+            t._output_nr = k
+            out.append(t)
+        return tuple(out)
 
     @property
     def saved_constants(self) -> tuple:
@@ -245,7 +265,10 @@ class Node:
         if parent is None:
             return array
         if type(parent) is Node:
-            return Tensor._make(array, self.device, True, parent)
+            t = Tensor._make(array, self.device, True, parent)
+            if self._slots is not None and i in self._slots:
+                t._output_nr = self._slots[i]  # one output of a multi-output parent
+            return t
         return parent
 
     def _sort_for_backward(self, arrays: list, raw_out, out) -> None:
@@ -283,7 +306,10 @@ class Node:
 
     def _modified(self, counter, version: int, which: int):
         """Raise PyTorch's error for a saved tensor written in place after it was saved."""
-        if which < 0:
+        if which < 0 and self.n_outputs is not None:
+            k = -1 - which
+            what, (shape, dtype) = f"output {k}", self.out_metas[k]
+        elif which < 0:
             what, (shape, dtype) = "the output", (self._output.shape, self._output.dtype)
         else:
             parent = self.parents[which]
@@ -326,7 +352,10 @@ class Function:
     """Base class of every op: a static ``forward`` and ``backward`` side by side.
 
     ``forward(ctx, *inputs, **params)`` receives raw backend arrays (NumPy or CuPy) for Tensor
-    inputs and returns one array. ``backward(ctx, grad_out)`` returns one gradient per positional
+    inputs and returns one array, or a tuple of arrays: then ``apply`` records one node and
+    returns a tuple of Tensors, and ``backward(ctx, *grads)`` receives one gradient per output
+    (``None`` for an output that got no gradient), once all have arrived (docs/autograd.md,
+    section 17). ``backward(ctx, grad_out)`` returns one gradient per positional
     input (``None`` for an input without one; extra trailing ``None``\\ s are accepted, so one
     backward serves ``apply(x, 2.0)`` and ``apply(x, scale=2.0)``). Write array math through
     ``ctx.xp`` and the same ``backward`` works on the GPU and under ``create_graph=True``.
@@ -396,6 +425,7 @@ class Function:
         needs = []
         parents = []
         metas = []
+        slots = None
         record = False
         to_float = cls._to_float
         for a in args:
@@ -412,6 +442,10 @@ class Function:
                 if a._requires_grad:
                     record = True
                     needs.append(True)
+                    if a._output_nr is not None:  # one output of a multi-output node
+                        if slots is None:
+                            slots = {}
+                        slots[len(parents)] = a._output_nr
                     parents.append(a.grad_fn or a)
                 else:
                     needs.append(False)
@@ -436,6 +470,9 @@ class Function:
             device = ctx.out_device
         raw_out = out
         if type(out) is not (device._array_type or device.array_type):
+            if type(out) is tuple:  # several outputs: one node, a tuple of Tensors
+                return _apply_multi(cls, ctx, args, arrays, params, out, device, record,
+                                    parents, metas, slots)
             out = device.xp.asarray(out)  # NumPy returns scalars for 0-d results; keep arrays
         if cls._ints_to_int64 and out.dtype.kind in "biu" and out.dtype != "int64":
             out = out.astype("int64")  # the result-dtype rule "sum" (NumPy gives uint64 for uint8)
@@ -454,6 +491,8 @@ class Function:
         # 3. Record the edges, and keep what forward asked to save (with the versions it had).
         ctx.parents = tuple(parents)
         ctx.metas = tuple(metas)
+        if slots is not None:
+            ctx._slots = slots
         result = Tensor._make(out, device, True, ctx)
         if cls.views_input:
             _share_if_view(result, args[0])
@@ -480,6 +519,57 @@ class Op(Function):
     fresh_grads = True
     name = "Op"
     _name_suffix = "Op"
+
+
+def _apply_multi(cls, ctx: Node, args: tuple, arrays: list, params: dict, outs: tuple, device,
+                 record: bool, parents: list, metas: list, slots) -> tuple:
+    """The rest of ``Function.apply`` for a forward that returned a tuple of arrays: one node,
+    ``len(outs)`` output Tensors sharing it as ``grad_fn`` (each knows its ``_output_nr``)."""
+    array_type = device._array_type or device.array_type
+    outs = tuple(o if type(o) is array_type else device.xp.asarray(o) for o in outs)
+    if cls._ints_to_int64:
+        outs = tuple(o.astype("int64") if o.dtype.kind in "biu" and o.dtype != "int64" else o
+                     for o in outs)
+    if _autograd._anomaly is not None:
+        _autograd._anomaly(cls, ctx, arrays, outs, params)
+    if not record:
+        results = tuple(Tensor._make(o, device) for o in outs)
+        if cls.views_input:
+            for r in results:
+                _share_if_view(r, args[0])
+        return results
+    for o in outs:
+        if o.dtype.kind != "f":
+            raise TypeError(f"{cls.name}: returned dtype {o.dtype}, which cannot carry a "
+                            "gradient (tinynet differentiates real floating-point values only); "
+                            "mark the Function differentiable = False")
+    ctx.parents = tuple(parents)
+    ctx.metas = tuple(metas)
+    if slots is not None:
+        ctx._slots = slots
+    ctx.n_outputs = len(outs)
+    ctx.out_metas = tuple((o.shape, o.dtype) for o in outs)
+    results = []
+    for k, o in enumerate(outs):
+        r = Tensor._make(o, device, True, ctx)
+        r._output_nr = k
+        if cls.views_input:
+            _share_if_view(r, args[0])
+        results.append(r)
+    if ctx._saves:
+        if ctx._keep_inputs:
+            ctx._inputs = tuple([arrays[i] for i in ctx._keep_inputs])
+        if ctx._keep_output:
+            ctx._output = outs
+        if ctx._for_backward:  # an output given to save_for_backward is kept as a constant
+            ctx._sort_for_backward(arrays, None, None)
+        keep_output, ctx._keep_output = ctx._keep_output, False
+        ctx._record_versions(args, None)
+        ctx._keep_output = keep_output
+        if keep_output:  # every output's version, as output -1 - k
+            ctx._versions = ctx._versions + [(r._version_counter(), r._version_counter()[0], -1 - k)
+                                             for k, r in enumerate(results)]
+    return tuple(results)
 
 
 def _share_if_view(result: Tensor, x: Tensor) -> None:

@@ -2,7 +2,8 @@
 ``finite_differences=True``).
 
 For a node with upstream gradient ``g``, the gradient it sends to input ``i`` should be the
-gradient of ``s(x_i) = <g, op(..., x_i, ...)>`` with respect to ``x_i``. :func:`numeric_check`
+gradient of ``s(x_i) = <g, op(..., x_i, ...)>`` with respect to ``x_i`` (for an op with several
+outputs, the sum of ``<g_k, output_k>`` over the outputs that got a gradient). :func:`numeric_check`
 re-runs the op's own ``forward`` (on float64 copies of the inputs the trace kept, with the same
 keyword parameters) at ``x_i +- eps`` per element, and compares the central differences with
 what backward sent. It isolates one op: a wrong formula shows up on its own row, not only as a
@@ -42,7 +43,9 @@ def numeric_check(node: Node, record, i: int, g, analytic, eps: float, max_eleme
         return {"mode": "n/a", "reason": "the forward ran outside tn.trace()"}
     xp = node.device.xp
     args = [_promoted(xp, a) for a in record.arrays]
-    weights = _promoted(xp, g)
+    several = type(g) is tuple  # a multi-output node: one upstream gradient per output (or None)
+    weights = tuple(None if w is None else _promoted(xp, w) for w in g) if several \
+        else _promoted(xp, g)
     analytic = analytic.astype(xp.float64)
 
     def objective(x) -> float:
@@ -51,6 +54,9 @@ def numeric_check(node: Node, record, i: int, g, analytic, eps: float, max_eleme
         ctx = Node(node.fn, node.device)
         ctx.needs_input_grad = node.needs_input_grad
         out = node.fn.forward(ctx, *trial, **record.params)
+        if several:  # <g, op(x)> summed over the outputs that got a gradient
+            return sum(float(xp.sum(w * xp.asarray(o))) for w, o in zip(weights, out)
+                       if w is not None)
         return float(xp.sum(weights * xp.asarray(out)))
 
     x = args[i]

@@ -39,7 +39,7 @@ class Tensor:
     """
 
     __slots__ = ("_data", "_device", "_requires_grad", "grad", "grad_fn", "_hooks", "name",
-                 "_counter", "__weakref__")
+                 "_counter", "_output_nr", "__weakref__")
     __array_priority__ = 1000  # NumPy defers ``ndarray + Tensor`` to Tensor.__radd__
 
     def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
@@ -54,6 +54,7 @@ class Tensor:
         self._hooks = None
         self.name = None
         self._counter = None  # the version counter, [n]: made on the first write, save or view
+        self._output_nr = None  # which output of a multi-output grad_fn this is (None: single)
         if requires_grad:
             self.requires_grad = True
 
@@ -79,6 +80,7 @@ class Tensor:
         t._hooks = None
         t.name = None
         t._counter = None
+        t._output_nr = None
         return t
 
     # --- basic properties -------------------------------------------------------------------
@@ -292,11 +294,20 @@ class Tensor:
             return  # leaves keep theirs anyway
         import weakref  # noqa: PLC0415
 
-        self.grad_fn._retained = weakref.ref(self)
+        node, nr = self.grad_fn, self._output_nr
+        if nr is None:
+            node._retained = weakref.ref(self)
+        else:  # one output of a multi-output node: kept per output
+            if node._retained is None:
+                node._retained = {}
+            node._retained[nr] = weakref.ref(self)
 
     @property
     def retains_grad(self) -> bool:
-        return self.grad_fn is not None and self.grad_fn._retained is not None
+        node = self.grad_fn
+        if node is None or node._retained is None:
+            return False
+        return self._output_nr is None or self._output_nr in node._retained
 
     def register_hook(self, hook):
         """Call ``hook(grad)`` when this tensor's gradient is computed; a returned Tensor replaces it.
@@ -305,10 +316,15 @@ class Tensor:
         """
         if not self._requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
-        if self.grad_fn is not None:
-            if self.grad_fn._hooks is None:
-                self.grad_fn._hooks = []
-            hooks = self.grad_fn._hooks
+        node = self.grad_fn
+        if node is not None and self._output_nr is not None:
+            if node._hooks is None:  # one output of a multi-output node: hooks per output
+                node._hooks = {}
+            hooks = node._hooks.setdefault(self._output_nr, [])
+        elif node is not None:
+            if node._hooks is None:
+                node._hooks = []
+            hooks = node._hooks
         else:
             if self._hooks is None:
                 self._hooks = []
@@ -647,6 +663,7 @@ def rebind(t: Tensor, result: Tensor, what: str) -> None:
         result = _ops.clone(result)
     t._data, t._device = result._data, result._device
     t.grad_fn, t._requires_grad = result.grad_fn, result._requires_grad
+    t._output_nr = result._output_nr
     t._counter = result._counter
 
 

@@ -25,6 +25,9 @@ def array_text(value, precision: int, indent: str) -> str:
     """``value`` printed as NumPy does, continuation lines indented by ``indent``."""
     if value is None:
         return "(not kept)"
+    if type(value) is tuple:  # the outputs of a multi-output op, one per line
+        return ("\n" + indent).join(f"[{k}] {array_text(v, precision, indent + ' ' * 4)}"
+                                     for k, v in enumerate(value))
     if not hasattr(value, "shape") and not hasattr(value, "dtype"):
         return repr(value)
     text = backend.host_namespace().array2string(

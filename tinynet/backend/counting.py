@@ -41,14 +41,19 @@ class CallCounts:
         calls: array calls by name (``"matmul"``, ``"multiply"``, ``"getitem"``, ``"add.at"``...).
         sync_calls: host syncs by name (``"item"``, ``"bool"``, ``"getitem[mask]"``...).
         uploads: host -> device copies.
+        bytes_written: bytes of array memory the array calls wrote (their results, or the
+            region an in-place call or ``a[i] = v`` wrote): the memory traffic of a step, which
+            shows work that grows faster than the data (a backward quadratic in the sequence
+            length writes more bytes per element as the sequence grows).
     """
 
-    __slots__ = ("calls", "sync_calls", "uploads")
+    __slots__ = ("bytes_written", "calls", "sync_calls", "uploads")
 
     def __init__(self):
         self.calls: Counter = Counter()
         self.sync_calls: Counter = Counter()
         self.uploads = 0
+        self.bytes_written = 0
 
     @property
     def array_calls(self) -> int:
@@ -99,9 +104,11 @@ def counting() -> bool:
     return bool(_active.counts)
 
 
-def array_call(name: str) -> None:
+def array_call(name: str, nbytes: int = 0) -> None:
+    """Count one array call named ``name`` that wrote ``nbytes`` bytes."""
     for counts in _active.counts:
         counts.calls[name] += 1
+        counts.bytes_written += nbytes
 
 
 def sync(name: str) -> None:

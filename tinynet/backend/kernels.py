@@ -81,8 +81,9 @@ class Kernel:
 def run_on_standin(name: str, twin, args: tuple, kwargs: dict):
     """Run a twin on the NumPy arrays behind stand-in arrays, as one counted array call (what the
     GPU launches). A host NumPy array among the arguments is refused, as CuPy refuses it."""
-    counting.array_call(name)
     result = twin(*standin._unwrap(args, name), **standin._unwrap(kwargs, name))
+    counting.array_call(name, sum(standin._nbytes(r) for r in result)
+                        if isinstance(result, tuple) else standin._nbytes(result))
     return standin._wrap(result)
 
 

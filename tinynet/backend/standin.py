@@ -122,9 +122,11 @@ class StandinArray:
         if gather:
             index = _wrapped_indices(self._a.shape, index)
             if counting.counting():
-                counting.array_call("getitem")
                 if _has_mask(index):
                     counting.sync("getitem[mask]")
+                result = self._a[index]
+                counting.array_call("getitem", result.nbytes)
+                return _wrap(result)
         return _wrap(self._a[index])
 
     def __setitem__(self, index, value):
@@ -133,8 +135,9 @@ class StandinArray:
             index = _wrapped_indices(self._a.shape, index)
             if counting.counting() and _has_mask(index) and isinstance(value, StandinArray):
                 counting.sync("setitem[mask]")  # the number of selected elements is checked
-        counting.array_call("setitem")
         self._a[index] = _unwrap(value, "item assignment")
+        if counting.counting():
+            counting.array_call("setitem", _nbytes(self._a[index]))
 
     # DLPack has no "stand-in" device type. Exporting the wrapped array as CPU memory would hand
     # host consumers (np.from_dlpack, torch CPU) a zero-copy view that a CUDA array never gives.
@@ -156,14 +159,16 @@ def _binary(op, name):
     def forward(self, other):
         if _defers(other):
             return NotImplemented
-        counting.array_call(name)
-        return _wrap(op(self._a, _unwrap(other, name)))
+        result = op(self._a, _unwrap(other, name))
+        counting.array_call(name, _nbytes(result))
+        return _wrap(result)
 
     def reflected(self, other):
         if _defers(other):
             return NotImplemented
-        counting.array_call(name)
-        return _wrap(op(_unwrap(other, name), self._a))
+        result = op(_unwrap(other, name), self._a)
+        counting.array_call(name, _nbytes(result))
+        return _wrap(result)
 
     return forward, reflected
 
@@ -179,8 +184,8 @@ for _name, _op in [("add", operator.add), ("sub", operator.sub), ("mul", operato
 for _name, _op in [("iadd", operator.iadd), ("isub", operator.isub), ("imul", operator.imul),
                    ("itruediv", operator.itruediv), ("ipow", operator.ipow)]:
     def _inplace(self, other, _op=_op, _name=_name):
-        counting.array_call(_name)
         self._a = _op(self._a, _unwrap(other, _name))
+        counting.array_call(_name, _nbytes(self._a))
         return self
     setattr(StandinArray, f"__{_name}__", _inplace)
 
@@ -191,8 +196,9 @@ for _name, _op in [("eq", operator.eq), ("ne", operator.ne), ("lt", operator.lt)
 for _name, _op in [("neg", operator.neg), ("pos", operator.pos), ("abs", operator.abs),
                    ("invert", operator.invert)]:
     def _unary(self, _op=_op, _name=_name):
-        counting.array_call(_name)
-        return _wrap(_op(self._a))
+        result = _op(self._a)
+        counting.array_call(_name, _nbytes(result))
+        return _wrap(result)
     setattr(StandinArray, f"__{_name}__", _unary)
 
 StandinArray.__hash__ = None
@@ -254,8 +260,18 @@ def _count(name: str, result, source, args: tuple, kwargs: dict) -> None:
     if name in _NO_KERNEL:
         return
     results = result if isinstance(result, (tuple, list)) else (result,)
-    if kwargs.get("out") is not None or any(_new_buffer(r, source) for r in results):
-        counting.array_call(name)
+    out = kwargs.get("out")
+    if out is not None:
+        counting.array_call(name, sum(_nbytes(o) for o in out) if isinstance(out, tuple)
+                            else _nbytes(out))
+    elif any(_new_buffer(r, source) for r in results):
+        counting.array_call(name, sum(_nbytes(r) for r in results if _new_buffer(r, source)))
+
+
+def _nbytes(value) -> int:
+    """Bytes of an array result (0 for anything else)."""
+    value = getattr(value, "_a", value)
+    return int(getattr(value, "nbytes", 0))
 
 
 def _new_buffer(value, source) -> bool:
@@ -327,14 +343,16 @@ class _Ufunc:
         self.__name__ = ufunc.__name__
 
     def __call__(self, *args, **kwargs):
-        counting.array_call(self.__name__)
-        return _wrap(self._ufunc(*_unwrap(args, self.__name__), **_unwrap(kwargs, self.__name__)))
+        result = self._ufunc(*_unwrap(args, self.__name__), **_unwrap(kwargs, self.__name__))
+        counting.array_call(self.__name__, sum(_nbytes(r) for r in result)
+                            if isinstance(result, tuple) else _nbytes(result))
+        return _wrap(result)
 
     def at(self, a, index, b=None):
         a = _unwrap(a, "ufunc.at")
         index = _wrapped_indices(a.shape, _unwrap(index, "ufunc.at"))
-        counting.array_call(f"{self.__name__}.at")
         self._ufunc.at(a, index, *(() if b is None else (_unwrap(b, "ufunc.at"),)))
+        counting.array_call(f"{self.__name__}.at", _nbytes(a[index]) if counting.counting() else 0)
 
     def __getattr__(self, name):
         attr = getattr(self._ufunc, name)

@@ -21,7 +21,7 @@ from .run import SWEEP_SAMPLES, merge_thread_runs, run_bench
 from .threads import DEFAULT_CHILD_COMMAND, pin_threads, run_thread_children
 
 DEVICES = ("cpu", "cuda", "standin")
-MODELS = ("mlp", "cnn", "gru", "lstm")
+MODELS = ("mlp", "cnn", "mnist1d-cnn", "gru", "lstm")
 
 
 def _csv(kind, minimum: int | None = None):
@@ -66,8 +66,9 @@ def add_parser(commands) -> None:
         help="comma-separated: cpu, cuda, standin (default: cpu, and cuda when CuPy sees a GPU; "
              "naming cuda without one is an error)")
     add("--model", type=_csv(str), default=["mlp", "cnn"],
-        help="mlp, cnn, gru (MNIST-1D's bidirectional GRU), lstm (LSTM 64->128 over 50 steps) "
-             "(default: mlp,cnn)")
+        help="mlp, cnn, mnist1d-cnn (the MNIST-1D paper's CNN; with --batch-sizes 100, its "
+             "recipe's batch), gru (MNIST-1D's bidirectional GRU), lstm (LSTM 64->128 over 50 "
+             "steps) (default: mlp,cnn)")
     add("--batch-sizes", type=_csv(int, 1), default=[32, 128, 512], help="default: 32,128,512")
     add("--epochs", type=int, default=None, help="measured epochs (default 3; 1 with --quick)")
     add("--quick", action="store_true", help="a few hundred samples: a smoke test in seconds")

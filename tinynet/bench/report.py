@@ -20,7 +20,7 @@ _PEAK_NOTE = ("Rows marked *: faster than the float32 matmul peak measured in th
               "({peaks}), so that measurement came out low (a busy machine): % of peak and "
               "other us/step are not derived for them.")
 
-MODEL_NAMES = {"mlp": "MLP 784-256-128-10", "cnn": "CNN",
+MODEL_NAMES = {"mlp": "MLP 784-256-128-10", "cnn": "CNN", "mnist1d-cnn": "MNIST-1D CNN",
                "gru": "GRU: MNIST-1D's bidirectional GRU, hidden 6, 40 steps",
                "lstm": "LSTM 64-128, 50 steps"}
 

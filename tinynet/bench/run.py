@@ -134,7 +134,7 @@ def measure_fixed_cost(impl: str, dev: str, steps: int, repeats: int) -> dict:
 def _samples(model: str, quick: bool, batch_sizes: list) -> int:
     if quick:  # a few hundred samples, and at least two batches of the largest size
         return max(384 if model == "mlp" else 256, 2 * max(batch_sizes, default=1))
-    return {"mlp": 60_000, "cnn": 10_000}.get(model, 4_000)  # recurrent: MNIST-1D's train set
+    return {"mlp": 60_000, "cnn": 10_000}.get(model, 4_000)  # MNIST-1D (CNN, GRU): 4,000
 
 
 def _measure(impl: str, model: str, sizes: tuple, data: tuple, batch: int, dev: str,

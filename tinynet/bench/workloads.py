@@ -1,8 +1,10 @@
 """What ``tinynet bench`` trains: the networks, their data, their FLOP counts, one training step.
 
-The MLP 784-256-128-10 (or 784-W-(W/2)-10 in the width sweep) and the small CNN of the
-benchmarks (conv 3x3x8, ReLU, max-pool 2, conv 3x3x16, ReLU, max-pool 2, linear to 10), trained
-with SGD momentum and cross entropy on MNIST-shaped synthetic data. The labels are a fixed random
+The MLP 784-256-128-10 (or 784-W-(W/2)-10 in the width sweep), the small CNN of the
+benchmarks (conv 3x3x8, ReLU, max-pool 2, conv 3x3x16, ReLU, max-pool 2, linear to 10) and the
+MNIST-1D paper's CNN (``mnist1d-cnn``: Conv1d 1->25 k5 s2 p1, Conv1d 25->25 k3 s2 p1 twice, ReLU
+after each, linear 125 -> 10), trained with SGD momentum and cross entropy on MNIST-shaped
+(MNIST-1D-shaped: 4,000 signals of length 40) synthetic data. The labels are a fixed random
 linear function of the inputs, so training is real (the loss goes down) while the pixel values,
 which do not affect timing, cost nothing to make.
 
@@ -41,14 +43,24 @@ def conv_flops(batch: int, c_in: int, c_out: int, kernel: int, out_hw: int,
     return linear_flops(batch * out_hw * out_hw, c_in * kernel * kernel, c_out, input_grad)
 
 
+def conv1d_flops(batch: int, c_in: int, c_out: int, kernel: int, out_len: int,
+                 input_grad: bool = True) -> int:
+    """Matrix-product FLOPs of one training step of a 1-D conv layer, as im2col matmuls."""
+    return linear_flops(batch * out_len, c_in * kernel, c_out, input_grad)
+
+
 def step_flops(model: str, batch: int, sizes: tuple = MLP_SIZES) -> int:
     """Matrix-product FLOPs of one training step of ``"mlp"`` (layer widths ``sizes``, input
-    first), ``"cnn"``, ``"gru"`` or ``"lstm"`` (``sizes`` ignored) at ``batch``."""
+    first), ``"cnn"``, ``"mnist1d-cnn"``, ``"gru"`` or ``"lstm"`` (``sizes`` ignored) at
+    ``batch``."""
     if model in RECURRENT:
         return recurrent_flops(model, batch)
     if model == "mlp":
         pairs = itertools.pairwise(sizes)
         return sum(linear_flops(batch, i, o, k > 0) for k, (i, o) in enumerate(pairs))
+    if model == "mnist1d-cnn":
+        return (conv1d_flops(batch, 1, 25, 5, 19, False) + conv1d_flops(batch, 25, 25, 3, 10)
+                + conv1d_flops(batch, 25, 25, 3, 5) + linear_flops(batch, 125, 10))
     return (conv_flops(batch, 1, 8, 3, 28, False) + conv_flops(batch, 8, 16, 3, 14)
             + linear_flops(batch, 16 * 7 * 7, 10))
 
@@ -84,6 +96,11 @@ def build_network(nn, model: str, sizes: tuple = MLP_SIZES):
             layers += [nn.ReLU()] if k else []
             layers.append(nn.Linear(i, o))
         return nn.Sequential(*layers)
+    if model == "mnist1d-cnn":  # the MNIST-1D paper's ConvBase, as a Sequential
+        return nn.Sequential(nn.Conv1d(1, 25, 5, stride=2, padding=1), nn.ReLU(),
+                             nn.Conv1d(25, 25, 3, stride=2, padding=1), nn.ReLU(),
+                             nn.Conv1d(25, 25, 3, stride=2, padding=1), nn.ReLU(),
+                             nn.Flatten(), nn.Linear(125, 10))
     return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                          nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                          nn.Flatten(), nn.Linear(16 * 7 * 7, 10))
@@ -134,8 +151,9 @@ def build_recurrent(nn, model: str):
 
 
 def synthetic_data(model: str, samples: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """MNIST-shaped float32 inputs and int64 labels from a fixed random linear teacher (for a
-    :data:`RECURRENT` workload: sequences of its shape, labelled the same way)."""
+    """MNIST-shaped float32 inputs (MNIST-1D-shaped, (N, 1, 40), for ``"mnist1d-cnn"``) and int64
+    labels from a fixed random linear teacher (for a :data:`RECURRENT` workload: sequences of its
+    shape, labelled the same way)."""
     rng = np.random.default_rng(seed)
     if model in RECURRENT:
         w = RECURRENT[model]
@@ -144,8 +162,12 @@ def synthetic_data(model: str, samples: int, seed: int = 0) -> tuple[np.ndarray,
         flat = x.reshape(samples, -1)
         teacher = rng.standard_normal((flat.shape[1], 10), dtype=np.float32)
         return x, np.argmax(flat @ teacher, axis=1).astype(np.int64)
-    x = rng.standard_normal((samples, 784), dtype=np.float32)
-    y = np.argmax(x @ rng.standard_normal((784, 10), dtype=np.float32), axis=1).astype(np.int64)
+    features = 40 if model == "mnist1d-cnn" else 784
+    x = rng.standard_normal((samples, features), dtype=np.float32)
+    y = np.argmax(x @ rng.standard_normal((features, 10), dtype=np.float32), axis=1)
+    y = y.astype(np.int64)
+    if model == "mnist1d-cnn":
+        return x.reshape(samples, 1, 40), y
     return (x.reshape(samples, 1, 28, 28) if model == "cnn" else x), y
 
 

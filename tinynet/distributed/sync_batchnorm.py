@@ -58,8 +58,9 @@ def sync_batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Ten
         # The count stays a device array: N / (N - 1) is computed there, without a read-back.
         _update_running_stats(running_mean, running_var, mean, var, count.detach().data,
                               momentum)
-    # Normalise with the global statistics: batch_norm's own formula, given them as its
-    # statistics (they are graph tensors, so the gradient flows through them to every rank).
+    # Normalise with the global statistics: batch_norm in eval form (the BatchNormEval primitive),
+    # given them as its statistics. They are graph tensors: its backward returns their gradients
+    # too, which flow through the all-reduces to every rank.
     return batch_norm(input, mean, var, weight, bias, training=False, eps=eps)
 
 

@@ -10,7 +10,10 @@ from .container import ModuleDict, ModuleList, Sequential
 from .module import Module, Parameter, RemovableHandle
 
 # --- conv and pooling (conv.py) ---
-from .conv import AdaptiveAvgPool2d, AvgPool2d, Conv2d, MaxPool2d
+from .conv import (
+    AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, AvgPool1d, AvgPool2d,
+    Conv1d, Conv2d, MaxPool1d, MaxPool2d,
+)
 # --- linear, dropout, embedding, flatten, identity (layers.py) ---
 from .layers import Dropout, Embedding, Flatten, Identity, Linear
 # --- normalization (normalization.py) ---

@@ -43,6 +43,21 @@ def pair(owner: str, name: str, value, minimum: int = 0) -> tuple[int, int]:
                         f"{value!r}") from None
 
 
+def single(owner: str, name: str, value, minimum: int = 0) -> tuple[int]:
+    """An int or a 1-tuple of an int (PyTorch's ``_single``), at least ``minimum``, as a 1-tuple."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 1:
+            raise TypeError(f"{owner}: {name} must be an int or a 1-tuple of an int, got "
+                            f"{value!r}")
+        (value,) = value
+    return (integer(owner, name, value, minimum),)
+
+
+def spatial(owner: str, name: str, value, dims: int, minimum: int = 0) -> tuple:
+    """:func:`single` (``dims`` 1) or :func:`pair` (``dims`` 2)."""
+    return (single if dims == 1 else pair)(owner, name, value, minimum)
+
+
 def number(owner: str, name: str, value, low: float | None = None, high: float | None = None,
            *, open_low: bool = False) -> float:
     """A real number in ``[low, high]`` (``(low, high]`` with ``open_low``); bounds may be None."""

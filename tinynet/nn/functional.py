@@ -9,7 +9,10 @@ from ..ops import (  # noqa: F401 - the elementwise activations are plain ops
 )
 
 # --- conv and pooling (conv.py) ---
-from .conv import adaptive_avg_pool2d, avg_pool2d, conv2d, max_pool2d  # noqa: F401
+from .conv import (  # noqa: F401
+    adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool1d, adaptive_max_pool2d, avg_pool1d,
+    avg_pool2d, conv1d, conv2d, max_pool1d, max_pool2d,
+)
 # --- linear, dropout, embedding (layers.py) ---
 from .layers import dropout, embedding, linear  # noqa: F401
 # --- normalization (normalization.py) ---

@@ -42,6 +42,7 @@ class Parameter(Tensor):
         self._hooks = None
         self.name = None
         self._counter = data._version_counter()  # same memory as data: same version counter
+        self._output_nr = None
         self.requires_grad = requires_grad
 
     def __repr__(self) -> str:

@@ -1,12 +1,13 @@
 """Normalization layers: ``BatchNorm1d``, ``BatchNorm2d`` and ``LayerNorm``, over the functions
 ``batch_norm`` and ``layer_norm`` (also in ``tn.nn.functional``).
 
-Both functions are composed from tinynet ops (mean, subtract, multiply, power), so their gradients,
-and gradients of gradients, come from those ops. BatchNorm follows PyTorch exactly: in training
-mode it normalises with the batch's biased variance and folds the *unbiased* variance into the
-running estimate; in eval mode it uses the running statistics. Parameter and buffer names (and so
-state-dict keys) are PyTorch's: ``weight``, ``bias``, ``running_mean``, ``running_var``,
-``num_batches_tracked``.
+Both functions run primitives with their backward written out (``tinynet/ops/normalization.py``:
+``LayerNorm``, ``BatchNorm`` with the batch statistics, ``BatchNormEval`` with given ones; the
+derivatives are in those classes' docstrings and in docs/nn.md). BatchNorm follows PyTorch
+exactly: in training mode it normalises with the batch's biased variance and folds the *unbiased*
+variance into the running estimate (here, outside the primitive); in eval mode it uses the running
+statistics. Parameter and buffer names (and so state-dict keys) are PyTorch's: ``weight``,
+``bias``, ``running_mean``, ``running_var``, ``num_batches_tracked``.
 
 Read next: ``activation.py``, ``layers.py``.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from ..autograd import no_grad
 from ..creation import empty, ones, tensor, zeros
+from ..ops.normalization import batch_norm_eval, batch_norm_train, layer_norm
 from ..tensor import Tensor
 from . import init
 from .arguments import integer, number
@@ -36,52 +38,45 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     Example:
         >>> y = tn.nn.functional.batch_norm(tn.randn(8, 3), None, None, training=True)
     """
-    if input.ndim < 2:
-        raise ValueError(f"batch_norm: input needs a channel dimension, shape (N, C, *), got "
-                         f"{tuple(input.shape)}")
-    channels = input.shape[1]
-    stat_shape = (1, channels) + (1,) * (input.ndim - 2)  # (1, C, 1, ...) broadcasts over x
-    for name, t in (("running_mean", running_mean), ("running_var", running_var),
-                    ("weight", weight), ("bias", bias)):
-        if t is not None and tuple(t.shape) != (channels,):
-            raise ValueError(f"batch_norm: {name} has shape {tuple(t.shape)}, expected "
-                             f"({channels},) for an input with {channels} channels")
-    if training:
-        axes = (0,) + tuple(range(2, input.ndim))
-        count = input.numel() // channels
-        if count <= 1:
-            raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
-                             f"got input of shape {tuple(input.shape)}")
-        mean = input.mean(axes, keepdims=True)  # (1, C, 1, ...)
-        centered = input - mean
-        var = (centered * centered).mean(axes, keepdims=True)  # biased, for normalising
-        if running_mean is not None or running_var is not None:
-            _update_running_stats(running_mean, running_var, mean, var, count, momentum)
-    else:
+    if not training:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: running_mean and running_var are needed when "
                              "training=False")
-        centered = input - running_mean.reshape(stat_shape)
-        var = running_var.reshape(stat_shape)
-    out = centered * (var + eps) ** -0.5
-    if weight is not None:
-        out = out * weight.reshape(stat_shape)
-    if bias is not None:
-        out = out + bias.reshape(stat_shape)
+        return batch_norm_eval(input, running_mean, running_var, weight, bias, eps)
+    if input.ndim >= 2:
+        for name, t in (("running_mean", running_mean), ("running_var", running_var)):
+            if t is not None and tuple(t.shape) != (input.shape[1],):
+                raise ValueError(f"batch_norm: {name} has shape {tuple(t.shape)}, expected "
+                                 f"({input.shape[1]},) for an input with {input.shape[1]} "
+                                 "channels")
+    if running_mean is None and running_var is None:
+        return batch_norm_train(input, weight, bias, eps)
+    out, mean, var = batch_norm_train(input, weight, bias, eps, return_stats=True)
+    _update_running_stats(running_mean, running_var, mean, var, input.numel() // input.shape[1],
+                          momentum)
     return out
 
 
 def _update_running_stats(running_mean, running_var, mean, var, count, momentum) -> None:
-    """Exponential moving averages, in place, outside the graph (the buffers are not trained)."""
+    """Exponential moving averages, in place, outside the graph (the buffers are not trained):
+    ``running = (1 - momentum) * running + momentum * batch``, with the batch's ``(C,)`` mean and
+    its biased variance ``var`` turned into PyTorch's unbiased estimate, ``count / (count - 1) *
+    var`` (``count``: values per channel, a number or a device array). Two array calls each."""
     with no_grad():
         if running_mean is not None:
-            batch_mean = mean.detach().reshape(-1).data.astype(running_mean.dtype)
-            running_mean.data[...] = (1 - momentum) * running_mean.data + momentum * batch_mean
+            batch_mean = _raw(mean, running_mean.dtype)
+            running_mean.data *= 1 - momentum
+            running_mean.data += batch_mean * momentum
         if running_var is not None:
-            # PyTorch stores the unbiased estimate n / (n - 1) * biased variance.
-            batch_var = var.detach().reshape(-1).data.astype(running_var.dtype)
-            unbiased = batch_var * (count / (count - 1))
-            running_var.data[...] = (1 - momentum) * running_var.data + momentum * unbiased
+            batch_var = _raw(var, running_var.dtype)
+            running_var.data *= 1 - momentum
+            running_var.data += batch_var * (momentum * count / (count - 1))
+
+
+def _raw(t, dtype):
+    """The ``(C,)`` array behind ``t``, in ``dtype`` (copied only when the dtype differs)."""
+    data = t.detach().reshape(-1).data
+    return data if data.dtype == dtype else data.astype(dtype)
 
 
 class _BatchNorm(Module):
@@ -194,33 +189,6 @@ class BatchNorm2d(_BatchNorm):
 def _as_shape(normalized_shape, owner: str = "layer_norm") -> tuple[int, ...]:
     sizes = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     return tuple(integer(owner, "normalized_shape", s, minimum=1) for s in sizes)
-
-
-def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
-               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
-    """Normalise over the last ``len(normalized_shape)`` dimensions of each sample.
-
-    ``y = (x - mean) / sqrt(var + eps) * weight + bias`` with the biased variance; ``weight`` and
-    ``bias`` have shape ``normalized_shape``. The same in training and eval.
-
-    Example:
-        >>> y = tn.nn.functional.layer_norm(tn.randn(2, 5, 8), (8,))
-    """
-    shape = _as_shape(normalized_shape)
-    k = len(shape)
-    if k == 0 or input.ndim < k or tuple(input.shape[input.ndim - k:]) != shape:
-        raise ValueError(f"layer_norm: normalized_shape {shape} must match the trailing "
-                         f"dimensions of the input, got input of shape {tuple(input.shape)}")
-    axes = tuple(range(input.ndim - k, input.ndim))
-    mean = input.mean(axes, keepdims=True)  # (*, 1, ..., 1)
-    centered = input - mean
-    var = (centered * centered).mean(axes, keepdims=True)
-    out = centered * (var + eps) ** -0.5
-    if weight is not None:
-        out = out * weight
-    if bias is not None:
-        out = out + bias
-    return out
 
 
 class LayerNorm(Module):

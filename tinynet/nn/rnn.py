@@ -19,7 +19,7 @@ import warnings
 
 from .. import backend
 from ..creation import zeros
-from ..ops import cat, linear, matmul, relu, sigmoid, stack, tanh
+from ..ops import cat, linear, matmul, relu, sigmoid, stack, tanh, unbind
 from ..ops.rnn import (  # noqa: F401 - the cell functions are public here too
     GRUCellOp, LSTMCellOp, RNNReluCellOp, RNNTanhCellOp, gru_cell, lstm_cell_hc, rnn_relu_cell,
     rnn_tanh_cell,
@@ -148,22 +148,15 @@ _CELLS = {"RNN_TANH": RNNTanhCellOp, "RNN_RELU": RNNReluCellOp, "LSTM": LSTMCell
           "GRU": GRUCellOp}  # applied directly: the layer's shapes are right by construction
 
 
-def _unbind_time(x: Tensor) -> list:
-    """``[x[0], ..., x[L-1]]`` for ``x`` (L, ...), sliced by repeated halving.
+def _unbind_time(x: Tensor) -> tuple:
+    """``(x[0], ..., x[L-1])`` for ``x`` (L, ...): one ``unbind`` node.
 
     Why not ``x[t]`` directly: the gradient of each slice is a zero array of ``x``'s full shape
     with the slice filled in, and the engine adds the L of them, so the backward of L direct slices
-    costs L full-size passes (quadratic in L: an LSTM at L = 400 trained about 5x slower that
-    way). Halving costs one full-size pass per level, log2(L) in all, for about 2L extra cheap ops.
+    costs L full-size passes (quadratic in L). ``unbind``'s backward runs once, after every step's
+    gradient has arrived, and writes ``x``'s gradient in one full-size array.
     """
-    pieces = [x]
-    while len(pieces) < x.shape[0]:
-        halves = []
-        for p in pieces:
-            n = p.shape[0]
-            halves += [p[:(n + 1) // 2], p[(n + 1) // 2:]] if n > 1 else [p]
-        pieces = halves
-    return [p[0] for p in pieces]
+    return unbind(x, 0)
 
 
 # --- the modules --------------------------------------------------------------------------------

@@ -9,9 +9,10 @@ topk), ``stable.py`` (logsumexp, softmax, log_softmax, softmax_cross_entropy), `
 adjoint), ``gather_scatter.py`` (gather, scatter, index_select, masked_fill ...), ``linalg.py``
 (matmul, linear), ``rnn.py`` (one time step of the Elman, LSTM and GRU cells), ``conv.py``
 (convolution and its two gradients, max pooling; the im2col layout in ``im2col.py``),
-``convert.py`` (cast, device moves, clone). ``inplace.py`` holds the in-place
-methods (``add_``, ``copy_``, ``masked_fill_`` ...) and ``aliases.py`` PyTorch's other spellings
-(``t``, ``chunk``, ``x.where``, ``new_zeros`` ...). Each class's docstring opens with
+``normalization.py`` (layer_norm, batch_norm in training and in eval), ``convert.py`` (cast,
+device moves, clone). ``inplace.py`` holds the in-place methods (``add_``, ``copy_``,
+``masked_fill_`` ...) and ``aliases.py`` PyTorch's other spellings (``t``, ``chunk``,
+``x.where``, ``new_zeros`` ...). Each class's docstring opens with
 ``forward  ->  gradient``; ``OPS`` below lists them all (``docs/ops.md`` is generated from it, with
 the file and line of every backward).
 
@@ -26,7 +27,7 @@ Each op module's ``__all__`` lists the functions that are also ``tn.<name>``; th
 from ..autograd import Op
 from . import (
     activation, aliases, conv, convert, elementwise, gather_scatter, indexing, inplace, linalg,
-    reduce, rnn, select, shape, sorting, stable,
+    normalization, reduce, rnn, select, shape, sorting, stable,
 )
 from .activation import *  # noqa: F403
 from .aliases import *  # noqa: F403
@@ -39,6 +40,7 @@ from .indexing import *  # noqa: F403
 from .indexing import getitem, setitem
 from .linalg import *  # noqa: F403
 from .linalg import linear
+from .normalization import batch_norm_eval, batch_norm_train, layer_norm
 from .reduce import *  # noqa: F403
 from .reduce import ValuesIndices
 from .rnn import gru_cell, lstm_cell_hc, rnn_relu_cell, rnn_tanh_cell
@@ -50,7 +52,7 @@ from .stable import *  # noqa: F403
 from .stable import binary_cross_entropy, softmax_cross_entropy
 
 _MODULES = (elementwise, activation, select, reduce, sorting, stable, shape, indexing,
-            gather_scatter, linalg, rnn, conv, convert, aliases)
+            gather_scatter, linalg, rnn, conv, normalization, convert, aliases)
 
 __all__ = [name for module in _MODULES for name in module.__all__]
 """The functions that are also ``tn.<name>`` (``tinynet/__init__.py`` star-imports this list)."""

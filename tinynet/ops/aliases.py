@@ -1,5 +1,5 @@
 """PyTorch spellings of what tinynet already computes, so that ported code runs unchanged:
-``tn.t``/``x.t()``, ``tn.chunk``/``x.chunk``, ``tn.mm``/``tn.bmm`` (``matmul`` restricted to
+``tn.t``/``x.t()``, ``tn.mm``/``tn.bmm`` (``matmul`` restricted to
 matrices and to batches of them), ``x.where(cond, y)``, ``x.expand_as(y)``,
 ``x.type_as(y)``, ``x.half()``, ``x.new_zeros(...)`` and the other ``new_*`` constructors,
 ``x.is_floating_point()``, ``x.nelement()``.
@@ -11,17 +11,15 @@ tinynet spelling is docs/porting.md.
 
 from __future__ import annotations
 
-import math
-
 from .. import backend, creation
 from ..tensor import Tensor, tensor_method
 from .convert import cast
 from .linalg import matmul
-from .operands import dim_alias, one_dim, unary_operand
+from .operands import unary_operand
 from .select import where
-from .shape import expand, split, transpose
+from .shape import expand, transpose
 
-__all__ = ["bmm", "chunk", "mm", "t"]
+__all__ = ["bmm", "mm", "t"]
 
 
 @tensor_method
@@ -33,22 +31,6 @@ def t(input) -> Tensor:  # noqa: A002
         raise ValueError(f"t: expects a tensor with at most 2 dims, got shape {tuple(x.shape)}; "
                          "use x.transpose(dim0, dim1) or x.mT")
     return x if x.ndim < 2 else transpose(x, 0, 1)
-
-
-@tensor_method
-def chunk(input, chunks: int, dim=0, *, axis=None) -> tuple:  # noqa: A002
-    """``input`` cut into ``chunks`` pieces along ``dim``, each ``ceil(size / chunks)`` long (the
-    last may be shorter, and there may be fewer pieces), as ``torch.chunk`` does.
-
-    Example:
-        >>> [c.shape for c in tn.arange(5.0).chunk(2)]
-        [(3,), (2,)]
-    """
-    x = unary_operand(input)
-    if isinstance(chunks, bool) or not isinstance(chunks, int) or chunks < 1:
-        raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
-    dim = one_dim(dim_alias("chunk", dim, axis, default=0), x.ndim, "chunk")
-    return split(x, max(1, math.ceil(x.shape[dim] / chunks)), dim)
 
 
 @tensor_method

@@ -1,6 +1,11 @@
-"""The im2col layout of a 2-D convolution: the geometry (:class:`ConvPlan`) and the array kernels
-that run on raw backend arrays (``xp`` is the device's namespace). ``conv.py`` builds the
+"""The im2col layout of a 1-D or 2-D convolution: the geometry (:class:`ConvPlan`) and the array
+kernels that run on raw backend arrays (``xp`` is the device's namespace). ``conv.py`` builds the
 convolution primitives from these; no autograd here.
+
+One layout for both ranks: a 1-D convolution of (N, C, L) is planned as the 2-D convolution of the
+(N, C, 1, L) view, with a kernel of height 1 (:func:`conv1d_plan`). The kernels take and return
+arrays of the plan's own rank (``plan.spatial``): the height axis is added as a view on the way
+in and dropped on the way out, never copied.
 
 * :func:`im2col`: the input, padded once, viewed as (G, C/G * kH * kW, N * OH * OWe) columns, one
   row per (channel, kernel offset) and one column per output pixel; a convolution is then ONE
@@ -24,6 +29,7 @@ kernel loses updates.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -44,6 +50,7 @@ class ConvPlan:
     out_hw: tuple  # (OH, OW)
     buffer_hw: tuple  # (Hb, Wb): padded input plus spare zero rows/columns
     out_we: int  # OWe: columns computed per output row (OW, or more with wrap-around)
+    spatial: int = 2  # rank of the kernels' arrays: 2, or 1 for (N, C, L) seen as (N, C, 1, L)
 
     @property
     def buffer_shape(self) -> tuple:
@@ -51,10 +58,17 @@ class ConvPlan:
 
     @property
     def inner(self) -> tuple:
-        """Where the input sits inside the buffer: (slice(None), slice(None), rows, cols)."""
+        """Where the input sits inside the buffer: (slice(None), slice(None), rows, cols); the row
+        is an integer for a 1-D plan, so that the buffer's inner part has the input's rank."""
         (top, _), (left, _) = self.padding
         h, w = self.in_shape[2:]
-        return (slice(None), slice(None), slice(top, top + h), slice(left, left + w))
+        rows = top if self.spatial == 1 else slice(top, top + h)
+        return (slice(None), slice(None), rows, slice(left, left + w))
+
+    @property
+    def out_shape(self) -> tuple:
+        """The output's shape without its channel count: (N, OH, OW), or (N, OW) for a 1-D plan."""
+        return (self.in_shape[0],) + self.out_hw[2 - self.spatial:]
 
     @property
     def n_columns(self) -> int:
@@ -84,8 +98,9 @@ def output_size(size: int, kernel: int, stride: int, pad: int, dilation: int) ->
 
 @functools.lru_cache(maxsize=512)
 def conv_plan(in_shape: tuple, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple,
-              groups: int = 1) -> ConvPlan:
-    """The layout of one convolution geometry (cached: a training loop repeats a few geometries)."""
+              groups: int = 1, wrap: bool = True) -> ConvPlan:
+    """The layout of one convolution geometry (cached: a training loop repeats a few geometries);
+    ``wrap=False`` never uses wrap-around columns."""
     h, w = in_shape[2:]
     (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
     (top, bottom), (left, right) = padding
@@ -94,7 +109,7 @@ def conv_plan(in_shape: tuple, kernel: tuple, stride: tuple, padding: tuple, dil
     # Row pitch: a row's right padding doubles as the next row's left padding, so the pitch is
     # w + max(left, right), not w + left + right (padding columns alias only each other).
     wb, owe = w + max(left, right), ow
-    if sh == sw:
+    if wrap and sh == sw:
         # Wrap-around columns: a pitch that is a multiple of the stride lets output row r + 1
         # start exactly where row r's extended columns end (owe * sw == sh * wb).
         wide = -(-max(wb, sw * ow) // sw) * sw
@@ -107,6 +122,23 @@ def conv_plan(in_shape: tuple, kernel: tuple, stride: tuple, padding: tuple, dil
                     (hb, wb), owe)
 
 
+@functools.lru_cache(maxsize=512)
+def conv1d_plan(in_shape: tuple, kernel: int, stride: int, padding: tuple, dilation: int,
+                groups: int = 1) -> ConvPlan:
+    """The layout of a 1-D convolution of an (N, C, L) input, ``padding = (left, right)``: the
+    2-D plan of its (N, C, 1, L) view with a (1, kernel) window. No wrap-around columns: with one
+    output row per sample they would only add work."""
+    n, c, length = in_shape
+    plan = conv_plan((n, c, 1, length), (1, kernel), (1, stride), ((0, 0), tuple(padding)),
+                     (1, dilation), groups, wrap=False)
+    return dataclasses.replace(plan, spatial=1)
+
+
+def planar(a, plan: ConvPlan):
+    """An array of the plan's rank as the (N, C, H, W) the layout works in: a view."""
+    return a[:, :, None, :] if plan.spatial == 1 else a
+
+
 # --- array kernels -----------------------------------------------------------------------------
 
 
@@ -117,15 +149,17 @@ def _windows(xp, buf, plan: ConvPlan):
 
 
 def im2col(xp, x, plan: ConvPlan):
-    """Input (N, C, H, W) -> columns (G, C/G * kH * kW, N * OH * OWe): pad once, copy once."""
+    """Input (N, C, H, W) or (N, C, L) -> columns (G, C/G * kH * kW, N * OH * OWe): pad once,
+    copy once."""
     buf = xp.zeros(plan.buffer_shape, dtype=x.dtype)
-    buf[plan.inner] = x
+    buf[plan.inner] = x  # (N, C, L) lands in row 0 of a 1-D plan's buffer
     g, cg = plan.window_shape[:2]
     return _windows(xp, buf, plan).reshape(g, cg * math.prod(plan.kernel), plan.n_columns)
 
 
 def col2im(xp, cols, plan: ConvPlan):
-    """The adjoint of :func:`im2col`: columns -> (N, C, H, W), summing overlapping windows.
+    """The adjoint of :func:`im2col`: columns -> (N, C, H, W) (or (N, C, L)), summing
+    overlapping windows.
 
     One vectorised add per kernel offset (kH * kW of them) of a whole (G, C/G, N, OH, OWe) slab.
     """
@@ -155,7 +189,9 @@ def _matmul(xp, a, b):
 
 
 def grad_columns(xp, g, plan: ConvPlan):
-    """Output gradient (N, O, OH, OW) -> columns (G, O/G, N * OH * OWe), zero on extra columns."""
+    """Output gradient (N, O, OH, OW) (or (N, O, OL)) -> columns (G, O/G, N * OH * OWe), zero on
+    extra columns."""
+    g = planar(g, plan)
     n, o, oh, ow = g.shape
     gt = xp.swapaxes(g, 0, 1)  # (O, N, OH, OW)
     if plan.out_we != ow:
@@ -166,17 +202,22 @@ def grad_columns(xp, g, plan: ConvPlan):
 
 
 def conv_from_columns(xp, cols, w, b, plan: ConvPlan):
-    """columns (G, K, N*OH*OWe), weight (O, C/G, kH, kW) -> output (N, O, OH, OW), bias added."""
+    """columns (G, K, N*OH*OWe), weight (O, C/G, kH, kW) -> output (N, O, OH, OW), bias added
+    (weight (O, C/G, k) -> output (N, O, OL) for a 1-D plan)."""
     o = w.shape[0]
     n = plan.in_shape[0]
     (oh, ow), g = plan.out_hw, plan.groups
     out = _matmul(xp, w.reshape(g, o // g, -1), cols)  # (G, O/G, N*OH*OWe): the one product
-    out = xp.swapaxes(out.reshape(o, n, oh, plan.out_we)[..., :ow], 0, 1)  # (N, O, OH, OW) view
-    result = xp.empty((n, o, oh, ow), dtype=out.dtype)
+    out = out.reshape(o, n, oh, plan.out_we)[..., :ow]
+    if plan.spatial == 1:
+        out = out[:, :, 0]  # (O, N, OL)
+    out = xp.swapaxes(out, 0, 1)  # (N, O, OH, OW) or (N, O, OL): a view
+    shape = plan.out_shape
+    result = xp.empty(shape[:1] + (o,) + shape[1:], dtype=out.dtype)
     if b is None:
         result[...] = out
     else:
-        xp.add(out, b.reshape(o, 1, 1), out=result)
+        xp.add(out, b.reshape((o,) + (1,) * plan.spatial), out=result)
     return result
 
 

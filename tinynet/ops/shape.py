@@ -1,6 +1,7 @@
 """Shape ops: reshape/view, permute/transpose, broadcast_to/expand, squeeze/unsqueeze, flatten, cat,
-stack, split, pad. Primitives: ``ReshapeOp``, ``PermuteOp``, ``BroadcastToOp``, ``CatOp``,
-``PadOp``; the rest are composed from them (and from indexing, for ``split``).
+stack, unbind, split/chunk, pad. Primitives: ``ReshapeOp``, ``PermuteOp``, ``BroadcastToOp``,
+``CatOp``, ``UnbindOp`` and ``SplitOp`` (multi-output: one node, a tuple of views), ``PadOp``; the
+rest are composed from them.
 
 PyTorch's meanings: ``transpose(x, dim0, dim1)`` swaps two dims (``swapaxes`` is its NumPy-named
 alias), ``permute`` reorders all of them; ``view`` never copies (it raises where the strides do
@@ -11,14 +12,15 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 
 from ..autograd import Op, sum_to
 from ..tensor import Tensor, tensor_method
 from .namespace import tensor_namespace
 from .operands import dim_alias, normalize_dims, one_dim, result_dtype, unary_operand
 
-__all__ = ["broadcast_to", "cat", "expand", "flatten", "pad", "permute", "reshape", "split",
-           "squeeze", "stack", "swapaxes", "transpose", "unsqueeze"]
+__all__ = ["broadcast_to", "cat", "chunk", "expand", "flatten", "pad", "permute", "reshape",
+           "split", "squeeze", "stack", "swapaxes", "transpose", "unbind", "unsqueeze"]
 
 
 class ReshapeOp(Op):
@@ -272,27 +274,126 @@ def stack(tensors, dim: int = 0, *, axis=None) -> Tensor:
     return cat([unsqueeze(t, dim) for t in tensors], dim)
 
 
+def _pieces_gradient(ctx, grads, join):
+    """The input's gradient from its pieces' gradients, assembled once: ``join`` (``stack`` or
+    ``concatenate`` along ``ctx.dim``) of them, a broadcast zero for a piece that got none (so
+    the one full-size array is the only allocation)."""
+    xp = ctx.xp
+    parts, zero = [], None
+    for g, (shape, dtype) in zip(grads, ctx.out_metas):
+        if g is None:
+            if zero is None:
+                zero = xp.zeros((), dtype=dtype)
+            g = xp.broadcast_to(zero, shape)
+        parts.append(g)
+    return getattr(xp, join)(parts, axis=ctx.dim)
+
+
+class UnbindOp(Op):
+    """the pieces x[..., k, ...] along dim  ->  grad_x = the pieces' gradients stacked along dim
+    (zeros for a piece that got none)
+
+    One node with ``x.shape[dim]`` outputs, views of ``x`` (they share its version counter).
+    Backward runs once, after every piece's gradient has arrived, and writes one full-size array.
+    """
+
+    views_input = True
+
+    @staticmethod
+    def forward(ctx, x, *, dim=0):
+        ctx.dim = dim
+        lead = (slice(None),) * dim
+        return tuple(x[lead + (k,)] for k in range(x.shape[dim]))
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return _pieces_gradient(ctx, grads, "stack")
+
+
+@tensor_method
+def unbind(x, dim: int = 0, *, axis=None) -> tuple:
+    """``torch.unbind``: the slices of ``x`` along ``dim``, as a tuple of views, recorded as one
+    node (backward assembles ``x``'s gradient once, not one full-size array per slice).
+
+    Example:
+        >>> [tuple(r.tolist()) for r in tn.tensor([[1.0, 2.0], [3.0, 4.0]]).unbind(1)]
+        [(1.0, 3.0), (2.0, 4.0)]
+    """
+    x = unary_operand(x)
+    if x.ndim == 0:
+        raise ValueError("unbind: expects a tensor with at least one dim, got a 0-d tensor")
+    dim = one_dim(dim_alias("unbind", dim, axis, default=0), x.ndim, "unbind")
+    return UnbindOp.apply(x, dim=dim)
+
+
+class SplitOp(Op):
+    """the consecutive pieces of x along dim, of the given sizes  ->  grad_x = the pieces'
+    gradients concatenated along dim (zeros for a piece that got none)
+
+    One node with ``len(sizes)`` outputs, views of ``x`` (they share its version counter);
+    ``split`` and ``chunk`` record it.
+    """
+
+    views_input = True
+
+    @staticmethod
+    def forward(ctx, x, *, sizes=(), dim=0):
+        ctx.dim = dim
+        lead = (slice(None),) * dim
+        out, start = [], 0
+        for size in sizes:
+            out.append(x[lead + (slice(start, start + size),)])
+            start += size
+        return tuple(out)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return _pieces_gradient(ctx, grads, "concatenate")
+
+
 @tensor_method
 def split(x, split_size_or_sections, dim: int = 0, *, axis=None) -> tuple:
-    """``torch.split``: chunks of ``split_size`` (the last may be smaller), or the listed sizes."""
+    """``torch.split``: chunks of ``split_size`` (the last may be smaller), or the listed sizes;
+    a tuple of views, recorded as one node."""
     x = unary_operand(x)
+    if x.ndim == 0:
+        raise ValueError("split: expects a tensor with at least one dim, got a 0-d tensor")
     dim = one_dim(dim_alias("split", dim, axis, default=0), x.ndim, "split")
     n = x.shape[dim]
-    if isinstance(split_size_or_sections, int):
+    if isinstance(split_size_or_sections, int) and not isinstance(split_size_or_sections, bool):
         step = split_size_or_sections
         if step <= 0:
             raise ValueError(f"split: split_size must be positive, got {step}")
         sizes = [min(step, n - s) for s in range(0, n, step)] or [0]
     else:
-        sizes = list(split_size_or_sections)
-        if sum(sizes) != n:
-            raise ValueError(f"split: sections {sizes} do not add up to {n}, the size of dim {dim}")
-    lead = (slice(None),) * dim
-    out, start = [], 0
-    for size in sizes:
-        out.append(x[lead + (slice(start, start + size),)])
-        start += size
-    return tuple(out)
+        try:
+            sizes = [operator.index(k) for k in split_size_or_sections]
+        except TypeError:
+            raise TypeError(f"split: split_size_or_sections must be an int or a sequence of "
+                            f"ints, got {split_size_or_sections!r}") from None
+        if any(k < 0 for k in sizes) or sum(sizes) != n:
+            raise ValueError(f"split: sections {sizes} must be non-negative and add up to {n}, "
+                             f"the size of dim {dim} of shape {tuple(x.shape)}")
+    return SplitOp.apply(x, sizes=tuple(sizes), dim=dim)
+
+
+@tensor_method
+def chunk(input, chunks: int, dim=0, *, axis=None) -> tuple:  # noqa: A002
+    """``input`` cut into ``chunks`` pieces along ``dim``, each ``ceil(size / chunks)`` long (the
+    last may be shorter, and there may be fewer pieces), as ``torch.chunk`` does; one node
+    (``SplitOp``).
+
+    Example:
+        >>> [c.shape for c in tn.arange(5.0).chunk(2)]
+        [(3,), (2,)]
+    """
+    x = unary_operand(input)
+    if isinstance(chunks, bool) or not isinstance(chunks, int) or chunks < 1:
+        raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
+    if x.ndim == 0:
+        raise ValueError("chunk: expects a tensor with at least one dim, got a 0-d tensor")
+    dim = one_dim(dim_alias("chunk", dim, axis, default=0), x.ndim, "chunk")
+    return split(x, max(1, math.ceil(x.shape[dim] / chunks)), dim)
 
 
 class PadOp(Op):

@@ -324,6 +324,12 @@ def _split_points(n: int, step: int) -> list[int]:
     return list(range(step, n, step))
 
 
+def _chunks_ref(a):
+    """torch.chunk(a, 2, -1): pieces of ceil(n / 2) along the last dim."""
+    step = -(-a.shape[-1] // 2)
+    return tuple(a[..., i:i + step] for i in range(0, a.shape[-1], step))
+
+
 # --- the table ----------------------------------------------------------------------------------
 
 
@@ -509,6 +515,15 @@ OP_TABLE: tuple[OpCase, ...] = (
     _unary("split_sections", lambda x: x.split(_sections(x.shape[0])),
            lambda a: tuple(np.split(a, [1], axis=0)), shape=same(min_dims=1, sizes={0: 2}),
            api="split"),
+    _unary("split_skip_pieces", lambda x: tn.split(x, 1, 0)[1::2],
+           lambda a: tuple(np.split(a, a.shape[0], axis=0))[1::2],
+           shape=same(min_dims=1, sizes={0: 2}), api="split"),
+    _unary("chunk", lambda x: x.chunk(2, dim=-1), _chunks_ref, shape=same(min_dims=1)),
+    _unary("unbind", lambda x: tn.unbind(x), lambda a: tuple(a), shape=same(min_dims=1)),
+    _unary("unbind_last_dim", lambda x: x.unbind(-1), lambda a: tuple(np.moveaxis(a, -1, 0)),
+           shape=same(min_dims=2), api="unbind"),
+    _unary("unbind_some_pieces_used", lambda x: (x.unbind(0)[-1] * 2.0,),
+           lambda a: (a[-1] * 2.0,), shape=same(min_dims=1, sizes={0: 2}), api="unbind"),
     _unary("pad", lambda x: tn.pad(x, (1, 2)),
            lambda a: np.pad(a, [(0, 0)] * (a.ndim - 1) + [(1, 2)]), shape=same(min_dims=1)),
     _unary("pad_two_axes_value", lambda x: tn.pad(x, (0, 1, 2, 0), value=0.5),
@@ -700,7 +715,209 @@ OP_TABLE = OP_TABLE + (
       for p in ({"kernel_size": 2, "stride": 1, "padding": 1, "dilation": 1},
                 {"kernel_size": 2, "stride": 2, "padding": 0, "dilation": 2})),
 )
+# 1-D: (N, C, L) inputs, the same sizes as above along L.
+
+
+def _conv1d_shapes(kernel, stride, padding, dilation, groups, bias=True,
+                   role="conv") -> ShapeStrategy:
+    """conv1d operand shapes: ``(x, w[, b])``, ``(grad_out, w)`` or ``(x, grad_out)`` by role."""
+    def build(d):
+        n, cg, og, length = d
+        x, wt = (n, cg * groups, length), (og * groups, cg, kernel)
+        g = (n, og * groups, _out(length, kernel, stride, padding, dilation))
+        return {"conv": (x, wt, (og * groups,)) if bias else (x, wt),
+                "input_grad": (g, wt), "weight_grad": (x, g)}[role]
+    low = max(1, dilation * (kernel - 1) + 1 - 2 * padding)
+    return lambda max_side: st.tuples(
+        st.integers(1, 2), st.integers(1, 2), st.integers(1, 2),
+        st.integers(low, low + min(max_side, 3) + 1)).map(build)
+
+
+def _conv1d_ref(a, wt, b=None, stride=1, padding=0, dilation=1, groups=1):
+    """conv1d in NumPy, one kernel offset at a time, group by group."""
+    n, _, length = a.shape
+    o, cg, k = wt.shape
+    ap = np.pad(a, [(0, 0), (0, 0), (padding, padding)])
+    ol = _out(length, k, stride, padding, dilation)
+    out = np.zeros((n, o, ol))
+    og = o // groups
+    for i in range(k):
+        patch = ap[:, :, i * dilation:i * dilation + stride * (ol - 1) + 1:stride]
+        for gi in range(groups):
+            out[:, gi * og:(gi + 1) * og] += np.einsum(
+                "ncl,oc->nol", patch[:, gi * cg:(gi + 1) * cg], wt[gi * og:(gi + 1) * og, :, i])
+    return out if b is None else out + b.reshape(1, o, 1)
+
+
+def _conv1d_input_grad_ref(g, wt, stride=1, padding=0, dilation=1, groups=1):
+    """The adjoint of _conv1d_ref in its input (for the shortest input giving g's length)."""
+    n, o, ol = g.shape
+    _, cg, k = wt.shape
+    length = (ol - 1) * stride + dilation * (k - 1) + 1 - 2 * padding
+    out = np.zeros((n, cg * groups, length + 2 * padding))
+    og = o // groups
+    for i in range(k):
+        r = i * dilation
+        for gi in range(groups):
+            out[:, gi * cg:(gi + 1) * cg, r:r + stride * (ol - 1) + 1:stride] += np.einsum(
+                "nol,oc->ncl", g[:, gi * og:(gi + 1) * og], wt[gi * og:(gi + 1) * og, :, i])
+    return out[:, :, padding:padding + length]
+
+
+def _conv1d_weight_grad_ref(a, g, kernel=2, stride=1, padding=0, dilation=1, groups=1):
+    """The adjoint of _conv1d_ref in its weight."""
+    c, (o, ol) = a.shape[1], g.shape[1:]
+    cg, og = c // groups, o // groups
+    ap = np.pad(a, [(0, 0), (0, 0), (padding, padding)])
+    out = np.zeros((o, cg, kernel))
+    for i in range(kernel):
+        patch = ap[:, :, i * dilation:i * dilation + stride * (ol - 1) + 1:stride]
+        for gi in range(groups):
+            out[gi * og:(gi + 1) * og, :, i] = np.einsum(
+                "nol,ncl->oc", g[:, gi * og:(gi + 1) * og], patch[:, gi * cg:(gi + 1) * cg])
+    return out
+
+
+def _conv1d_input_grad(g, wt, **p):
+    """conv1d's input gradient built under create_graph (a Conv1dInputGrad node)."""
+    n, _, ol = g.shape
+    _, cg, k = wt.shape
+    s, pad, d, groups = p["stride"], p["padding"], p["dilation"], p["groups"]
+    length = (ol - 1) * s + d * (k - 1) + 1 - 2 * pad
+    x = tn.zeros(n, cg * groups, length, dtype=g.dtype, device=g.device, requires_grad=True)
+    with tn.enable_grad():
+        y = tn.nn.functional.conv1d(x, wt, None, s, pad, d, groups)
+        return tn.grad(y, x, g, create_graph=True)[0]
+
+
+def _conv1d_weight_grad(x, g, kernel, **p):
+    """conv1d's weight gradient built under create_graph (a Conv1dWeightGrad node)."""
+    groups = p["groups"]
+    wt = tn.zeros(g.shape[1], x.shape[1] // groups, kernel, dtype=x.dtype, device=x.device,
+                  requires_grad=True)
+    with tn.enable_grad():
+        y = tn.nn.functional.conv1d(x, wt, None, p["stride"], p["padding"], p["dilation"], groups)
+        return tn.grad(y, wt, g, create_graph=True)[0]
+
+
+def _max_pool1d_ref(a, kernel_size, stride, padding=0, dilation=1):
+    """max_pool1d in NumPy: -inf padding, the max over each offset's strided slice."""
+    k, s, p, d = kernel_size, stride, padding, dilation
+    ap = np.pad(a, [(0, 0), (0, 0), (p, p)], constant_values=-np.inf)
+    ol = _out(a.shape[2], k, s, p, d)
+    return np.max([ap[:, :, i * d:i * d + s * (ol - 1) + 1:s] for i in range(k)], axis=0)
+
+
+def _pool1d_shapes(k, s, p, d) -> ShapeStrategy:
+    low = max(1, d * (k - 1) + 1 - 2 * p)
+    return lambda max_side: st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(
+        low, low + min(max_side, 3) + 1)).map(lambda t: (t,))
+
+
+_CONV1D_PARAMS = (
+    ({"stride": 2, "padding": 1, "dilation": 1, "groups": 1}, 3, True),
+    ({"stride": 1, "padding": 2, "dilation": 2, "groups": 2}, 2, False),
+)
+
+OP_TABLE = OP_TABLE + (
+    *(OpCase("conv1d", lambda x, w, b=None, **p: tn.nn.functional.conv1d(x, w, b, **p),
+             _conv1d_ref, (REAL,) * (2 + bias),
+             _conv1d_shapes(kernel, p["stride"], p["padding"], p["dilation"], p["groups"], bias),
+             "convolution", params=p, f32_tol=_CONV_F32)
+      for p, kernel, bias in _CONV1D_PARAMS),
+    *(OpCase("conv1d_input_grad", _conv1d_input_grad, _conv1d_input_grad_ref, (REAL, REAL),
+             _conv1d_shapes(kernel, p["stride"], p["padding"], p["dilation"], p["groups"],
+                            role="input_grad"), "convolution", params=p, f32_tol=_CONV_F32)
+      for p, kernel, _ in _CONV1D_PARAMS),
+    *(OpCase("conv1d_weight_grad", _conv1d_weight_grad, _conv1d_weight_grad_ref, (REAL, REAL),
+             _conv1d_shapes(kernel, p["stride"], p["padding"], p["dilation"], p["groups"],
+                            role="weight_grad"), "convolution", params={"kernel": kernel, **p},
+             f32_tol=_CONV_F32)
+      for p, kernel, _ in _CONV1D_PARAMS),
+    *(OpCase("max_pool1d", lambda x, **p: tn.nn.functional.max_pool1d(x, **p), _max_pool1d_ref,
+             (POOL_DISTINCT,), _pool1d_shapes(p["kernel_size"], p["stride"], p["padding"],
+                                         p["dilation"]), "max_pool", POOL_TIES, params=p)
+      for p in ({"kernel_size": 3, "stride": 2, "padding": 1, "dilation": 1},
+                {"kernel_size": 2, "stride": 1, "padding": 0, "dilation": 2})),
+)
 # --- end of convolution and pooling -------------------------------------------------------------
+
+# --- normalisation (tinynet/ops/normalization.py) ---------------------------------------------
+# References standardise with NumPy's own mean and var (ddof=0), per sample (layer norm) or per
+# channel (batch norm); weight and bias are optional inputs, so each form has an entry.
+
+NORM_DISTINCT = ("normalising divides by the group's standard deviation: pairwise distinct values "
+                 "keep it away from 0 (where 1/sqrt(var + eps) and its derivatives blow up)")
+NORM_EPS = 1e-5
+NORM_VALUES = Domain(-2.0, 2.0, grid=1 / 64, unique=True)  # distinct, enough for 81 elements
+
+
+def _norm_shapes(kind: str, affine: int, normalized_ndim: int = 1) -> ShapeStrategy:
+    """x's shape and ``affine`` (0, 1 or 2) parameter shapes. ``"layer"``: x with at least
+    ``normalized_ndim`` dims, the last one >= 2, parameters of the trailing dims. ``"batch"``:
+    (N, C, *) with N >= 2, parameters (C,). ``"batch_stats"``: as batch, plus the given mean and
+    var (C,) before the parameters."""
+    def make(max_side):
+        if kind == "layer":
+            x = shapes(normalized_ndim, normalized_ndim + 2, max_side=max_side).map(
+                lambda s: s[:-1] + (max(s[-1], 2),))
+            return x.map(lambda s: (s,) + (s[len(s) - normalized_ndim:],) * affine)
+        x = shapes(2, 4, max_side=max_side).map(lambda s: (max(s[0], 2),) + s[1:])
+        stats = 2 if kind == "batch_stats" else 0
+        return x.map(lambda s: (s,) + ((s[1],),) * (stats + affine))
+    return make
+
+
+def _layer_norm_ref(a, *affine, normalized_ndim=1, weight=True, eps=NORM_EPS):
+    axes = tuple(range(a.ndim - normalized_ndim, a.ndim))
+    y = (a - a.mean(axes, keepdims=True)) / np.sqrt(a.var(axes, keepdims=True) + eps)
+    if affine and weight:
+        y = y * affine[0]
+    return y + affine[-1] if len(affine) == 2 or (affine and not weight) else y
+
+
+def _layer_norm(x, *affine, normalized_ndim=1, weight=True, eps=NORM_EPS):
+    w, b = (affine + (None, None))[:2] if weight else (None, *affine[:1])
+    return tn.nn.functional.layer_norm(x, x.shape[x.ndim - normalized_ndim:], w, b, eps)
+
+
+def _channels(v, ndim):
+    return v.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def _batch_norm_ref(a, *affine, eps=NORM_EPS):
+    axes = (0,) + tuple(range(2, a.ndim))
+    y = (a - a.mean(axes, keepdims=True)) / np.sqrt(a.var(axes, keepdims=True) + eps)
+    return y * _channels(affine[0], a.ndim) + _channels(affine[1], a.ndim) if affine else y
+
+
+def _batch_norm_eval_ref(a, m, v, *affine, eps=NORM_EPS):
+    y = (a - _channels(m, a.ndim)) / np.sqrt(_channels(v, a.ndim) + eps)
+    return y * _channels(affine[0], a.ndim) + _channels(affine[1], a.ndim) if affine else y
+
+
+OP_TABLE = OP_TABLE + (
+    OpCase("layer_norm", _layer_norm, _layer_norm_ref, (NORM_VALUES, REAL, REAL),
+           _norm_shapes("layer", 2), "layer_norm", NORM_DISTINCT),
+    OpCase("layer_norm_weight_only", _layer_norm, _layer_norm_ref, (NORM_VALUES, REAL),
+           _norm_shapes("layer", 1), "layer_norm", NORM_DISTINCT),
+    OpCase("layer_norm_bias_only", _layer_norm, _layer_norm_ref, (NORM_VALUES, REAL),
+           _norm_shapes("layer", 1), "layer_norm", NORM_DISTINCT, params={"weight": False}),
+    OpCase("layer_norm_two_dims", _layer_norm, _layer_norm_ref, (NORM_VALUES,),
+           _norm_shapes("layer", 0, 2), "layer_norm", NORM_DISTINCT,
+           params={"normalized_ndim": 2, "eps": 0.1}),
+    OpCase("batch_norm_train", tn.ops.batch_norm_train, _batch_norm_ref, (NORM_VALUES, REAL, REAL),
+           _norm_shapes("batch", 2), "batch_norm_train", NORM_DISTINCT),
+    OpCase("batch_norm_train_no_affine", tn.ops.batch_norm_train, _batch_norm_ref, (NORM_VALUES,),
+           _norm_shapes("batch", 0), "batch_norm_train", NORM_DISTINCT, params={"eps": 0.1}),
+    OpCase("batch_norm_eval", tn.ops.batch_norm_eval, _batch_norm_eval_ref,
+           (REAL, REAL, POSITIVE, REAL, REAL), _norm_shapes("batch_stats", 2), "batch_norm_eval",
+           "the variance is a variance: positive (1/sqrt(var + eps) has a pole at -eps)"),
+    OpCase("batch_norm_eval_no_affine", tn.ops.batch_norm_eval, _batch_norm_eval_ref,
+           (REAL, REAL, POSITIVE), _norm_shapes("batch_stats", 0), "batch_norm_eval",
+           "the variance is a variance: positive (1/sqrt(var + eps) has a pole at -eps)"),
+)
+# --- end of normalisation ---------------------------------------------------------------------
 
 # --- gather, scatter, sort (tinynet/ops/gather_scatter.py, sorting.py) ------------------------
 # Index tensors are fixed patterns computed from the drawn shapes (repeats included where the op
@@ -807,12 +1024,6 @@ def _with_scalar(max_side):
     return shapes(1, 3, max_side=max_side).map(lambda s: (s, ()))
 
 
-def _chunks_ref(a):
-    """torch.chunk(a, 2, -1): pieces of ceil(n / 2) along the last dim."""
-    step = -(-a.shape[-1] // 2)
-    return tuple(a[..., i:i + step] for i in range(0, a.shape[-1], step))
-
-
 def _matrix_pair(batch: int) -> ShapeStrategy:
     """``(B, n, m)`` and ``(B, m, p)`` shapes with ``batch`` leading dims (0: two matrices)."""
     def make(max_side):
@@ -862,7 +1073,6 @@ OP_TABLE = OP_TABLE + (
            lambda a: np.sort(a, 0)[:1], DISTINCT, ORDER_TIES, "topk", same(min_dims=1)),
     # PyTorch's other spellings (tinynet/ops/aliases.py)
     _unary("t", tn.t, lambda a: a.T, shape=same(max_dims=2)),
-    _unary("chunk", lambda x: x.chunk(2, dim=-1), _chunks_ref, shape=same(min_dims=1)),
     OpCase("mm", tn.mm, np.matmul, (REAL, REAL), _matrix_pair(0), "mm"),
     OpCase("bmm", lambda a, b: a.bmm(b), np.matmul, (REAL, REAL), _matrix_pair(1), "bmm"),
     # The orders themselves: no gradient; a coarse grid makes ties common (stability).

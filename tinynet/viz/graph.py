@@ -286,7 +286,10 @@ class _Drawing:
         self.declare("output", ["output", _meta(output.shape, output.dtype)]
                      + ([f"value = {short(output)}"] if self.values else []),
                      "shape=doubleoctagon", None)
-        self.edges.append(f"{self.ids[root]} -> output [label={_quote(_shape(output.shape))}];")
+        label = _shape(output.shape)
+        if output._output_nr is not None:
+            label = f"[{output._output_nr}] {label}"
+        self.edges.append(f"{self.ids[root]} -> output [label={_quote(label)}];")
         out_meta = {root: (output.shape, output.dtype)}
         for node in order:  # a consumer is visited before its inputs: it knows their shapes
             for parent, meta in zip(node.parents, node.metas):
@@ -308,7 +311,11 @@ class _Drawing:
                 source = "data"
             elif type(parent) is Node:
                 source = self.labels[parent]
-                self.edges.append(f"{self.ids[parent]} -> {me} [label={_quote(_shape(meta[0]))}];")
+                label = _shape(meta[0])
+                if node._slots is not None and i in node._slots:  # output k of a multi-output node
+                    source += f"[{node._slots[i]}]"
+                    label = f"[{node._slots[i]}] {label}"
+                self.edges.append(f"{self.ids[parent]} -> {me} [label={_quote(label)}];")
             else:
                 if parent not in self.ids:
                     self.ids[parent] = f"t{len(self.ids)}"
@@ -321,7 +328,10 @@ class _Drawing:
             ins.append((source, _meta(*meta)))
         shapes = "in: " + ", ".join(m for _, m in ins) if ins else "in: -"
         extra = []
-        if out_meta is not None:
+        if node.n_outputs is not None:  # one node, several outputs
+            extra.append(f"out: {node.n_outputs} outputs " + ", ".join(
+                _meta(*m) for m in node.out_metas))
+        elif out_meta is not None:
             extra.append("out: " + _meta(*out_meta))
         if self.values:
             extra.append(f"value = {self.output_value(node, record)}")
@@ -346,11 +356,16 @@ class _Drawing:
         return f"{path} ({self.module_types[path]})" if path in self.module_types else path
 
     def output_value(self, node: Node, record) -> str:
+        out = None
         if record is not None and record.out is not None:
-            return short(record.out, node.device)
-        if not node._freed and node._keep_output and node._output is not None:
-            return short(node._output, node.device)
-        return "?"
+            out = record.out
+        elif not node._freed and node._keep_output and node._output is not None:
+            out = node._output
+        if out is None:
+            return "?"
+        if type(out) is tuple:  # a multi-output op
+            return "(" + ", ".join(short(o, node.device) for o in out) + ")"
+        return short(out, node.device)
 
     def gradient_lines(self, node: Node) -> list[str]:
         go = self.grad_outs.get(node)
@@ -358,7 +373,7 @@ class _Drawing:
             if "value" in go:
                 return [f"grad = {short(go['value'])}"]
             return [f"|grad| = {go['norm']:.6g}"]
-        retained = node._retained() if node._retained is not None else None
+        retained = node._retained() if callable(node._retained) else None
         if retained is not None and retained.grad is not None:
             return [f"grad = {short(retained.grad)}"]
         return []
