@@ -23,6 +23,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -245,3 +246,32 @@ def write_records(path: str, records: list, benchmark: str, torch_module, thread
         rec["env"] = env
     with open(path, "w") as f:
         json.dump(records, f)
+
+
+def warn_if_loaded(what: str = "the load is recorded in every JSON record") -> None:
+    """Say on stderr when other processes are running: they inflate and scatter the timings."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if load > 0.5:
+        print(f"warning: load average {load:.2f} on {os.cpu_count()} CPUs; other processes will "
+              f"inflate and scatter these timings ({what})", file=sys.stderr)
+
+
+def records_from_child(script: str, child_args: list, threads: int, steady_malloc: bool) -> list:
+    """Run ``script --child OUT *child_args`` in a fresh process with ``threads`` BLAS threads
+    (set before NumPy loads; see :func:`child_env`) and return the records it wrote to OUT."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "records.json")
+        cmd = [sys.executable, os.path.abspath(script), "--child", out, *child_args]
+        subprocess.run(cmd, env=child_env(threads, steady_malloc), check=True)
+        with open(out) as f:
+            return json.load(f)
+
+
+def save_records(records: list, path: str | None, benchmark: str) -> None:
+    """Write ``records`` as JSON, one record per line (greppable, and diffs stay readable), to
+    ``path`` or :func:`default_results_path`, and say where on stderr."""
+    path = path or default_results_path(benchmark)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("[\n" + ",\n".join(json.dumps(r) for r in records) + "\n]\n")
+    print(f"\n{len(records)} records written to {os.path.relpath(path)}", file=sys.stderr)

@@ -28,11 +28,6 @@ records are in ``benchmarks/results/``, the summary in benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
-import tempfile
 import time
 
 import _timing
@@ -228,26 +223,12 @@ def main(argv=None) -> None:
     if args.child:
         run_child(names, args.quick, args.threads, args.child)
         return
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    if load > 0.5:
-        print(f"warning: load average {load:.2f} on {os.cpu_count()} CPUs; other processes will "
-              "inflate and scatter these timings (the load is recorded in every JSON record)",
-              file=sys.stderr)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "mnist1d_speed.json")
-        cmd = [sys.executable, os.path.abspath(__file__), "--child", out, "--models",
-               ",".join(names), "--threads", str(args.threads)] + \
-            (["--quick"] if args.quick else [])
-        subprocess.run(cmd, env=_timing.child_env(args.threads, not args.default_malloc),
-                       check=True)
-        with open(out) as f:
-            records = json.load(f)
+    _timing.warn_if_loaded()
+    records = _timing.records_from_child(
+        __file__, ["--models", ",".join(names), "--threads", str(args.threads)]
+        + (["--quick"] if args.quick else []), args.threads, not args.default_malloc)
     print(report(records))
-    path = args.json or _timing.default_results_path("mnist1d_speed")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:  # one record per line: greppable, and diffs stay readable
-        f.write("[\n" + ",\n".join(json.dumps(r) for r in records) + "\n]\n")
-    print(f"\n{len(records)} records written to {os.path.relpath(path)}", file=sys.stderr)
+    _timing.save_records(records, args.json, "mnist1d_speed")
 
 
 if __name__ == "__main__":

@@ -663,11 +663,7 @@ def main(argv=None) -> None:
                 records += json.load(f)
     add_ratios(records)
     print(report(records))
-    path = args.json or _timing.default_results_path("op_overhead")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:  # one record per line: greppable, and diffs stay readable
-        f.write("[\n" + ",\n".join(json.dumps(r) for r in records) + "\n]\n")
-    print(f"\n{len(records)} records written to {os.path.relpath(path)}", file=sys.stderr)
+    _timing.save_records(records, args.json, "op_overhead")
 
 
 if __name__ == "__main__":

@@ -32,11 +32,6 @@ measures. Markdown to stdout, one JSON record per measurement to
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
-import tempfile
 import time
 
 import _timing
@@ -269,25 +264,12 @@ def main(argv=None) -> None:
     if args.child:
         run_child(names, args.quick, args.threads, args.child)
         return
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    if load > 0.5:
-        print(f"warning: load average {load:.2f} on {os.cpu_count()} CPUs; other processes will "
-              "inflate and scatter these timings (the ratios are measured side by side)",
-              file=sys.stderr)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "rnn_speed.json")
-        cmd = [sys.executable, os.path.abspath(__file__), "--child", out, "--cases", args.cases,
-               "--threads", str(args.threads)] + (["--quick"] if args.quick else [])
-        subprocess.run(cmd, env=_timing.child_env(args.threads, not args.default_malloc),
-                       check=True)
-        with open(out) as f:
-            records = json.load(f)
+    _timing.warn_if_loaded("the ratios are measured side by side")
+    records = _timing.records_from_child(
+        __file__, ["--cases", args.cases, "--threads", str(args.threads)]
+        + (["--quick"] if args.quick else []), args.threads, not args.default_malloc)
     print(report(records))
-    path = args.json or _timing.default_results_path("rnn_speed")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:  # one record per line: greppable, and diffs stay readable
-        f.write("[\n" + ",\n".join(json.dumps(r) for r in records) + "\n]\n")
-    print(f"\n{len(records)} records written to {os.path.relpath(path)}", file=sys.stderr)
+    _timing.save_records(records, args.json, "rnn_speed")
 
 
 if __name__ == "__main__":
