@@ -66,12 +66,7 @@ class RNNTanhCellOp(Op):
 
     @staticmethod
     def forward(ctx, xw, h, w_hh_t, b_hh=None):
-        ctx.save_inputs(1, 2)
-        ctx.save_output()
-        pre = _hidden_product(ctx.xp, h, w_hh_t)
-        pre += xw  # pre is fresh: add in place
-        if b_hh is not None:
-            pre += b_hh
+        pre = _elman_pre(ctx, xw, h, w_hh_t, b_hh)
         return ctx.xp.tanh(pre, out=pre)
 
     @staticmethod
@@ -92,12 +87,7 @@ class RNNReluCellOp(Op):
 
     @staticmethod
     def forward(ctx, xw, h, w_hh_t, b_hh=None):
-        ctx.save_inputs(1, 2)
-        ctx.save_output()
-        pre = _hidden_product(ctx.xp, h, w_hh_t)
-        pre += xw
-        if b_hh is not None:
-            pre += b_hh
+        pre = _elman_pre(ctx, xw, h, w_hh_t, b_hh)
         return ctx.xp.maximum(pre, 0, out=pre)
 
     @staticmethod
@@ -109,6 +99,18 @@ def rnn_relu_cell(xw, h, w_hh_t, b_hh=None) -> Tensor:
     """One Elman step with ReLU, ``h' = relu(xw + h @ w_hh_t + b_hh)`` (shapes as
     :func:`rnn_tanh_cell`)."""
     return RNNReluCellOp.apply(*_check("rnn_relu_cell", 1, xw, h, w_hh_t, b_hh))
+
+
+def _elman_pre(ctx, xw, h, w_hh_t, b_hh):
+    """An Elman step's pre-activation ``xw + h @ w_hh_t + b_hh`` as a fresh array (the
+    activation may write into it); saves what :func:`_elman_grads` reads, and the output."""
+    ctx.save_inputs(1, 2)
+    ctx.save_output()
+    pre = _hidden_product(ctx.xp, h, w_hh_t)
+    pre += xw
+    if b_hh is not None:
+        pre += b_hh
+    return pre
 
 
 def _elman_grads(ctx, dpre) -> tuple:
