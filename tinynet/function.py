@@ -483,10 +483,7 @@ class Function:
             if cls.views_input:
                 _share_if_view(result, args[0])
             return result
-        if out.dtype.kind != "f":
-            raise TypeError(f"{cls.name}: returned dtype {out.dtype}, which cannot carry a "
-                            "gradient (tinynet differentiates real floating-point values only); "
-                            "mark the Function differentiable = False")
+        _check_float_output(cls, out)
 
         # 3. Record the edges, and keep what forward asked to save (with the versions it had).
         ctx.parents = tuple(parents)
@@ -505,6 +502,14 @@ class Function:
                 ctx._sort_for_backward(arrays, raw_out, out)
             ctx._record_versions(args, result)
         return result
+
+
+def _check_float_output(cls, out) -> None:
+    """A recorded output must be floating: only real floating-point values carry a gradient."""
+    if out.dtype.kind != "f":
+        raise TypeError(f"{cls.name}: returned dtype {out.dtype}, which cannot carry a "
+                        "gradient (tinynet differentiates real floating-point values only); "
+                        "mark the Function differentiable = False")
 
 
 class Op(Function):
@@ -539,10 +544,7 @@ def _apply_multi(cls, ctx: Node, args: tuple, arrays: list, params: dict, outs: 
                 _share_if_view(r, args[0])
         return results
     for o in outs:
-        if o.dtype.kind != "f":
-            raise TypeError(f"{cls.name}: returned dtype {o.dtype}, which cannot carry a "
-                            "gradient (tinynet differentiates real floating-point values only); "
-                            "mark the Function differentiable = False")
+        _check_float_output(cls, o)
     ctx.parents = tuple(parents)
     ctx.metas = tuple(metas)
     if slots is not None:
