@@ -234,6 +234,16 @@ def test_integer_output_that_needs_a_gradient_raises(device):
         Floor.apply(leaf([1.5], device))
 
 
+def test_an_integer_output_of_a_multi_output_function_raises(device):
+    class SplitFloor(tn.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2, x.astype("int64")
+
+    with pytest.raises(TypeError, match="SplitFloor.*int64.*differentiable = False"):
+        SplitFloor.apply(leaf([1.5], device))
+
+
 def test_non_differentiable_function_output_does_not_require_grad(device):
     class ArgMax(tn.Function):
         differentiable = False
