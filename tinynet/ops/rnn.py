@@ -13,10 +13,11 @@ gradient of the pre-activation ``pre = xw + h @ w_hh_t + b_hh``; then every step
 way: ``grad_xw = dpre``, ``grad_h = dpre @ w_hh_t^T`` (+ a direct term for GRU and the cell state
 for LSTM), ``grad_w_hh_t = h^T @ dpre``, ``grad_b_hh = sum(dpre, axis=0)``.
 
-The LSTM step has two results, ``h'`` and ``c'``; the engine's nodes have one output, so the
-step carries the two states packed side by side, ``hc = [h | c]`` (B, 2H), from one step to the
-next: input ``hc``, output ``hc'``. A layer then never splits the state between steps; it slices
-``h`` out of all steps' outputs once (``tinynet/nn/rnn.py``).
+The LSTM step has two results, ``h'`` and ``c'``. Rather than two outputs (which the engine
+allows, docs/autograd.md section 17), the step carries the two states packed side by side,
+``hc = [h | c]`` (B, 2H), from one step to the next: input ``hc``, output ``hc'``. A layer then
+never splits and re-joins the state between steps (two fewer nodes per step); it slices ``h``
+out of all steps' outputs once (``tinynet/nn/rnn.py``).
 
 First-order backward reads the activations forward saved (constants); under ``create_graph`` it
 recomputes them from the saved inputs with ``ctx.xp`` (recorded ops), so the same gradient
