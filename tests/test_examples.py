@@ -321,8 +321,10 @@ def test_a_benchmark_writes_its_records_under_runs(workdir):
     assert [r["case"] for r in records if "case" in r][:1] == ["mnist1"], records
 
 
-@pytest.mark.parametrize("script", ["conv", "op_overhead", "optim_step"])
+@pytest.mark.parametrize("script", ["conv", "op_overhead", "optim_step", "rnn_speed", "norm",
+                                    "mnist1d_speed"])
 def test_every_benchmark_defaults_to_runs(script):
     source = (ROOT / "benchmarks" / f"{script}.py").read_text()
-    assert f'args.json or _timing.default_results_path("{script}")' in source
+    assert (f'args.json or _timing.default_results_path("{script}")' in source
+            or f'_timing.save_records(records, args.json, "{script}")' in source)
     assert not re.search(r"join\([^)]*\"results\"", source)  # not benchmarks/results/ any more
