@@ -14,7 +14,7 @@ Each model is trained with the paper's recipe (its ``notebooks/train.py`` and
 batches of 100 taken in order from the unshuffled training set, 6,000 steps (plus the step at 0),
 the test accuracy read at the end. With PyTorch installed, the same recipe runs in PyTorch from
 the same initial weights, side by side (one BLAS thread each). A full run (3 seeds, four models,
-both libraries) takes about 15-20 minutes on one CPU core, most of it the GRU; ``--models linear
+both libraries) takes about 8 minutes on one CPU core, most of it the GRU; ``--models linear
 mlp`` takes seconds, ``--models cnn`` about a minute per seed.
 """
 
