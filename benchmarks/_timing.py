@@ -275,3 +275,28 @@ def save_records(records: list, path: str | None, benchmark: str) -> None:
     with open(path, "w") as f:
         f.write("[\n" + ",\n".join(json.dumps(r) for r in records) + "\n]\n")
     print(f"\n{len(records)} records written to {os.path.relpath(path)}", file=sys.stderr)
+
+
+def median_iqr(record: dict | None) -> str:
+    """A record's timing as ``median [q1, q3]`` for a report table (``-`` when absent)."""
+    if record is None:
+        return "-"
+    s = record["stats"]
+    return f"{s['median']:.2f} [{s['q1']:.2f}, {s['q3']:.2f}]"
+
+
+def print_profile(step: Callable[[], object], warmup: int, calls: int, top: int = 20) -> None:
+    """cProfile ``calls`` calls of ``step`` (after ``warmup`` untimed ones); print the ``top``
+    functions by own time."""
+    import cProfile  # noqa: PLC0415 - only when profiling
+    import pstats  # noqa: PLC0415
+
+    for _ in range(warmup):
+        step()
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(calls):
+        step()
+    prof.disable()
+    pstats.Stats(prof).sort_stats("tottime").print_stats(top)
+

@@ -242,19 +242,13 @@ def report(records: list[dict]) -> str:
         theirs = index.get((case.name, "step", "torch"))
         f_mine = index.get((case.name, "forward", "tinynet"))
 
-        def cell(rec):
-            if rec is None:
-                return "-"
-            s = rec["stats"]
-            return f"{s['median']:.2f} [{s['q1']:.2f}, {s['q3']:.2f}]"
-
         def ratio(a):
             paired = a and a["paired_ratio_to_torch"]
             return "-" if not paired else f"{paired['median']:.2f}"
 
         layer = f"{case.describe()} (N={mine['batch']})"
         lines.append(
-            f"| {case.name} | {layer} | {mine['gflop']:.3f} | {cell(mine)} | {cell(theirs)} "
+            f"| {case.name} | {layer} | {mine['gflop']:.3f} | {_timing.median_iqr(mine)} | {_timing.median_iqr(theirs)} "
             f"| {mine['gflops_per_s']:.1f} | "
             f"{'-' if theirs is None else format(theirs['gflops_per_s'], '.1f')} "
             f"| {ratio(mine)} | {ratio(f_mine)} |")
@@ -280,19 +274,9 @@ def report(records: list[dict]) -> str:
 
 
 def profile(name: str, quick: bool) -> None:
-    import cProfile  # noqa: PLC0415
-    import pstats  # noqa: PLC0415
-
     case = next(c for c in CASES if c.name == name)
     mine, _ = _make(case, _settings(quick)["batch"] or case.batch, None)
-    for _ in range(3):
-        mine["step"]()
-    prof = cProfile.Profile()
-    prof.enable()
-    for _ in range(10):
-        mine["step"]()
-    prof.disable()
-    pstats.Stats(prof).sort_stats("tottime").print_stats(15)
+    _timing.print_profile(mine["step"], warmup=3, calls=10, top=15)
 
 
 def main(argv=None) -> None:

@@ -165,18 +165,12 @@ def report(records: list) -> str:
         if mine is None:
             continue
         theirs = index.get((name, "torch"))
-
-        def cell(rec):
-            if rec is None:
-                return "-"
-            s = rec["stats"]
-            return f"{s['median']:.2f} [{s['q1']:.2f}, {s['q3']:.2f}]"
         paired = mine["paired_ratio_to_torch"]
         ratio = "-" if paired is None else f"{paired['median']:.2f}"
         target = mine["target"]
         met = "-" if paired is None or target is None else \
             ("yes" if paired["median"] <= target else "no")
-        lines.append(f"| {name} | {cell(mine)} | {cell(theirs)} | {ratio} | {target} | {met} |")
+        lines.append(f"| {name} | {_timing.median_iqr(mine)} | {_timing.median_iqr(theirs)} | {ratio} | {target} | {met} |")
         if mine["first_losses_max_rel_diff"] is not None:
             lines.append(f"\nFirst three losses, largest relative difference tinynet vs PyTorch: "
                          f"{mine['first_losses_max_rel_diff']:.1e} (float32).")
@@ -186,18 +180,8 @@ def report(records: list) -> str:
 
 
 def profile(name: str) -> None:
-    import cProfile  # noqa: PLC0415
-    import pstats  # noqa: PLC0415
-
     mine, _, _ = _make(name, None)
-    for _ in range(20):
-        mine()
-    prof = cProfile.Profile()
-    prof.enable()
-    for _ in range(200):
-        mine()
-    prof.disable()
-    pstats.Stats(prof).sort_stats("tottime").print_stats(20)
+    _timing.print_profile(mine, warmup=20, calls=200)
 
 
 def main(argv=None) -> None:

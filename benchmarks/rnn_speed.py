@@ -196,12 +196,6 @@ def report(records: list) -> str:
             continue
         theirs = index.get((case, "torch"))
 
-        def cell(rec):
-            if rec is None:
-                return "-"
-            s = rec["stats"]
-            return f"{s['median']:.2f} [{s['q1']:.2f}, {s['q3']:.2f}]"
-
         ratio = mine["paired_ratio_to_torch"]
         if ratio:
             worst.append(ratio["median"])
@@ -209,9 +203,9 @@ def report(records: list) -> str:
         def med(r):
             return "-" if not r else format(r["median"], ".2f")
 
-        lines.append(f"| {DESCRIBE[case]} | {cell(mine)} | {cell(theirs)} | {med(ratio)} | "
+        lines.append(f"| {DESCRIBE[case]} | {_timing.median_iqr(mine)} | {_timing.median_iqr(theirs)} | {med(ratio)} | "
                      f"{med(mine.get('paired_cpu_ratio_to_torch'))} | <= {TARGET} | "
-                     f"{cell(index.get((case, 'torch_no_onednn')))} | "
+                     f"{_timing.median_iqr(index.get((case, 'torch_no_onednn')))} | "
                      f"{med(mine.get('paired_ratio_to_torch_no_onednn'))} |")
     diffs = [max(r["max_rel_diff_vs_torch"].values()) for r in timed
              if r["impl"] == "tinynet" and r["max_rel_diff_vs_torch"]]
@@ -227,18 +221,8 @@ def report(records: list) -> str:
 
 
 def profile(case: str) -> None:
-    import cProfile  # noqa: PLC0415
-    import pstats  # noqa: PLC0415
-
     mine, _ = _make(case, None)
-    for _ in range(3):
-        mine["step"]()
-    prof = cProfile.Profile()
-    prof.enable()
-    for _ in range(10):
-        mine["step"]()
-    prof.disable()
-    pstats.Stats(prof).sort_stats("tottime").print_stats(20)
+    _timing.print_profile(mine["step"], warmup=3, calls=10)
 
 
 def main(argv=None) -> None:
