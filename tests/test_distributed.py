@@ -373,3 +373,16 @@ def test_the_example_runs_as_one_process():
     assert done.returncode == 0, done.stderr
     assert "1 rank(s): 1438 of the 1438 training samples per rank" in done.stdout
     assert "weights identical on every rank: True" in done.stdout
+
+
+def test_the_abort_message_names_what_was_raised_on_its_first_line(capsys):
+    # MPI_Abort can end the launcher before it forwards all of a rank's stderr: the line written
+    # first must already say what was raised, not only the traceback after it
+    from tinynet.distributed import group  # noqa: PLC0415
+
+    assert not dist.is_initialized()
+    error = RuntimeError("boom on rank 0\nsecond line")
+    group._abort_on_exception(RuntimeError, error, None)  # no group: reports, aborts nothing
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first == ("tinynet.distributed: rank 0 of 1 raised RuntimeError: boom on rank 0; "
+                     "aborting the job")

@@ -172,9 +172,16 @@ def seed_per_rank(seed: int) -> int:
 
 # --- an exception on one rank ends the job --------------------------------------------------------
 def _abort_on_exception(kind, value, tb) -> None:
+    # What was raised comes first, in one line: MPI_Abort may end the launcher before it has
+    # forwarded all of this rank's stderr, and the traceback after it is the part that can be cut.
     rank, size = rank_and_size()
-    sys.stderr.write(f"tinynet.distributed: rank {rank} of {size} raised; aborting the job\n")
+    message = str(value).splitlines()[0] if str(value) else ""
+    raised = f"{kind.__name__}: {message}" if message else kind.__name__
+    sys.stderr.write(f"tinynet.distributed: rank {rank} of {size} raised {raised}; aborting the "
+                     "job\n")
+    sys.stderr.flush()
     (_previous_excepthook or sys.__excepthook__)(kind, value, tb)
+    sys.stderr.flush()
     if _group is not None:
         _group.abort(130 if issubclass(kind, KeyboardInterrupt) else 1)
 
