@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 
 import tinynet as tn
-from tinynet.gradcheck_report import element
+from tinynet.gradcheck_report import MAX_LISTED, element
 from tinynet.testing import Domain, check_gradients, shapes, tensors
 
 # --- the example from docs/testing.md ------------------------------------------------------------
@@ -71,7 +71,12 @@ def test_check_gradients_names_argument_and_lists_the_worst_element_first(x):
     message = str(failure.value)
     assert "WrongCube.apply" in message and "'x' (input 0" in message
     entries = ENTRY.findall(message)
-    assert len(entries) == a.size  # every diagonal entry is wrong, and every one is listed
+    # every diagonal entry is wrong: all are counted, the worst MAX_LISTED listed one per line
+    assert f"at {a.size} of {a.size ** 2} Jacobian entries" in message
+    assert len(entries) == min(a.size, MAX_LISTED)
+    assert (f"... and {a.size - MAX_LISTED} more" in message) == (a.size > MAX_LISTED)
+    errors = [abs(float(n) - float(g)) for _, _, g, n in entries]
+    assert errors == sorted(errors, reverse=True)  # worst first
     out_name, x_name, analytic, numeric = entries[0]
     assert x_name == element("x", worst) and out_name == element("out", worst)
     assert float(analytic) == pytest.approx(2 * a[worst] ** 2)
