@@ -300,3 +300,26 @@ def print_profile(step: Callable[[], object], warmup: int, calls: int, top: int 
     prof.disable()
     pstats.Stats(prof).sort_stats("tottime").print_stats(top)
 
+
+def interleaved(fns: dict, repeats: int, warmup: int, calls: int = 1) -> tuple[dict, dict]:
+    """Time the functions of ``fns`` side by side: ``warmup`` untimed rounds, then ``repeats``
+    rounds that each time ``calls`` calls of every function, one function after the other (so
+    load from other processes hits them alike). Returns ``(wall, cpu)``: per function, seconds
+    per call in every round, by the wall clock and by this thread's CPU time (which load from
+    other processes does not inflate)."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    gc.collect()
+    wall = {k: [] for k in fns}
+    cpu = {k: [] for k in fns}
+    clock, cpu_clock = time.perf_counter, time.thread_time
+    for _ in range(repeats):
+        for key, fn in fns.items():
+            start, cpu_start = clock(), cpu_clock()
+            for _ in range(calls):
+                fn()
+            wall[key].append((clock() - start) / calls)
+            cpu[key].append((cpu_clock() - cpu_start) / calls)
+    return wall, cpu
+

@@ -30,7 +30,6 @@ benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
-import time
 from dataclasses import asdict, dataclass
 
 import _timing
@@ -152,24 +151,6 @@ def _differences(mine: dict, theirs: dict) -> dict:
             for name, a, b in pairs}
 
 
-def _interleaved(fns: dict, repeats: int, warmup: int) -> dict:
-    """Seconds per call of each function, timed one after the other within every repeat."""
-    import gc  # noqa: PLC0415
-
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    gc.collect()
-    samples = {k: [] for k in fns}
-    clock = time.perf_counter
-    for _ in range(repeats):
-        for key, fn in fns.items():
-            start = clock()
-            fn()
-            samples[key].append(clock() - start)
-    return samples
-
-
 def run_cases(names: list[str], quick: bool, threads: int, torch, reason) -> list[dict]:
     cfg = _settings(quick)
     records = []
@@ -183,7 +164,7 @@ def run_cases(names: list[str], quick: bool, threads: int, torch, reason) -> lis
             fns = {"tinynet": mine[mode]}
             if theirs:
                 fns["torch"] = theirs[mode]
-            samples = _interleaved(fns, cfg["repeats"], cfg["warmup"])
+            samples, _ = _timing.interleaved(fns, cfg["repeats"], cfg["warmup"])
             flops = case.flops(batch) * (3 if mode == "step" else 1)
             paired = None
             if theirs:  # each repeat's two steps ran back to back, under the same load

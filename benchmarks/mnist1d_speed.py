@@ -28,7 +28,6 @@ records are in ``benchmarks/results/``, the summary in benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
-import time
 
 import _timing
 
@@ -106,26 +105,6 @@ def _make(name: str, torch):
     return tn_step, torch_step, float(np.float64(diff))
 
 
-def _rounds(fns: dict, steps: int, rounds: int, warmup: int) -> dict:
-    """Seconds per step of each function: ``rounds`` rounds of ``steps`` steps, one function
-    after the other within every round."""
-    import gc  # noqa: PLC0415
-
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    gc.collect()
-    samples = {k: [] for k in fns}
-    clock = time.perf_counter
-    for _ in range(rounds):
-        for key, fn in fns.items():
-            start = clock()
-            for _ in range(steps):
-                fn()
-            samples[key].append((clock() - start) / steps)
-    return samples
-
-
 def run_child(names: list, quick: bool, threads: int, out_path: str) -> None:
     torch, reason = _timing.import_torch(threads)
     steps, rounds, warmup = (5, 5, 10) if quick else (40, 15, 80)
@@ -133,7 +112,7 @@ def run_child(names: list, quick: bool, threads: int, out_path: str) -> None:
     for name in names:
         mine, theirs, diff = _make(name, torch)
         fns = {"tinynet": mine} | ({"torch": theirs} if theirs else {})
-        samples = _rounds(fns, steps, rounds, warmup)
+        samples, _ = _timing.interleaved(fns, rounds, warmup, calls=steps)
         paired = None
         if theirs:
             paired = _timing.summarize([a / b for a, b in zip(samples["tinynet"],

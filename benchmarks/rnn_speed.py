@@ -32,7 +32,6 @@ measures. Markdown to stdout, one JSON record per measurement to
 from __future__ import annotations
 
 import argparse
-import time
 
 import _timing
 
@@ -109,8 +108,6 @@ def _differences(mine: dict, theirs: dict) -> dict:
 
 
 def run_cases(names: list, quick: bool, torch, reason) -> list:
-    import gc  # noqa: PLC0415
-
     cfg = _settings(quick)
     records = []
     for case in names:
@@ -119,19 +116,7 @@ def run_cases(names: list, quick: bool, torch, reason) -> list:
         fns = {"tinynet": mine["step"]}
         if theirs:
             fns |= {"torch": theirs["step"], "torch_no_onednn": theirs["no_onednn"]}
-        for _ in range(cfg["warmup"]):
-            for fn in fns.values():
-                fn()
-        gc.collect()
-        samples = {k: [] for k in fns}
-        cpu = {k: [] for k in fns}  # this thread's CPU time: what load from others does not add
-        clock, cpu_clock = time.perf_counter, time.thread_time
-        for _ in range(cfg["repeats"]):
-            for key, fn in fns.items():
-                start, cpu_start = clock(), cpu_clock()
-                fn()
-                samples[key].append(clock() - start)
-                cpu[key].append(cpu_clock() - cpu_start)
+        samples, cpu = _timing.interleaved(fns, cfg["repeats"], cfg["warmup"])
         paired = plain = None
         if theirs:
             paired = _timing.summarize([t / q for t, q in zip(samples["tinynet"],
