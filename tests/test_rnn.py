@@ -24,7 +24,6 @@ from hypothesis.extra import numpy as hnp
 
 import tinynet as tn
 from tinynet.nn import rnn as rnn_module
-from tinynet.nn.rnn import _unbind_time
 from tinynet.testing import check_gradients
 from tinynet.testing.op_table import recorded_ops
 
@@ -185,12 +184,12 @@ def test_unbatched_input_is_a_batch_of_one(device, mode):
 
 
 @given(L=st.integers(1, 17), seed=st.integers(0, 100))
-def test_unbind_time_gives_every_step_and_its_gradient(device, L, seed):
+def test_unbind_over_time_gives_every_step_and_its_gradient(device, L, seed):
     rng = np.random.default_rng(seed)
     a = rng.standard_normal((L, 2, 3))
     w = rng.standard_normal((L, 2, 3))
     x = tn.tensor(a, device=device, requires_grad=True)
-    steps = _unbind_time(x)
+    steps = x.unbind(0)
     assert len(steps) == L
     for t, s in enumerate(steps):
         np.testing.assert_array_equal(host(s), a[t])

@@ -128,7 +128,9 @@ def _run_direction(mode: str, x: Tensor, h: Tensor, c: Tensor | None, weights: l
         bias, b_hh = b_ih + b_hh, None      # b_hn inside r * (.), so it stays in the step
     xw = linear(x.reshape(L * B, H_in), w_ih, bias).reshape(L, B, w_ih.shape[0])  # (L, B, G)
     w_hh_t = w_hh.T  # (H, G), transposed once per layer rather than once per step
-    steps = _unbind_time(xw)  # L tensors (B, G)
+    # L tensors (B, G) from one unbind node, whose backward writes xw's gradient once (slicing
+    # xw[t] step by step would write a full-size zero gradient per step: quadratic in L)
+    steps = unbind(xw, 0)
     outputs = [None] * L
     H = h.shape[-1]
     if mode == "LSTM":  # the state travels packed, [h | c]: one op per step, no split
@@ -146,17 +148,6 @@ def _run_direction(mode: str, x: Tensor, h: Tensor, c: Tensor | None, weights: l
 
 _CELLS = {"RNN_TANH": RNNTanhCellOp, "RNN_RELU": RNNReluCellOp, "LSTM": LSTMCellOp,
           "GRU": GRUCellOp}  # applied directly: the layer's shapes are right by construction
-
-
-def _unbind_time(x: Tensor) -> tuple:
-    """``(x[0], ..., x[L-1])`` for ``x`` (L, ...): one ``unbind`` node.
-
-    Why not ``x[t]`` directly: the gradient of each slice is a zero array of ``x``'s full shape
-    with the slice filled in, and the engine adds the L of them, so the backward of L direct slices
-    costs L full-size passes (quadratic in L). ``unbind``'s backward runs once, after every step's
-    gradient has arrived, and writes ``x``'s gradient in one full-size array.
-    """
-    return unbind(x, 0)
 
 
 # --- the modules --------------------------------------------------------------------------------
