@@ -268,7 +268,18 @@ def test_step_primitive_gradcheck_and_gradgradcheck(device, mode, data):
     check_gradients(call(CELLS[mode][0]), *leaves, second_order=True)
 
 
-@pytest.mark.parametrize("mode", MODES)
+def graph_nodes(out):
+    """Every node of ``out``'s graph, once."""
+    nodes, stack = [], [out.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is not None and all(node is not n for n in nodes):
+            nodes.append(node)
+            stack.extend(p for p in node.parents if isinstance(p, tn.autograd.Node))
+    return nodes
+
+
+@pytest.mark.parametrize("mode", ["RNN_TANH", "RNN_RELU", "GRU"])
 def test_one_graph_node_per_time_step(mode):
     L = 2
     model = make(mode, 3, 4)
@@ -280,13 +291,101 @@ def test_one_graph_node_per_time_step(mode):
     # none of the composed step's ops: the step is one node
     assert not ops & {tn.ops.activation.SigmoidOp, tn.ops.elementwise.TanhOp,
                       tn.ops.activation.ReluOp, tn.ops.linalg.MatMulOp}, ops
-    nodes, stack = [], [out.grad_fn]
-    while stack:
-        node = stack.pop()
-        if node is not None and all(node is not n for n in nodes):
-            nodes.append(node)
-            stack.extend(p for p in node.parents if isinstance(p, tn.autograd.Node))
-    assert sum(n.fn is cell for n in nodes) == L
+    assert sum(n.fn is cell for n in graph_nodes(out)) == L
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_lstm_layer_is_one_graph_node_per_direction(bidirectional):
+    model = tn.nn.LSTM(3, 4, num_layers=2, bidirectional=bidirectional)
+    out, (h_n, c_n) = model(tn.randn(6, 5, 3))
+    nodes = graph_nodes(out + h_n.sum() + c_n.sum())
+    assert sum(n.fn is rnn_module.LSTMSequenceOp for n in nodes) == 2 * (2 if bidirectional
+                                                                        else 1)
+    assert not {n.fn for n in nodes} & {rnn_module.LSTMCellOp, tn.ops.shape.UnbindOp,
+                                        tn.ops.elementwise.TanhOp, tn.ops.linalg.MatMulOp}
+
+
+# --- the LSTM sequence op against the chain of its steps --------------------------------------
+
+def lstm_chain(xw, h0, c0, w_hh_t, *, reverse=False):
+    """LSTMSequenceOp's result from one LSTMCellOp per step: ``(hs, c_last)``."""
+    hs, h, c = [None] * xw.shape[0], h0, c0
+    for t in (range(xw.shape[0] - 1, -1, -1) if reverse else range(xw.shape[0])):
+        h, c = rnn_module.lstm_cell(xw[t], h, c, w_hh_t)
+        hs[t] = h
+    return tn.stack(hs), c
+
+
+def draw_sequence_inputs(data, device):
+    L, B, H = (data.draw(st.integers(1, n), label=k) for k, n in (("L", 5), ("B", 3), ("H", 3)))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16), label="seed"))
+    leaves = [tn.tensor(rng.standard_normal(s), device=device, requires_grad=True)
+              for s in ((L, B, 4 * H), (B, H), (B, H), (4 * H, H))]
+    reverse = data.draw(st.booleans(), label="reverse")
+
+    def call(fn):  # w_hh_t as w_hh.T, the layer's layout
+        return lambda xw, h0, c0, w_hh: fn(xw, h0, c0, w_hh.T, reverse=reverse)
+
+    return leaves, call, rng
+
+
+@FEWER
+@given(data=st.data())
+def test_lstm_sequence_matches_the_chain_of_steps_values_and_derivatives(device, data):
+    leaves, call, rng = draw_sequence_inputs(data, device)
+    outs = call(rnn_module.lstm_sequence)(*leaves)
+    refs = call(lstm_chain)(*leaves)
+    for a, b in zip(outs, refs):
+        np.testing.assert_allclose(host(a), host(b), rtol=1e-12, atol=1e-12)
+    # upstream gradients for hs and c_last, or for one of them only (the other gets None)
+    which = data.draw(st.sampled_from([(0, 1), (0,), (1,)]), label="outputs with a gradient")
+    ups = [tn.tensor(rng.standard_normal(outs[k].shape), device=device) for k in which]
+    g_ours = tn.grad([outs[k] for k in which], leaves, ups, create_graph=True)
+    g_refs = tn.grad([refs[k] for k in which], leaves, ups, create_graph=True)
+    for a, b in zip(g_ours, g_refs):
+        np.testing.assert_allclose(host(a), host(b), rtol=1e-10, atol=1e-12)
+    vs = [tn.tensor(rng.standard_normal(g.shape), device=device) for g in g_ours]
+    gg_ours = tn.grad(sum((g * v).sum() for g, v in zip(g_ours, vs)), leaves)
+    gg_refs = tn.grad(sum((g * v).sum() for g, v in zip(g_refs, vs)), leaves)
+    for a, b in zip(gg_ours, gg_refs):
+        np.testing.assert_allclose(host(a), host(b), rtol=1e-9, atol=1e-11)
+
+
+@FEWER
+@given(data=st.data())
+def test_lstm_sequence_gradcheck_and_gradgradcheck(device, data):
+    leaves, call, _ = draw_sequence_inputs(data, device)
+    check_gradients(call(rnn_module.lstm_sequence), *leaves, second_order=True)
+
+
+def test_lstm_sequence_refuses_backward_after_hs_was_written_in_place():
+    """Backward reads every step's h from the output ``hs`` (the weight's gradient needs them):
+    writing to it in place must be refused, not give a silently wrong gradient. ``c_last`` is a
+    copy that backward never reads: writing to it is fine."""
+    xw, h0, c0 = (tn.randn(*s, requires_grad=True) for s in ((3, 2, 8), (2, 2), (2, 2)))
+    w = tn.randn(8, 2, requires_grad=True)
+    hs, c_last = rnn_module.lstm_sequence(xw, h0, c0, w.T)
+    with tn.no_grad():
+        c_last.add_(1.0)  # writes c_last's memory
+    (hs.sum() + c_last.sum()).backward()  # c_last: not saved, accepted
+    hs, c_last = rnn_module.lstm_sequence(xw, h0, c0, w.T)
+    with tn.no_grad():
+        hs[0] *= 2.0  # writes hs's memory
+    with pytest.raises(RuntimeError, match=r"modified by an inplace operation: \[output 0 of "
+                                           r"LSTMSequence, shape \(3, 2, 2\)"):
+        (hs.sum() + c_last.sum()).backward()
+
+
+@pytest.mark.parametrize("shapes, match", [
+    (((3, 2, 8), (2, 2), (2, 2), (2, 6)), r"lstm_sequence: expected xw \(L >= 1, B, 4H\), h0 and c0 "
+     r"\(B, H\), w_hh_t \(H, 4H\) \(B=2, H=2\), got xw \(3, 2, 8\), h0 \(2, 2\), c0 \(2, 2\), "
+     r"w_hh_t \(2, 6\)"),
+    (((3, 2, 8), (2, 3), (2, 2), (2, 8)), r"lstm_sequence: expected .* got .*h0 \(2, 3\)"),
+    (((2, 8), (2, 2), (2, 2), (2, 8)), r"lstm_sequence: xw must be 3-D"),
+])
+def test_lstm_sequence_errors_name_the_function_and_the_shapes(shapes, match):
+    with pytest.raises(ValueError, match=match):
+        rnn_module.lstm_sequence(*[tn.zeros(*s) for s in shapes])
 
 
 @pytest.mark.parametrize("fn, args, match", [

@@ -179,9 +179,11 @@ class Node:
         self._keep_inputs = indices
         self._saves = True
 
-    def save_output(self) -> None:
-        """Keep the op's output for backward (``ctx.saved_output``)."""
-        self._keep_output = True
+    def save_output(self, *which: int) -> None:
+        """Keep the op's output for backward (``ctx.saved_output``). A multi-output op reads all
+        its outputs back (a tuple); ``which`` names those backward really reads (default: all),
+        so that writing in place to another one is not refused."""
+        self._keep_output = which or True
         self._saves = True
 
     def save_constant(self, *arrays) -> None:
@@ -568,9 +570,11 @@ def _apply_multi(cls, ctx: Node, args: tuple, arrays: list, params: dict, outs: 
         keep_output, ctx._keep_output = ctx._keep_output, False
         ctx._record_versions(args, None)
         ctx._keep_output = keep_output
-        if keep_output:  # every output's version, as output -1 - k
-            ctx._versions = ctx._versions + [(r._version_counter(), r._version_counter()[0], -1 - k)
-                                             for k, r in enumerate(results)]
+        if keep_output:  # each read output's version, as output -1 - k
+            which = keep_output if type(keep_output) is tuple else range(len(results))
+            ctx._versions = ctx._versions + [
+                (results[k]._version_counter(), results[k]._version_counter()[0], -1 - k)
+                for k in which]
     return tuple(results)
 
 

@@ -21,8 +21,8 @@ from .. import backend
 from ..creation import zeros
 from ..ops import cat, linear, matmul, relu, sigmoid, stack, tanh, unbind
 from ..ops.rnn import (  # noqa: F401 - the cell functions are public here too
-    GRUCellOp, LSTMCellOp, RNNReluCellOp, RNNTanhCellOp, gru_cell, lstm_cell_hc, rnn_relu_cell,
-    rnn_tanh_cell,
+    GRUCellOp, LSTMCellOp, LSTMSequenceOp, RNNReluCellOp, RNNTanhCellOp, gru_cell, lstm_cell_hc,
+    lstm_sequence, rnn_relu_cell, rnn_tanh_cell,
 )
 from ..tensor import Tensor
 from . import init
@@ -128,26 +128,23 @@ def _run_direction(mode: str, x: Tensor, h: Tensor, c: Tensor | None, weights: l
         bias, b_hh = b_ih + b_hh, None      # b_hn inside r * (.), so it stays in the step
     xw = linear(x.reshape(L * B, H_in), w_ih, bias).reshape(L, B, w_ih.shape[0])  # (L, B, G)
     w_hh_t = w_hh.T  # (H, G), transposed once per layer rather than once per step
+    if mode == "LSTM":  # all steps in one node (its backward is the whole of BPTT)
+        out, c_last = LSTMSequenceOp.apply(xw, h, c, w_hh_t, reverse=reverse)  # (L, B, H)
+        return out, out[0 if reverse else L - 1], c_last
     # L tensors (B, G) from one unbind node, whose backward writes xw's gradient once (slicing
     # xw[t] step by step would write a full-size zero gradient per step: quadratic in L)
     steps = unbind(xw, 0)
     outputs = [None] * L
-    H = h.shape[-1]
-    if mode == "LSTM":  # the state travels packed, [h | c]: one op per step, no split
-        h = cat([h, c], axis=-1)
     cell = _CELLS[mode]
     args = (w_hh_t,) if b_hh is None else (w_hh_t, b_hh)
     for t in (range(L - 1, -1, -1) if reverse else range(L)):
         h = outputs[t] = cell.apply(steps[t], h, *args)
     # stack(outputs) as one cat and a reshape (stack would add an unsqueeze node per step)
-    out = cat(outputs, axis=0).reshape(L, B, outputs[0].shape[1])  # (L, B, H) or (L, B, 2H)
-    if mode == "LSTM":  # h of every step sliced out once; the last c
-        return out[..., :H], h[:, :H], h[:, H:]
+    out = cat(outputs, axis=0).reshape(L, B, outputs[0].shape[1])  # (L, B, H)
     return out, h, c
 
 
-_CELLS = {"RNN_TANH": RNNTanhCellOp, "RNN_RELU": RNNReluCellOp, "LSTM": LSTMCellOp,
-          "GRU": GRUCellOp}  # applied directly: the layer's shapes are right by construction
+_CELLS = {"RNN_TANH": RNNTanhCellOp, "RNN_RELU": RNNReluCellOp, "GRU": GRUCellOp}  # applied directly: the layer's shapes are right by construction
 
 
 # --- the modules --------------------------------------------------------------------------------

@@ -1120,6 +1120,24 @@ def _gru_ref(xw, h, w, b=0.0):
     return (1 - z) * n + z * h
 
 
+def _lstm_sequence_ref(xw, h0, c0, w, reverse=False):
+    """Every step of ``_lstm_ref`` in turn: (hs (L, B, H), c_last (B, H))."""
+    H = w.shape[0]
+    hc, hs = np.concatenate([h0, c0], axis=1), np.empty(xw.shape[:2] + (H,))
+    for t in (range(len(xw) - 1, -1, -1) if reverse else range(len(xw))):
+        hc = _lstm_ref(xw[t], hc, w)
+        hs[t] = hc[:, :H]
+    return hs, hc[:, H:]
+
+
+def sequence_shapes(max_side):
+    """xw (L, B, 4H), h0 and c0 (B, H), w_hh_t (H, 4H)."""
+    def build(d):
+        L, B, H = d
+        return (L, B, 4 * H), (B, H), (B, H), (H, 4 * H)
+    return st.tuples(*(st.integers(1, max_side) for _ in range(3))).map(build)
+
+
 def cell_shapes(gates: int, bias: bool, state_width: int = 1) -> ShapeStrategy:
     """xw (B, gates*H), the state (B, state_width*H), w_hh_t (H, gates*H) and b_hh (gates*H,)."""
     def make(max_side):
@@ -1152,6 +1170,10 @@ OP_TABLE = OP_TABLE + (
     *(OpCase(f"gru_cell{suffix}", tn.ops.gru_cell, _gru_ref, (REAL,) * n,
              cell_shapes(3, n == 4), "gru_cell")
       for suffix, n in (("", 4), ("_no_bias", 3))),
+    OpCase("lstm_sequence", tn.ops.lstm_sequence, _lstm_sequence_ref, (REAL,) * 4,
+           sequence_shapes, "lstm_sequence"),
+    OpCase("lstm_sequence", tn.ops.lstm_sequence, _lstm_sequence_ref, (REAL,) * 4,
+           sequence_shapes, "lstm_sequence", params={"reverse": True}),
 )
 # --- end of recurrent cell steps --------------------------------------------------------------
 
