@@ -322,9 +322,38 @@ def test_a_benchmark_writes_its_records_under_runs(workdir):
 
 
 @pytest.mark.parametrize("script", ["conv", "op_overhead", "optim_step", "rnn_speed", "norm",
-                                    "mnist1d_speed"])
+                                    "mnist1d_speed", "lstm_floor"])
 def test_every_benchmark_defaults_to_runs(script):
     source = (ROOT / "benchmarks" / f"{script}.py").read_text()
     assert (f'args.json or _timing.default_results_path("{script}")' in source
             or f'_timing.save_records(records, args.json, "{script}")' in source)
     assert not re.search(r"join\([^)]*\"results\"", source)  # not benchmarks/results/ any more
+
+
+def test_the_lstm_floor_benchmarks_numpy_lstm_gives_tinynets_gradients(monkeypatch):
+    """benchmarks/lstm_floor.py times a hand-written NumPy LSTM as the floor of the NumPy
+    approach: it must compute the same gradients as tinynet's LSTM (float64), or its time means
+    nothing."""
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # for its `import _timing`
+    spec = importlib.util.spec_from_file_location("lstm_floor", ROOT / "benchmarks" /
+                                                  "lstm_floor.py")
+    floor = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(floor)
+    monkeypatch.setattr(floor, "L", 7)
+    monkeypatch.setattr(floor, "B", 3)
+    monkeypatch.setattr(floor, "I", 5)
+    monkeypatch.setattr(floor, "H", 4)
+    rng = np.random.default_rng(0)
+    x, g = rng.standard_normal((7, 3, 5)), rng.standard_normal((3, 4))
+    tn.manual_seed(1)
+    layer = tn.nn.LSTM(5, 4, dtype=tn.float64)
+    out, _ = layer(tn.tensor(x))
+    (out[-1] * tn.tensor(g)).sum().backward()
+    p = {k: v.numpy() for k, v in layer.state_dict().items()}
+    got = floor.numpy_lstm(np, x, p["weight_ih_l0"], p["weight_hh_l0"],
+                           p["bias_ih_l0"] + p["bias_hh_l0"], g)
+    for a, b in zip(got, (layer.weight_ih_l0.grad, layer.weight_hh_l0.grad,
+                          layer.bias_ih_l0.grad)):
+        np.testing.assert_allclose(a, b.numpy(), rtol=1e-10, atol=1e-12)

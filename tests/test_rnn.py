@@ -279,83 +279,104 @@ def graph_nodes(out):
     return nodes
 
 
-@pytest.mark.parametrize("mode", ["RNN_TANH", "RNN_RELU", "GRU"])
-def test_one_graph_node_per_time_step(mode):
-    L = 2
-    model = make(mode, 3, 4)
-    x = tn.randn(L, 5, 3)
-    out, *_ = call(model, mode, x, None, None)
-    ops = recorded_ops([out])
-    cell = rnn_module._CELLS[mode]
-    assert cell in ops
-    # none of the composed step's ops: the step is one node
-    assert not ops & {tn.ops.activation.SigmoidOp, tn.ops.elementwise.TanhOp,
-                      tn.ops.activation.ReluOp, tn.ops.linalg.MatMulOp}, ops
-    assert sum(n.fn is cell for n in graph_nodes(out)) == L
+SEQUENCE_OPS = {"RNN_TANH": rnn_module.RNNSequenceOp, "RNN_RELU": rnn_module.RNNSequenceOp,
+                "LSTM": rnn_module.LSTMSequenceOp, "GRU": rnn_module.GRUSequenceOp}
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_lstm_layer_is_one_graph_node_per_direction(bidirectional):
-    model = tn.nn.LSTM(3, 4, num_layers=2, bidirectional=bidirectional)
-    out, (h_n, c_n) = model(tn.randn(6, 5, 3))
-    nodes = graph_nodes(out + h_n.sum() + c_n.sum())
-    assert sum(n.fn is rnn_module.LSTMSequenceOp for n in nodes) == 2 * (2 if bidirectional
-                                                                        else 1)
-    assert not {n.fn for n in nodes} & {rnn_module.LSTMCellOp, tn.ops.shape.UnbindOp,
-                                        tn.ops.elementwise.TanhOp, tn.ops.linalg.MatMulOp}
+@pytest.mark.parametrize("mode", MODES)
+def test_a_layer_is_one_graph_node_per_direction(mode, bidirectional):
+    model = make(mode, 3, 4, num_layers=2, bidirectional=bidirectional)
+    out, h_n, c_n = call(model, mode, tn.randn(6, 5, 3), None, None)
+    nodes = graph_nodes(out.sum() + h_n.sum() + (0 if c_n is None else c_n.sum()))
+    assert sum(n.fn is SEQUENCE_OPS[mode] for n in nodes) == 2 * (2 if bidirectional else 1)
+    # neither the step primitives nor the composed step's ops: a direction is one node
+    assert not {n.fn for n in nodes} & {
+        rnn_module.RNNTanhCellOp, rnn_module.RNNReluCellOp, rnn_module.LSTMCellOp,
+        rnn_module.GRUCellOp, tn.ops.shape.UnbindOp, tn.ops.activation.SigmoidOp,
+        tn.ops.elementwise.TanhOp, tn.ops.activation.ReluOp, tn.ops.linalg.MatMulOp}
 
 
-# --- the LSTM sequence op against the chain of its steps --------------------------------------
+# --- the sequence ops against the chain of their steps ----------------------------------------
 
-def lstm_chain(xw, h0, c0, w_hh_t, *, reverse=False):
-    """LSTMSequenceOp's result from one LSTMCellOp per step: ``(hs, c_last)``."""
-    hs, h, c = [None] * xw.shape[0], h0, c0
-    for t in (range(xw.shape[0] - 1, -1, -1) if reverse else range(xw.shape[0])):
-        h, c = rnn_module.lstm_cell(xw[t], h, c, w_hh_t)
-        hs[t] = h
-    return tn.stack(hs), c
+def step_chain(mode):
+    """A sequence op's result from one step primitive per step (the sequence op's reference):
+    ``hs``, and for LSTM ``(hs, c_last)``."""
+    def chain(xw, h, *rest, reverse=False):
+        state, (w_hh_t, *b) = ((h, rest[0]), rest[1:]) if mode == "LSTM" else ((h,), rest)
+        hs = [None] * xw.shape[0]
+        for t in (range(xw.shape[0] - 1, -1, -1) if reverse else range(xw.shape[0])):
+            out = CELLS[mode][0](xw[t], *state, w_hh_t, *b)
+            state = out if mode == "LSTM" else (out,)
+            hs[t] = state[0]
+        return (tn.stack(hs), state[1]) if mode == "LSTM" else tn.stack(hs)
+    return chain
 
 
-def draw_sequence_inputs(data, device):
+def sequence_function(mode):
+    if mode.startswith("RNN"):
+        return lambda *a, reverse: rnn_module.rnn_sequence(
+            *a, nonlinearity=mode[4:].lower(), reverse=reverse)
+    return {"LSTM": rnn_module.lstm_sequence, "GRU": rnn_module.gru_sequence}[mode]
+
+
+def draw_sequence_inputs(data, device, mode):
+    """Float64 leaves (xw, h0, [c0,] w_hh, [b_hh (GRU)]) and a function of them calling a
+    sequence function with ``w_hh_t`` given as ``w_hh.T`` (the layers' layout)."""
     L, B, H = (data.draw(st.integers(1, n), label=k) for k, n in (("L", 5), ("B", 3), ("H", 3)))
+    G = GATES[mode] * H
+    bias = mode == "GRU" and data.draw(st.booleans(), label="b_hh")
+    shapes = [(L, B, G), (B, H)] + ([(B, H)] if mode == "LSTM" else []) + [(G, H)] + \
+        ([(G,)] if bias else [])
+    # continuous values from a seeded generator: no ReLU step is exactly at its kink
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16), label="seed"))
     leaves = [tn.tensor(rng.standard_normal(s), device=device, requires_grad=True)
-              for s in ((L, B, 4 * H), (B, H), (B, H), (4 * H, H))]
+              for s in shapes]
     reverse = data.draw(st.booleans(), label="reverse")
+    n_state = 2 if mode == "LSTM" else 1
 
-    def call(fn):  # w_hh_t as w_hh.T, the layer's layout
-        return lambda xw, h0, c0, w_hh: fn(xw, h0, c0, w_hh.T, reverse=reverse)
+    def call(fn):
+        def run(*args):
+            w_hh, *b = args[1 + n_state:]
+            out = fn(*args[:1 + n_state], w_hh.T, *b, reverse=reverse)
+            return tuple(out) if isinstance(out, tuple) else (out,)
+        return run
 
     return leaves, call, rng
 
 
+@pytest.mark.parametrize("mode", MODES)
 @FEWER
 @given(data=st.data())
-def test_lstm_sequence_matches_the_chain_of_steps_values_and_derivatives(device, data):
-    leaves, call, rng = draw_sequence_inputs(data, device)
-    outs = call(rnn_module.lstm_sequence)(*leaves)
-    refs = call(lstm_chain)(*leaves)
+def test_sequence_op_matches_the_chain_of_steps_values_and_derivatives(device, mode, data):
+    leaves, call, rng = draw_sequence_inputs(data, device, mode)
+    outs = call(sequence_function(mode))(*leaves)
+    refs = call(step_chain(mode))(*leaves)
     for a, b in zip(outs, refs):
         np.testing.assert_allclose(host(a), host(b), rtol=1e-12, atol=1e-12)
-    # upstream gradients for hs and c_last, or for one of them only (the other gets None)
-    which = data.draw(st.sampled_from([(0, 1), (0,), (1,)]), label="outputs with a gradient")
+    # LSTM: upstream gradients for hs and c_last, or for one of them only (the other gets None)
+    which = (0,) if len(outs) == 1 else data.draw(st.sampled_from([(0, 1), (0,), (1,)]),
+                                                  label="outputs with a gradient")
     ups = [tn.tensor(rng.standard_normal(outs[k].shape), device=device) for k in which]
     g_ours = tn.grad([outs[k] for k in which], leaves, ups, create_graph=True)
     g_refs = tn.grad([refs[k] for k in which], leaves, ups, create_graph=True)
     for a, b in zip(g_ours, g_refs):
         np.testing.assert_allclose(host(a), host(b), rtol=1e-10, atol=1e-12)
     vs = [tn.tensor(rng.standard_normal(g.shape), device=device) for g in g_ours]
-    gg_ours = tn.grad(sum((g * v).sum() for g, v in zip(g_ours, vs)), leaves)
-    gg_refs = tn.grad(sum((g * v).sum() for g, v in zip(g_refs, vs)), leaves)
+    gg_ours = tn.grad(sum((g * v).sum() for g, v in zip(g_ours, vs)), leaves, allow_unused=True)
+    gg_refs = tn.grad(sum((g * v).sum() for g, v in zip(g_refs, vs)), leaves, allow_unused=True)
     for a, b in zip(gg_ours, gg_refs):
-        np.testing.assert_allclose(host(a), host(b), rtol=1e-9, atol=1e-11)
+        assert (a is None) == (b is None) or mode == "RNN_RELU"
+        np.testing.assert_allclose(0.0 if a is None else host(a), 0.0 if b is None else host(b),
+                                   rtol=1e-9, atol=1e-11)
 
 
+@pytest.mark.parametrize("mode", MODES)
 @FEWER
 @given(data=st.data())
-def test_lstm_sequence_gradcheck_and_gradgradcheck(device, data):
-    leaves, call, _ = draw_sequence_inputs(data, device)
-    check_gradients(call(rnn_module.lstm_sequence), *leaves, second_order=True)
+def test_sequence_op_gradcheck_and_gradgradcheck(device, mode, data):
+    leaves, call, _ = draw_sequence_inputs(data, device, mode)
+    check_gradients(call(sequence_function(mode)), *leaves, second_order=True)
 
 
 def test_lstm_sequence_refuses_backward_after_hs_was_written_in_place():
@@ -376,16 +397,21 @@ def test_lstm_sequence_refuses_backward_after_hs_was_written_in_place():
         (hs.sum() + c_last.sum()).backward()
 
 
-@pytest.mark.parametrize("shapes, match", [
-    (((3, 2, 8), (2, 2), (2, 2), (2, 6)), r"lstm_sequence: expected xw \(L >= 1, B, 4H\), h0 and c0 "
-     r"\(B, H\), w_hh_t \(H, 4H\) \(B=2, H=2\), got xw \(3, 2, 8\), h0 \(2, 2\), c0 \(2, 2\), "
+@pytest.mark.parametrize("fn, shapes, match", [
+    (rnn_module.lstm_sequence, ((3, 2, 8), (2, 2), (2, 2), (2, 6)),
+     r"lstm_sequence: expected xw \(3, 2, 8\), h0 \(2, 2\), c0 \(2, 2\), w_hh_t \(2, 8\) "
+     r"\(L >= 1, B=2, H=2, 4 gate\(s\)\), got xw \(3, 2, 8\), h0 \(2, 2\), c0 \(2, 2\), "
      r"w_hh_t \(2, 6\)"),
-    (((3, 2, 8), (2, 3), (2, 2), (2, 8)), r"lstm_sequence: expected .* got .*h0 \(2, 3\)"),
-    (((2, 8), (2, 2), (2, 2), (2, 8)), r"lstm_sequence: xw must be 3-D"),
+    (rnn_module.lstm_sequence, ((3, 2, 8), (2, 3), (2, 2), (2, 8)),
+     r"lstm_sequence: expected .* got .*h0 \(2, 3\)"),
+    (rnn_module.gru_sequence, ((3, 2, 6), (2, 2), (2, 6), (5,)),
+     r"gru_sequence: expected .* b_hh \(6,\) .* got .* b_hh \(5,\)"),
+    (rnn_module.rnn_sequence, ((2, 8), (2, 2), (2, 2)), r"rnn_sequence: xw must be 3-D"),
+    (rnn_module.rnn_sequence, ((0, 2, 2), (2, 2), (2, 2)), r"rnn_sequence: expected .*L >= 1"),
 ])
-def test_lstm_sequence_errors_name_the_function_and_the_shapes(shapes, match):
+def test_sequence_errors_name_the_function_and_the_shapes(fn, shapes, match):
     with pytest.raises(ValueError, match=match):
-        rnn_module.lstm_sequence(*[tn.zeros(*s) for s in shapes])
+        fn(*[tn.zeros(*s) for s in shapes])
 
 
 @pytest.mark.parametrize("fn, args, match", [

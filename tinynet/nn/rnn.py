@@ -4,10 +4,13 @@ parameter names and shapes, gate order and default initialisation.
 Each layer runs, per layer and direction, one matrix product for the input projection of every time
 step at once, then a Python loop over time steps (never over samples) applying one cell step: one
 primitive op per step (``tinynet/ops/rnn.py``, where each step's forward and gate derivatives are
-written out). The step functions (:func:`rnn_tanh_cell`, :func:`rnn_relu_cell`,
-:func:`lstm_cell`, :func:`gru_cell`) are the functional form; the ``*_reference`` functions
-compose the same steps from smaller ops and are what the primitives are tested against.
-Backpropagation through time is the chain of the steps' own backwards: no code of its own.
+written out), and backpropagation through time is the chain of the steps' own backwards. The LSTM
+runs its whole direction as one primitive instead (``LSTMSequenceOp``: the loop over time inside
+the op, its backward BPTT written out, the hidden weight's gradient in one product), which is
+where the per-step overhead cost most. The step functions (:func:`rnn_tanh_cell`,
+:func:`rnn_relu_cell`, :func:`lstm_cell`, :func:`gru_cell`) are the functional form; the
+``*_reference`` functions compose the same steps from smaller ops and are what the primitives are
+tested against.
 
 Read ``module.py`` first (Parameter registration, state dicts).
 """
@@ -19,10 +22,11 @@ import warnings
 
 from .. import backend
 from ..creation import zeros
-from ..ops import cat, linear, matmul, relu, sigmoid, stack, tanh, unbind
-from ..ops.rnn import (  # noqa: F401 - the cell functions are public here too
-    GRUCellOp, LSTMCellOp, LSTMSequenceOp, RNNReluCellOp, RNNTanhCellOp, gru_cell, lstm_cell_hc,
-    lstm_sequence, rnn_relu_cell, rnn_tanh_cell,
+from ..ops import cat, linear, matmul, relu, sigmoid, stack, tanh
+from ..ops.rnn import (  # noqa: F401 - the step and sequence functions are public here too
+    GRUCellOp, GRUSequenceOp, LSTMCellOp, LSTMSequenceOp, RNNReluCellOp, RNNSequenceOp,
+    RNNTanhCellOp, gru_cell, gru_sequence, lstm_cell_hc, lstm_sequence, rnn_relu_cell,
+    rnn_sequence, rnn_tanh_cell,
 )
 from ..tensor import Tensor
 from . import init
@@ -128,23 +132,15 @@ def _run_direction(mode: str, x: Tensor, h: Tensor, c: Tensor | None, weights: l
         bias, b_hh = b_ih + b_hh, None      # b_hn inside r * (.), so it stays in the step
     xw = linear(x.reshape(L * B, H_in), w_ih, bias).reshape(L, B, w_ih.shape[0])  # (L, B, G)
     w_hh_t = w_hh.T  # (H, G), transposed once per layer rather than once per step
-    if mode == "LSTM":  # all steps in one node (its backward is the whole of BPTT)
-        out, c_last = LSTMSequenceOp.apply(xw, h, c, w_hh_t, reverse=reverse)  # (L, B, H)
-        return out, out[0 if reverse else L - 1], c_last
-    # L tensors (B, G) from one unbind node, whose backward writes xw's gradient once (slicing
-    # xw[t] step by step would write a full-size zero gradient per step: quadratic in L)
-    steps = unbind(xw, 0)
-    outputs = [None] * L
-    cell = _CELLS[mode]
-    args = (w_hh_t,) if b_hh is None else (w_hh_t, b_hh)
-    for t in (range(L - 1, -1, -1) if reverse else range(L)):
-        h = outputs[t] = cell.apply(steps[t], h, *args)
-    # stack(outputs) as one cat and a reshape (stack would add an unsqueeze node per step)
-    out = cat(outputs, axis=0).reshape(L, B, outputs[0].shape[1])  # (L, B, H)
-    return out, h, c
-
-
-_CELLS = {"RNN_TANH": RNNTanhCellOp, "RNN_RELU": RNNReluCellOp, "GRU": GRUCellOp}  # applied directly: the layer's shapes are right by construction
+    # all steps in one node, whose backward is the whole of backpropagation through time
+    if mode == "LSTM":
+        out, c = LSTMSequenceOp.apply(xw, h, c, w_hh_t, reverse=reverse)
+    elif mode == "GRU":
+        out = GRUSequenceOp.apply(xw, h, w_hh_t, *([] if b_hh is None else [b_hh]),
+                                  reverse=reverse)
+    else:
+        out = RNNSequenceOp.apply(xw, h, w_hh_t, nonlinearity=mode[4:].lower(), reverse=reverse)
+    return out, out[0 if reverse else L - 1], c  # (L, B, H), the last h taken, the last c
 
 
 # --- the modules --------------------------------------------------------------------------------

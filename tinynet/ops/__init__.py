@@ -43,7 +43,8 @@ from .linalg import linear
 from .normalization import batch_norm_eval, batch_norm_train, layer_norm
 from .reduce import *  # noqa: F403
 from .reduce import ValuesIndices
-from .rnn import gru_cell, lstm_cell_hc, lstm_sequence, rnn_relu_cell, rnn_tanh_cell
+from .rnn import (gru_cell, gru_sequence, lstm_cell_hc, lstm_sequence, rnn_relu_cell,
+                  rnn_sequence, rnn_tanh_cell)
 from .select import *  # noqa: F403
 from .shape import *  # noqa: F403
 from .shape import view

@@ -1,5 +1,7 @@
 """One time step of each recurrent cell as a primitive: Elman (tanh, ReLU), LSTM and GRU, with
-PyTorch's equations and gate order.
+PyTorch's equations and gate order; and every step of an LSTM direction as one primitive
+(``LSTMSequenceOp``, what ``tinynet.nn.LSTM`` runs on; its backward is backpropagation through
+time, written out).
 
 Every step takes the input half of the pre-activation, ``xw = x_t W_ih^T + b_ih`` (B, G),
 which the layer computes for all time steps in one product, the previous state, the transposed
@@ -344,11 +346,7 @@ class LSTMSequenceOp(Op):
         if ctx.create_graph:
             dpre = xp.stack(dpre)  # (L, B, 4H)
         needs = ctx.needs_input_grad
-        grad_w = None
-        if needs[3]:  # h_{t-1} of every step, in the order of dpre
-            prev = [h0, hs[:-1]] if not ctx.reverse else [hs[1:], h0]
-            h_prev = xp.concatenate([xp.reshape(p, (-1, H)) for p in prev], axis=0)
-            grad_w = _weight_grad(xp, h_prev, xp.reshape(dpre, (L * B, G)))
+        grad_w = _sequence_weight_grad(xp, h0, hs, dpre, ctx.reverse) if needs[3] else None
         return (dpre if needs[0] else None, dh if needs[1] else None,
                 dc if needs[2] else None, grad_w)
 
@@ -358,22 +356,7 @@ def lstm_sequence(xw, h0, c0, w_hh_t, *, reverse: bool = False) -> tuple:
     every step, ``h0`` and ``c0`` (B, H), ``w_hh_t`` (H, 4H) = ``W_hh^T``. Returns ``(hs,
     c_last)``: ``hs`` (L, B, H) every step's ``h`` in time order, ``c_last`` (B, H) the cell
     state after the last step taken (step 0 when ``reverse``)."""
-    xw, h0, c0, w_hh_t = (unary_operand(a) for a in (xw, h0, c0, w_hh_t))
-    shapes = (f"xw {tuple(xw.shape)}, h0 {tuple(h0.shape)}, c0 {tuple(c0.shape)}, "
-              f"w_hh_t {tuple(w_hh_t.shape)}")
-    if xw.ndim != 3 or w_hh_t.ndim != 2:
-        raise ValueError(f"lstm_sequence: xw must be 3-D (L, B, 4H) and w_hh_t 2-D (H, 4H), "
-                         f"got {shapes}")
-    L, B, G = xw.shape
-    H = w_hh_t.shape[0]
-    if G != 4 * H or tuple(w_hh_t.shape) != (H, G) or L == 0 \
-            or tuple(h0.shape) != (B, H) or tuple(c0.shape) != (B, H):
-        raise ValueError(f"lstm_sequence: expected xw (L >= 1, B, 4H), h0 and c0 (B, H), w_hh_t "
-                         f"(H, 4H) (B={B}, H={H}), got {shapes}")
-    dtypes = {a.dtype for a in (xw, h0, c0, w_hh_t)}
-    if len(dtypes) > 1 or xw.dtype.kind != "f":
-        raise TypeError(f"lstm_sequence: all tensors must share one floating dtype, got "
-                        f"{', '.join(str(a.dtype) for a in (xw, h0, c0, w_hh_t))}")
+    xw, h0, c0, w_hh_t = _check_sequence("lstm_sequence", 4, xw, (h0, c0), w_hh_t)
     return LSTMSequenceOp.apply(xw, h0, c0, w_hh_t, reverse=bool(reverse))
 
 
@@ -459,3 +442,186 @@ def _gru_gates(xp, xw, h, hw, b) -> tuple:
     n = xp.tanh(xw[:, 2 * H:] + rz[:, :H] * hw[:, 2 * H:])
     h_n = h - n
     return hw, rz, n, h_n, n + rz[:, H:] * h_n
+
+
+# --- Elman and GRU, all time steps of one direction in one node -----------------------------------
+
+class RNNSequenceOp(Op):
+    """hs = [h_0 .. h_{L-1}]: h_t = act(xw[t] + h_{t-1} @ w_hh_t), act = tanh or relu, for
+    t = 0..L-1 (L-1..0 when reverse)  ->  backpropagation through time, from the last step taken
+    back to the first, with dh = 0 at the start:  g = g_hs[t] + dh,  dpre_t = g * (1 - h_t^2)
+    (tanh) or g * [h_t > 0] (relu),  dh = dpre_t @ w_hh_t^T;  then grad_xw = dpre (every step),
+    grad_h0 = dh,  grad_w_hh_t = sum_t h_{t-1}^T @ dpre_t (one product over all steps)
+
+    One direction of one Elman layer: ``xw`` (L, B, H) is every step's ``x_t W_ih^T + b_ih +
+    b_hh`` (the layer computes it in one product), ``h0`` (B, H), ``w_hh_t`` (H, H) =
+    ``W_hh^T``; ``nonlinearity`` is ``"tanh"`` or ``"relu"``. Returns ``hs`` (L, B, H), every
+    step's ``h`` in time order. The step is :class:`RNNTanhCellOp`'s (or
+    :class:`RNNReluCellOp`'s); tests/test_rnn.py checks this op against the chain of those steps.
+    """
+
+    @staticmethod
+    def forward(ctx, xw, h0, w_hh_t, *, nonlinearity="tanh", reverse=False):
+        hs = _elman_sequence(ctx.xp, xw, h0, w_hh_t, nonlinearity, _time_order(len(xw), reverse))
+        ctx.nonlinearity, ctx.reverse = nonlinearity, reverse
+        if any(ctx.needs_input_grad):
+            ctx.save_inputs(0, 1, 2)
+            ctx.save_output()
+        return hs
+
+    @staticmethod
+    def backward(ctx, g_hs):
+        xp = ctx.xp
+        xw, h0, w = ctx.saved_inputs
+        hs = ctx.saved_output
+        L = xw.shape[0]
+        order = _time_order(L, ctx.reverse)
+        w_t = xp.swapaxes(w, 0, 1)
+        dh = None
+        dpre = [None] * L
+        for j in range(L - 1, -1, -1):  # the steps in the reverse of the order they were taken
+            k = order[j]
+            g = g_hs[k] if dh is None else g_hs[k] + dh
+            h = hs[k]
+            dpre[k] = g * (1 - h * h) if ctx.nonlinearity == "tanh" else g * (h > 0)
+            dh = xp.matmul(dpre[k], w_t)
+        dpre = xp.stack(dpre)  # (L, B, H)
+        needs = ctx.needs_input_grad
+        grad_w = _sequence_weight_grad(xp, h0, hs, dpre, ctx.reverse) if needs[2] else None
+        return dpre if needs[0] else None, dh if needs[1] else None, grad_w
+
+
+def rnn_sequence(xw, h0, w_hh_t, *, nonlinearity: str = "tanh", reverse: bool = False) -> Tensor:
+    """Every step of one Elman direction: ``xw`` (L, B, H) = ``x_t W_ih^T + b_ih + b_hh`` for
+    every step, ``h0`` (B, H), ``w_hh_t`` (H, H) = ``W_hh^T``. Returns ``hs`` (L, B, H), every
+    step's ``h`` in time order."""
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"rnn_sequence: nonlinearity must be 'tanh' or 'relu', got "
+                         f"{nonlinearity!r}")
+    xw, h0, w_hh_t = _check_sequence("rnn_sequence", 1, xw, (h0,), w_hh_t)
+    return RNNSequenceOp.apply(xw, h0, w_hh_t, nonlinearity=nonlinearity, reverse=bool(reverse))
+
+
+class GRUSequenceOp(Op):
+    """hs = [h_0 .. h_{L-1}]: GRUCellOp's step h_t = step(xw[t], h_{t-1}) for t = 0..L-1
+    (L-1..0 when reverse)  ->  backpropagation through time, from the last step taken back to
+    the first, with dh = 0 at the start:  g = g_hs[t] + dh, and GRUCellOp's step derivatives
+    dpre_n = g * (1 - z) * (1 - n^2),  drz = [dpre_n * hw_n, g * (h_{t-1} - n)] * rz * (1 - rz),
+    dhw_t = [drz, dpre_n * r],  dh = dhw_t @ w_hh_t^T + g * z;  then grad_xw = [drz, dpre_n]
+    (every step),  grad_h0 = dh,  grad_w_hh_t = sum_t h_{t-1}^T @ dhw_t (one product over all
+    steps),  grad_b_hh = sum of dhw over steps and batch
+
+    One direction of one GRU layer: ``xw`` (L, B, 3H) is every step's ``x_t W_ih^T + b_ih``,
+    ``h0`` (B, H), ``w_hh_t`` (H, 3H) = ``W_hh^T``, ``b_hh`` (3H,) or absent (it stays out of
+    ``xw``: ``b_hn`` is inside the product with ``r``). Returns ``hs`` (L, B, H), every step's
+    ``h`` in time order. tests/test_rnn.py checks it against the chain of GRUCellOp steps
+    (values, first and second derivatives).
+    """
+
+    @staticmethod
+    def forward(ctx, xw, h0, w_hh_t, b_hh=None, *, reverse=False):
+        hs, saved = _gru_sequence(ctx.xp, xw, h0, w_hh_t, b_hh, _time_order(len(xw), reverse))
+        ctx.reverse = reverse
+        if any(ctx.needs_input_grad):
+            ctx.save_inputs(*range(3 if b_hh is None else 4))
+            ctx.save_output()
+            ctx.save_constant(*saved)
+        return hs
+
+    @staticmethod
+    def backward(ctx, g_hs):
+        xp = ctx.xp
+        xw, h0, w, *b = ctx.saved_inputs
+        L, H = xw.shape[0], h0.shape[1]
+        order = _time_order(L, ctx.reverse)
+        if ctx.create_graph:  # recompute every step as recorded ops (second order)
+            hs, (hw, rz, n) = _gru_sequence(xp, xw, h0, w, b[0] if b else None, order)
+        else:
+            hs, (hw, rz, n) = ctx.saved_output, ctx.saved_constants
+        w_t = xp.swapaxes(w, 0, 1)
+        dh = None
+        dxw, dhw = [None] * L, [None] * L
+        for j in range(L - 1, -1, -1):  # the steps in the reverse of the order they were taken
+            k = order[j]
+            h_prev = h0 if j == 0 else hs[order[j - 1]]
+            g = g_hs[k] if dh is None else g_hs[k] + dh
+            rz_k, n_k = rz[k], n[k]
+            gz = g * rz_k[:, H:]
+            dpre_n = (g - gz) * (1 - n_k * n_k)
+            drz = xp.concatenate([dpre_n * hw[k][:, 2 * H:], g * (h_prev - n_k)],
+                                 axis=1) * (rz_k - rz_k * rz_k)
+            dxw[k] = xp.concatenate([drz, dpre_n], axis=1)
+            dhw[k] = xp.concatenate([drz, dpre_n * rz_k[:, :H]], axis=1)
+            dh = xp.matmul(dhw[k], w_t) + gz
+        dxw, dhw = xp.stack(dxw), xp.stack(dhw)  # (L, B, 3H)
+        needs = ctx.needs_input_grad
+        grads = (dxw if needs[0] else None, dh if needs[1] else None,
+                 _sequence_weight_grad(xp, h0, hs, dhw, ctx.reverse) if needs[2] else None)
+        if len(needs) == 4:
+            grads += (dhw.sum(axis=(0, 1)) if needs[3] else None,)
+        return grads
+
+
+def gru_sequence(xw, h0, w_hh_t, b_hh=None, *, reverse: bool = False) -> Tensor:
+    """Every step of one GRU direction: ``xw`` (L, B, 3H) = ``x_t W_ih^T + b_ih`` for every
+    step, ``h0`` (B, H), ``w_hh_t`` (H, 3H) = ``W_hh^T``, ``b_hh`` (3H,) or None. Returns ``hs``
+    (L, B, H), every step's ``h`` in time order."""
+    xw, h0, w_hh_t, *b = _check_sequence("gru_sequence", 3, xw, (h0,), w_hh_t, b_hh)
+    return GRUSequenceOp.apply(xw, h0, w_hh_t, *b, reverse=bool(reverse))
+
+
+def _elman_sequence(xp, xw, h0, w, nonlinearity: str, order):
+    """Every Elman step in ``order`` from ``h0``: ``hs`` (L, B, H) in time order."""
+    hs = [None] * len(order)
+    h = h0
+    for k in order:
+        pre = _hidden_product(xp, h, w)
+        pre += xw[k]
+        if nonlinearity == "tanh":
+            h = hs[k] = xp.tanh(pre, out=pre)
+        else:
+            h = hs[k] = xp.maximum(pre, 0, out=pre)
+    return xp.stack(hs)
+
+
+def _gru_sequence(xp, xw, h0, w, b, order) -> tuple:
+    """Every GRU step in ``order`` from ``h0`` (on arrays, or recorded ops under create_graph):
+    ``hs`` and what backward reads, ``(hw + b_hh, [r, z], n)``, each stacked in time order."""
+    L = len(order)
+    hs, hw, rz, n = [None] * L, [None] * L, [None] * L, [None] * L
+    h = h0
+    for k in order:
+        hw[k], rz[k], n[k], _, h = _gru_gates(xp, xw[k], h, _hidden_product(xp, h, w), b)
+        hs[k] = h
+    return xp.stack(hs), (xp.stack(hw), xp.stack(rz), xp.stack(n))
+
+
+def _sequence_weight_grad(xp, h0, hs, dpre, reverse: bool):
+    """``sum_t h_{t-1}^T @ dpre_t`` (H, G) as one product: every step's previous state
+    (``h0`` for the first step taken) against every step's ``dpre``, all in time order."""
+    L, B, H = hs.shape
+    first = xp.reshape(h0, (1, B, H))
+    prev = [hs[1:], first] if reverse else [first, hs[:-1]]
+    h_prev = xp.reshape(xp.concatenate(prev, axis=0), (L * B, H))
+    return _weight_grad(xp, h_prev, xp.reshape(dpre, (L * B, dpre.shape[2])))
+
+
+def _check_sequence(fn: str, gates: int, xw, states: tuple, w_hh_t, b_hh=None) -> list:
+    """Coerce and check a sequence op's arguments; the tensors to apply the op to."""
+    names = ("xw",) + (("h0",) if len(states) == 1 else ("h0", "c0")) + ("w_hh_t", "b_hh")
+    tensors = [unary_operand(a) for a in (xw, *states, w_hh_t)] + \
+        ([] if b_hh is None else [unary_operand(b_hh)])
+    shapes = ", ".join(f"{n} {tuple(t.shape)}" for n, t in zip(names, tensors))
+    xw, w_hh_t = tensors[0], tensors[len(states) + 1]
+    if xw.ndim != 3 or w_hh_t.ndim != 2:
+        raise ValueError(f"{fn}: xw must be 3-D (L, B, G) and w_hh_t 2-D (H, G), got {shapes}")
+    L, B, H = xw.shape[0], xw.shape[1], w_hh_t.shape[0]
+    expected = [(L, B, gates * H)] + [(B, H)] * len(states) + [(H, gates * H), (gates * H,)]
+    if L == 0 or any(tuple(t.shape) != e for t, e in zip(tensors, expected)):
+        want = ", ".join(f"{n} {e}" for n, e, _ in zip(names, expected, tensors))
+        raise ValueError(f"{fn}: expected {want} (L >= 1, B={B}, H={H}, {gates} gate(s)), "
+                         f"got {shapes}")
+    if len({t.dtype for t in tensors}) > 1 or xw.dtype.kind != "f":
+        raise TypeError(f"{fn}: all tensors must share one floating dtype, got "
+                        f"{', '.join(str(t.dtype) for t in tensors)}")
+    return tensors

@@ -1120,22 +1120,45 @@ def _gru_ref(xw, h, w, b=0.0):
     return (1 - z) * n + z * h
 
 
+def _steps(L: int, reverse: bool) -> range:
+    return range(L - 1, -1, -1) if reverse else range(L)
+
+
 def _lstm_sequence_ref(xw, h0, c0, w, reverse=False):
     """Every step of ``_lstm_ref`` in turn: (hs (L, B, H), c_last (B, H))."""
     H = w.shape[0]
     hc, hs = np.concatenate([h0, c0], axis=1), np.empty(xw.shape[:2] + (H,))
-    for t in (range(len(xw) - 1, -1, -1) if reverse else range(len(xw))):
+    for t in _steps(len(xw), reverse):
         hc = _lstm_ref(xw[t], hc, w)
         hs[t] = hc[:, :H]
     return hs, hc[:, H:]
 
 
-def sequence_shapes(max_side):
-    """xw (L, B, 4H), h0 and c0 (B, H), w_hh_t (H, 4H)."""
-    def build(d):
-        L, B, H = d
-        return (L, B, 4 * H), (B, H), (B, H), (H, 4 * H)
-    return st.tuples(*(st.integers(1, max_side) for _ in range(3))).map(build)
+def _gru_sequence_ref(xw, h, w, b=0.0, reverse=False):
+    """Every step of ``_gru_ref`` in turn: hs (L, B, H)."""
+    hs = np.empty(xw.shape[:2] + (w.shape[0],))
+    for t in _steps(len(xw), reverse):
+        h = hs[t] = _gru_ref(xw[t], h, w, b)
+    return hs
+
+
+def _elman_sequence_ref(xw, h, w, reverse=False):
+    """Every step of ``_elman_ref`` (tanh) in turn: hs (L, B, H)."""
+    hs = np.empty(xw.shape)
+    for t in _steps(len(xw), reverse):
+        h = hs[t] = _elman_ref(xw[t], h, w)
+    return hs
+
+
+def sequence_shapes(gates: int, n_states: int, bias: bool = False) -> ShapeStrategy:
+    """xw (L, B, gates*H), the states (B, H) each, w_hh_t (H, gates*H) and b_hh (gates*H,)."""
+    def make(max_side):
+        def build(d):
+            L, B, H = d
+            G = gates * H
+            return ((L, B, G),) + ((B, H),) * n_states + ((H, G),) + (((G,),) if bias else ())
+        return st.tuples(*(st.integers(1, max_side) for _ in range(3))).map(build)
+    return make
 
 
 def cell_shapes(gates: int, bias: bool, state_width: int = 1) -> ShapeStrategy:
@@ -1170,10 +1193,17 @@ OP_TABLE = OP_TABLE + (
     *(OpCase(f"gru_cell{suffix}", tn.ops.gru_cell, _gru_ref, (REAL,) * n,
              cell_shapes(3, n == 4), "gru_cell")
       for suffix, n in (("", 4), ("_no_bias", 3))),
-    OpCase("lstm_sequence", tn.ops.lstm_sequence, _lstm_sequence_ref, (REAL,) * 4,
-           sequence_shapes, "lstm_sequence"),
-    OpCase("lstm_sequence", tn.ops.lstm_sequence, _lstm_sequence_ref, (REAL,) * 4,
-           sequence_shapes, "lstm_sequence", params={"reverse": True}),
+    *(OpCase("lstm_sequence", tn.ops.lstm_sequence, _lstm_sequence_ref, (REAL,) * 4,
+             sequence_shapes(4, 2), "lstm_sequence", params=params)
+      for params in ({}, {"reverse": True})),
+    *(OpCase(f"gru_sequence{suffix}", tn.ops.gru_sequence, _gru_sequence_ref, (REAL,) * n,
+             sequence_shapes(3, 1, n == 4), "gru_sequence", params=params)
+      for suffix, n in (("", 4), ("_no_bias", 3)) for params in ({}, {"reverse": True})),
+    # tanh only: a ReLU sequence's kinks depend on every earlier step, no domain keeps clear of
+    # them (the ReLU path is checked in tests/test_rnn.py on continuous random values)
+    *(OpCase("rnn_sequence", tn.ops.rnn_sequence, _elman_sequence_ref, (REAL,) * 3,
+             sequence_shapes(1, 1), "rnn_sequence", params=params)
+      for params in ({}, {"reverse": True})),
 )
 # --- end of recurrent cell steps --------------------------------------------------------------
 
