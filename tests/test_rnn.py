@@ -8,8 +8,9 @@
 * inter-layer dropout (placement, scaling, seeding, train vs eval), initialisation, state dicts,
   the errors for wrong shapes, and the snippets of docs/nn.md's "Recurrent layers" section;
 * each cell step's primitive (``tinynet/ops/rnn.py``) against the step composed of smaller ops
-  (``*_cell_reference``): same values, same first and second derivatives, float64, on drawn
-  shapes; one graph node per time step.
+  (``*_cell_reference``), and each sequence op against the chain of its step primitives: same
+  values, same first and second derivatives, float64, on drawn shapes; one graph node per layer
+  and direction.
 """
 
 import math

@@ -2,15 +2,14 @@
 parameter names and shapes, gate order and default initialisation.
 
 Each layer runs, per layer and direction, one matrix product for the input projection of every time
-step at once, then a Python loop over time steps (never over samples) applying one cell step: one
-primitive op per step (``tinynet/ops/rnn.py``, where each step's forward and gate derivatives are
-written out), and backpropagation through time is the chain of the steps' own backwards. The LSTM
-runs its whole direction as one primitive instead (``LSTMSequenceOp``: the loop over time inside
-the op, its backward BPTT written out, the hidden weight's gradient in one product), which is
-where the per-step overhead cost most. The step functions (:func:`rnn_tanh_cell`,
-:func:`rnn_relu_cell`, :func:`lstm_cell`, :func:`gru_cell`) are the functional form; the
-``*_reference`` functions compose the same steps from smaller ops and are what the primitives are
-tested against.
+step at once, then one primitive op for all time steps (``RNNSequenceOp``, ``LSTMSequenceOp``,
+``GRUSequenceOp`` in ``tinynet/ops/rnn.py``): a Python loop over time steps (never over samples)
+inside the op, and its backward is backpropagation through time written out, with the hidden
+weight's gradient in one product over all steps. The step functions (:func:`rnn_tanh_cell`,
+:func:`rnn_relu_cell`, :func:`lstm_cell`, :func:`gru_cell`) are one step each, a primitive with
+its gate derivatives written out, for code that writes its own loop (and the reference the
+sequence ops are tested against); the ``*_reference`` functions compose the same steps from
+smaller ops and are what the step primitives are tested against.
 
 Read ``module.py`` first (Parameter registration, state dicts).
 """
