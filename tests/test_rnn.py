@@ -26,7 +26,6 @@ from hypothesis.extra import numpy as hnp
 import tinynet as tn
 from tinynet.nn import rnn as rnn_module
 from tinynet.testing import check_gradients
-from tinynet.testing.op_table import recorded_ops
 
 try:
     import torch

@@ -271,8 +271,8 @@ class LSTMSequenceOp(Op):
     inside the op: the graph has one node per layer and direction instead of one per step,
     forward writes every step's activations into arrays made once, and backward gets the hidden
     weight's gradient from one (H, L*B) @ (L*B, 4H) product instead of L small ones added up.
-    ``tinynet.nn.LSTM`` runs on it (a training step of benchmarks/rnn_speed.py's LSTM took 1.49x
-    PyTorch's time with one LSTMCellOp per step, 1.25x with this op). tests/test_rnn.py checks it against the chain of
+    A training step of benchmarks/rnn_speed.py's LSTM took 1.49x PyTorch's time with one
+    LSTMCellOp per step, 1.21x with this op. tests/test_rnn.py checks it against the chain of
     LSTMCellOp steps (values, first and second derivatives).
     """
 
