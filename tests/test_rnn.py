@@ -222,15 +222,20 @@ def draw_cell_inputs(data, device, mode):
               for s in shapes]
     n_state = 2 if mode == "LSTM" else 1
 
-    def call(step):
-        def fn(*args):
-            xw, state, (w_hh, *b) = args[0], args[1:1 + n_state], args[1 + n_state:]
-            w_hh_t = w_hh.T if transposed else tn.clone(w_hh.T)
-            out = step(xw, *state, w_hh_t, *b)
-            return tuple(out) if isinstance(out, tuple) else (out,)
-        return fn
+    return leaves, leaf_caller(n_state, (lambda w: w.T) if transposed
+                               else (lambda w: tn.clone(w.T))), rng
 
-    return leaves, call, rng
+
+def leaf_caller(n_state: int, w_hh_t_of, **kwargs):
+    """``call(fn)``: a function of the leaves ``(xw, *states, w_hh, [b_hh])`` that calls ``fn``
+    with ``w_hh_t_of(w_hh)`` in place of ``w_hh`` (and ``kwargs``); its outputs as a tuple."""
+    def call(fn):
+        def run(*args):
+            w_hh, *b = args[1 + n_state:]
+            out = fn(*args[:1 + n_state], w_hh_t_of(w_hh), *b, **kwargs)
+            return tuple(out) if isinstance(out, tuple) else (out,)
+        return run
+    return call
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -239,14 +244,24 @@ def draw_cell_inputs(data, device, mode):
 def test_step_primitive_matches_composed_step_values_and_derivatives(device, mode, data):
     primitive, reference, _ = CELLS[mode]
     leaves, call, rng = draw_cell_inputs(data, device, mode)
-    ours, theirs = call(primitive), call(reference)
+    assert_same_values_and_derivatives(call(primitive), call(reference), leaves, rng, device,
+                                       kinked=mode == "RNN_RELU")
+
+
+def assert_same_values_and_derivatives(ours, theirs, leaves, rng, device, which=None,
+                                       kinked=False):
+    """``ours(*leaves)`` and ``theirs(*leaves)`` (tuples of outputs) give the same values, the
+    same first derivatives for drawn upstream gradients of the outputs ``which`` (default: all),
+    and the same second derivatives; ``kinked`` (ReLU): a zero second derivative may come back
+    as None from one side only."""
     outs, refs = ours(*leaves), theirs(*leaves)
     for a, b in zip(outs, refs):
         np.testing.assert_allclose(host(a), host(b), rtol=1e-12, atol=1e-12)
+    which = range(len(outs)) if which is None else which
     # first derivatives with a drawn upstream gradient, kept differentiable ...
-    ups = [tn.tensor(rng.standard_normal(o.shape), device=device) for o in outs]
-    g_ours = tn.grad(outs, leaves, ups, create_graph=True)
-    g_refs = tn.grad(refs, leaves, ups, create_graph=True)
+    ups = [tn.tensor(rng.standard_normal(outs[k].shape), device=device) for k in which]
+    g_ours = tn.grad([outs[k] for k in which], leaves, ups, create_graph=True)
+    g_refs = tn.grad([refs[k] for k in which], leaves, ups, create_graph=True)
     for a, b in zip(g_ours, g_refs):
         np.testing.assert_allclose(host(a), host(b), rtol=1e-10, atol=1e-12)
     # ... and second derivatives: the gradient of <first derivatives, v> with respect to all
@@ -254,10 +269,9 @@ def test_step_primitive_matches_composed_step_values_and_derivatives(device, mod
     gg_ours = tn.grad(sum((g * v).sum() for g, v in zip(g_ours, vs)), leaves, allow_unused=True)
     gg_refs = tn.grad(sum((g * v).sum() for g, v in zip(g_refs, vs)), leaves, allow_unused=True)
     for a, b in zip(gg_ours, gg_refs):
-        assert (a is None) == (b is None) or mode == "RNN_RELU"
-        a = 0.0 if a is None else host(a)
-        b = 0.0 if b is None else host(b)
-        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
+        assert (a is None) == (b is None) or kinked
+        np.testing.assert_allclose(0.0 if a is None else host(a), 0.0 if b is None else host(b),
+                                   rtol=1e-9, atol=1e-11)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -333,16 +347,7 @@ def draw_sequence_inputs(data, device, mode):
     leaves = [tn.tensor(rng.standard_normal(s), device=device, requires_grad=True)
               for s in shapes]
     reverse = data.draw(st.booleans(), label="reverse")
-    n_state = 2 if mode == "LSTM" else 1
-
-    def call(fn):
-        def run(*args):
-            w_hh, *b = args[1 + n_state:]
-            out = fn(*args[:1 + n_state], w_hh.T, *b, reverse=reverse)
-            return tuple(out) if isinstance(out, tuple) else (out,)
-        return run
-
-    return leaves, call, rng
+    return leaves, leaf_caller(2 if mode == "LSTM" else 1, lambda w: w.T, reverse=reverse), rng
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -350,25 +355,11 @@ def draw_sequence_inputs(data, device, mode):
 @given(data=st.data())
 def test_sequence_op_matches_the_chain_of_steps_values_and_derivatives(device, mode, data):
     leaves, call, rng = draw_sequence_inputs(data, device, mode)
-    outs = call(sequence_function(mode))(*leaves)
-    refs = call(step_chain(mode))(*leaves)
-    for a, b in zip(outs, refs):
-        np.testing.assert_allclose(host(a), host(b), rtol=1e-12, atol=1e-12)
     # LSTM: upstream gradients for hs and c_last, or for one of them only (the other gets None)
-    which = (0,) if len(outs) == 1 else data.draw(st.sampled_from([(0, 1), (0,), (1,)]),
-                                                  label="outputs with a gradient")
-    ups = [tn.tensor(rng.standard_normal(outs[k].shape), device=device) for k in which]
-    g_ours = tn.grad([outs[k] for k in which], leaves, ups, create_graph=True)
-    g_refs = tn.grad([refs[k] for k in which], leaves, ups, create_graph=True)
-    for a, b in zip(g_ours, g_refs):
-        np.testing.assert_allclose(host(a), host(b), rtol=1e-10, atol=1e-12)
-    vs = [tn.tensor(rng.standard_normal(g.shape), device=device) for g in g_ours]
-    gg_ours = tn.grad(sum((g * v).sum() for g, v in zip(g_ours, vs)), leaves, allow_unused=True)
-    gg_refs = tn.grad(sum((g * v).sum() for g, v in zip(g_refs, vs)), leaves, allow_unused=True)
-    for a, b in zip(gg_ours, gg_refs):
-        assert (a is None) == (b is None) or mode == "RNN_RELU"
-        np.testing.assert_allclose(0.0 if a is None else host(a), 0.0 if b is None else host(b),
-                                   rtol=1e-9, atol=1e-11)
+    which = data.draw(st.sampled_from([(0, 1), (0,), (1,)]), label="outputs with a gradient") \
+        if mode == "LSTM" else (0,)
+    assert_same_values_and_derivatives(call(sequence_function(mode)), call(step_chain(mode)),
+                                       leaves, rng, device, which, kinked=mode == "RNN_RELU")
 
 
 @pytest.mark.parametrize("mode", MODES)
